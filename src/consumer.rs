@@ -1,0 +1,359 @@
+//! [`Consumer`]: positions, seeks, pause/resume and the long poll over
+//! manually assigned partitions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::{ConsumerConfig, OffsetReset};
+use crate::error::{Error, Result};
+use crate::log::LogInner;
+use crate::record::{Records, TopicPartition};
+use crate::storage::partition::{FetchedBatch, Partition, Signal};
+
+struct Assigned {
+    tp: TopicPartition,
+    topic: Arc<str>,
+    part: Arc<Partition>,
+    /// The next offset to return; `None` until resolved by the reset
+    /// policy.
+    position: Option<u64>,
+    paused: bool,
+}
+
+/// Reads records from partitions.
+///
+/// Without a group, [`assign`](Self::assign) names the partitions to read.
+/// Positions start from [`ConsumerConfig::auto_offset_reset`] and move as
+/// `poll` returns records.
+///
+/// # Example
+/// ```
+/// use streamlog::{Log, ConsumerConfig, OffsetReset, Record, TopicPartition};
+/// use std::time::Duration;
+/// let log = Log::temporary()?;
+/// log.create_topic("orders", Default::default())?;
+/// log.producer().send("orders", Record::new(b"o-1"))?;
+/// let mut reader = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
+/// reader.assign(&[TopicPartition::new("orders", 0)])?;
+/// let records = reader.poll(Duration::from_millis(100))?;
+/// assert_eq!(records.len(), 1);
+/// assert_eq!(reader.position(&TopicPartition::new("orders", 0))?, 1);
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+pub struct Consumer {
+    inner: Arc<LogInner>,
+    config: ConsumerConfig,
+    assigned: Vec<Assigned>,
+    signal: Arc<Signal>,
+    /// Where the next poll starts, so that busy partitions cannot starve
+    /// the others.
+    rr: usize,
+    batches: Vec<FetchedBatch>,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("config", &self.config)
+            .field("assignment", &self.assignment())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    pub(crate) fn new(inner: Arc<LogInner>, config: ConsumerConfig) -> Self {
+        Consumer {
+            inner,
+            config,
+            assigned: Vec::new(),
+            signal: Arc::new(Signal::default()),
+            rr: 0,
+            batches: Vec::new(),
+        }
+    }
+
+    /// The consumer's configuration.
+    pub fn config(&self) -> &ConsumerConfig {
+        &self.config
+    }
+
+    /// Reads exactly these partitions from now on. Partitions that stay
+    /// assigned keep their positions.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`]; the assignment
+    /// is unchanged on error.
+    pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let mut next = Vec::with_capacity(partitions.len());
+        for tp in partitions {
+            if next.iter().any(|a: &Assigned| &a.tp == tp) {
+                continue;
+            }
+            let topic = self.inner.topic(&tp.topic)?;
+            let part = topic.partition(tp.partition)?.clone();
+            let old = self.assigned.iter().find(|a| &a.tp == tp);
+            next.push(Assigned {
+                tp: tp.clone(),
+                topic: topic.name.clone(),
+                part,
+                position: old.and_then(|a| a.position),
+                paused: old.is_some_and(|a| a.paused),
+            });
+        }
+        self.assigned = next;
+        self.rr = 0;
+        Ok(())
+    }
+
+    /// The assigned partitions, in assignment order.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.assigned.iter().map(|a| a.tp.clone()).collect()
+    }
+
+    fn slot(&mut self, tp: &TopicPartition) -> Result<&mut Assigned> {
+        self.assigned
+            .iter_mut()
+            .find(|a| &a.tp == tp)
+            .ok_or_else(|| Error::NotAssigned {
+                topic: tp.topic.clone(),
+                partition: tp.partition,
+            })
+    }
+
+    /// Sets the next offset `poll` returns for `tp`.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`], or [`Error::OffsetOutOfRange`] unless
+    /// `start <= offset <= end`.
+    pub fn seek(&mut self, tp: &TopicPartition, offset: u64) -> Result<()> {
+        let a = self.slot(tp)?;
+        let (start, end) = (a.part.start_offset(), a.part.end_offset());
+        if offset < start || offset > end {
+            return Err(Error::OffsetOutOfRange {
+                requested: offset,
+                earliest: start,
+                latest: end,
+            });
+        }
+        a.position = Some(offset);
+        Ok(())
+    }
+
+    /// Moves to the log start offset of each partition.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn seek_to_beginning(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            let a = self.slot(tp)?;
+            a.position = Some(a.part.start_offset());
+        }
+        Ok(())
+    }
+
+    /// Moves to the end of each partition: only records appended later are
+    /// returned.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            let a = self.slot(tp)?;
+            a.position = Some(a.part.end_offset());
+        }
+        Ok(())
+    }
+
+    /// For each `(partition, timestamp)`, the first offset whose timestamp
+    /// is `>= timestamp`, or `None` when all records are older (Kafka's
+    /// `offsetsForTimes`). The partitions need not be assigned.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`],
+    /// [`Error::Corrupted`].
+    pub fn offsets_for_times(
+        &self,
+        times: &[(TopicPartition, i64)],
+    ) -> Result<HashMap<TopicPartition, Option<u64>>> {
+        let mut out = HashMap::with_capacity(times.len());
+        for (tp, ts) in times {
+            let p = self.inner.partition(&tp.topic, tp.partition)?;
+            out.insert(tp.clone(), p.offset_for_timestamp(*ts)?);
+        }
+        Ok(out)
+    }
+
+    /// The next offset `poll` will return for `tp`, resolving the reset
+    /// policy if no position is set yet.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`], or [`Error::NoOffset`] under
+    /// [`OffsetReset::None`] when no position is set.
+    pub fn position(&mut self, tp: &TopicPartition) -> Result<u64> {
+        let reset = self.config.auto_offset_reset;
+        let a = self.slot(tp)?;
+        resolve(a, reset)
+    }
+
+    /// Stops returning records from these partitions until resumed.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn pause(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.slot(tp)?.paused = true;
+        }
+        Ok(())
+    }
+
+    /// Resumes paused partitions.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`].
+    pub fn resume(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            self.slot(tp)?.paused = false;
+        }
+        Ok(())
+    }
+
+    /// The paused partitions.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.assigned.iter().filter(|a| a.paused).map(|a| a.tp.clone()).collect()
+    }
+
+    /// End offset minus position: how many records are left to read.
+    /// `None` when `tp` is not assigned or has no position yet.
+    pub fn lag(&self, tp: &TopicPartition) -> Option<u64> {
+        let a = self.assigned.iter().find(|a| &a.tp == tp)?;
+        a.position.map(|p| a.part.end_offset().saturating_sub(p))
+    }
+
+    /// Returns the next records from the assigned, unpaused partitions,
+    /// waiting up to `timeout` for at least `fetch_min_bytes` of them. The
+    /// calling thread parks and is woken by appends; it never spins.
+    ///
+    /// # Errors
+    /// [`Error::NoOffset`] or [`Error::OffsetOutOfRange`] under
+    /// [`OffsetReset::None`], [`Error::UnknownTopic`] if a topic was
+    /// deleted, [`Error::Corrupted`] if a batch fails its CRC (its bytes
+    /// are never returned).
+    pub fn poll(&mut self, timeout: Duration) -> Result<Records> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut out = Records::default();
+        loop {
+            out.clear();
+            let (advances, ends) = self.fill(&mut out)?;
+            let now = Instant::now();
+            let timed_out = deadline.is_some_and(|d| now >= d);
+            if (!out.is_empty() && out.batch_bytes() >= self.config.fetch_min_bytes) || timed_out {
+                for (i, pos) in advances {
+                    self.assigned[i].position = Some(pos);
+                }
+                if !self.assigned.is_empty() {
+                    self.rr = (self.rr + 1) % self.assigned.len();
+                }
+                return Ok(out);
+            }
+            self.park(&ends, deadline);
+        }
+    }
+
+    /// Waits until an assigned partition's end offset moves past `ends` or
+    /// the deadline passes.
+    fn park(&self, ends: &[u64], deadline: Option<Instant>) {
+        self.signal.reset();
+        for a in &self.assigned {
+            a.part.add_waiter(&self.signal);
+        }
+        // Re-check after registering: an append between the fetch and the
+        // registration would otherwise be missed.
+        let moved = self.assigned.iter().zip(ends).any(|(a, &e)| a.part.end_offset() != e);
+        if !moved {
+            match deadline {
+                Some(d) => {
+                    self.signal.wait_until(d);
+                }
+                None => while !self.signal.wait_until(Instant::now() + Duration::from_secs(3600)) {},
+            }
+        }
+        for a in &self.assigned {
+            a.part.remove_waiter(&self.signal);
+        }
+    }
+
+    /// Fetches from each unpaused partition in turn. Returns the positions
+    /// to adopt if these records are handed out, and the end offsets seen.
+    fn fill(&mut self, out: &mut Records) -> Result<(Vec<(usize, u64)>, Vec<u64>)> {
+        let n = self.assigned.len();
+        let reset = self.config.auto_offset_reset;
+        let mut ends = vec![0; n];
+        let mut advances = Vec::new();
+        let mut records_left = self.config.max_poll_records.max(1);
+        let mut bytes_left = self.config.max_poll_bytes.max(1);
+        for k in 0..n {
+            let i = (self.rr + k) % n;
+            let a = &mut self.assigned[i];
+            ends[i] = a.part.end_offset();
+            if a.part.is_deleted() {
+                return Err(Error::UnknownTopic {
+                    topic: a.tp.topic.clone(),
+                });
+            }
+            if a.paused || records_left == 0 || bytes_left == 0 {
+                continue;
+            }
+            let mut pos = resolve(a, reset)?;
+            let max_bytes = self.config.max_partition_fetch_bytes.min(bytes_left).max(1);
+            self.batches.clear();
+            match a.part.fetch(pos, max_bytes, records_left, &mut self.batches) {
+                Ok(()) => {}
+                Err(Error::OffsetOutOfRange { .. }) if reset != OffsetReset::None => {
+                    // Retention moved the start past our position (or the
+                    // position is past the end): apply the reset policy.
+                    pos = match reset {
+                        OffsetReset::Earliest => a.part.start_offset(),
+                        _ => a.part.end_offset(),
+                    };
+                    a.position = Some(pos);
+                    self.batches.clear();
+                    a.part.fetch(pos, max_bytes, records_left, &mut self.batches)?;
+                }
+                Err(e) => return Err(e),
+            }
+            let mut p = pos;
+            for b in &self.batches {
+                if records_left == 0 {
+                    break;
+                }
+                let (added, next) = out.push_batch(&a.topic, a.tp.partition, b, p, records_left)?;
+                records_left -= added;
+                bytes_left = bytes_left.saturating_sub(b.header.total_len());
+                p = next;
+            }
+            if p != pos {
+                advances.push((i, p));
+            }
+        }
+        Ok((advances, ends))
+    }
+}
+
+fn resolve(a: &mut Assigned, reset: OffsetReset) -> Result<u64> {
+    if let Some(p) = a.position {
+        return Ok(p);
+    }
+    let p = match reset {
+        OffsetReset::Earliest => a.part.start_offset(),
+        OffsetReset::Latest => a.part.end_offset(),
+        OffsetReset::None => {
+            return Err(Error::NoOffset {
+                topic: a.tp.topic.clone(),
+                partition: a.tp.partition,
+            })
+        }
+    };
+    a.position = Some(p);
+    Ok(p)
+}

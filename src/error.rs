@@ -1,0 +1,254 @@
+//! The crate's one error type.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in streamlog.
+///
+/// Messages say what happened, where, and what to do next. Corruption errors
+/// name the file, the byte position and (when known) the record offset.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Another `Log` (in this process or another) holds the directory's lock.
+    #[error("log directory {path} is already open in another Log or process; close that one first")]
+    Locked {
+        /// The log directory.
+        path: PathBuf,
+    },
+
+    /// `create_topic` was called for a name that already exists.
+    #[error("topic {topic:?} already exists; pick another name or delete it first")]
+    TopicExists {
+        /// The topic name.
+        topic: String,
+    },
+
+    /// The topic does not exist.
+    #[error("topic {topic:?} does not exist; create it with Log::create_topic")]
+    UnknownTopic {
+        /// The topic name.
+        topic: String,
+    },
+
+    /// The topic exists but has no such partition.
+    #[error("topic {topic:?} has {partitions} partitions, so partition {partition} does not exist")]
+    UnknownPartition {
+        /// The topic name.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// How many partitions the topic has.
+        partitions: u32,
+    },
+
+    /// A topic name breaks Kafka's naming rules or uses a reserved name.
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+
+    /// A configuration value is out of its allowed range.
+    #[error("invalid configuration: {what}")]
+    InvalidConfig {
+        /// What is wrong and the allowed range.
+        what: String,
+    },
+
+    /// A record's encoded size exceeds the topic's `max_record_bytes`.
+    #[error("record of {size} bytes exceeds the topic's max_record_bytes of {max}; raise TopicConfig::max_record_bytes or split the record")]
+    RecordTooLarge {
+        /// The record's encoded size.
+        size: u64,
+        /// The topic's limit.
+        max: u64,
+    },
+
+    /// An offset outside `earliest..=latest` was requested.
+    #[error("offset {requested} is out of range: the partition holds offsets {earliest}..{latest} (end exclusive); seek to a valid offset")]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        requested: u64,
+        /// The log start offset: the earliest readable offset.
+        earliest: u64,
+        /// The end offset: the offset the next record will get.
+        latest: u64,
+    },
+
+    /// Bytes on disk are damaged. Nothing from the damaged range is returned.
+    #[error("corrupted data in {path} at byte {position}{}: {kind}", offset.map(|o| format!(" (near offset {o})")).unwrap_or_default())]
+    Corrupted {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte position of the damage within the file.
+        position: u64,
+        /// The record offset the damaged bytes belong to, when known.
+        offset: Option<u64>,
+        /// What exactly is wrong.
+        kind: CorruptionKind,
+    },
+
+    /// Data written by a newer streamlog whose format this build cannot read.
+    #[error("{path} at byte {position} uses format version {found}, but this build reads version {supported}; upgrade streamlog")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Byte position of the unknown item.
+        position: u64,
+        /// The version found on disk.
+        found: u32,
+        /// The version this build supports.
+        supported: u32,
+    },
+
+    /// A write or fsync failed earlier, so the log refuses writes until it is
+    /// reopened (reopening runs recovery).
+    #[error("the log refuses writes after an earlier I/O failure ({reason}); reopen it to recover")]
+    Poisoned {
+        /// The original failure.
+        reason: String,
+    },
+
+    /// A consumer-group commit was rejected: the member was evicted or its
+    /// generation is stale. Rejoin (poll again) and retry.
+    #[error("commit rejected for group {group:?}: {reason}")]
+    CommitFailed {
+        /// The group id.
+        group: String,
+        /// Why the commit was fenced.
+        reason: String,
+    },
+
+    /// A consumer has no position for a partition and its reset policy is
+    /// [`OffsetReset::None`](crate::OffsetReset::None).
+    #[error("no position for {topic}-{partition} and auto_offset_reset is None; seek first or choose Earliest or Latest")]
+    NoOffset {
+        /// The topic name.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// The consumer is not assigned the partition it was asked about.
+    #[error("partition {topic}-{partition} is not assigned to this consumer; assign or subscribe first")]
+    NotAssigned {
+        /// The topic name.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// The log was closed with [`Log::close`](crate::Log::close).
+    #[error("the log is closed")]
+    Closed,
+
+    /// An operating-system I/O error.
+    #[error("I/O error while trying to {op} {}", path.display())]
+    Io {
+        /// What streamlog was doing.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What exactly is damaged, for [`Error::Corrupted`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptionKind {
+    /// The stored CRC does not match the bytes.
+    #[error("CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    CrcMismatch {
+        /// The CRC in the file.
+        stored: u32,
+        /// The CRC of the bytes as read.
+        computed: u32,
+    },
+    /// A batch length field is outside the valid bounds.
+    #[error("batch length {length} is out of bounds")]
+    BadLength {
+        /// The length field as read.
+        length: u32,
+    },
+    /// The batch magic number is wrong: these bytes are not a batch.
+    #[error("bad magic {found:#06x}, expected the bytes \"SL\"")]
+    BadMagic {
+        /// The magic as read.
+        found: u16,
+    },
+    /// A batch ends past the end of the file.
+    #[error("batch of {needed} bytes is cut off after {available} bytes")]
+    Truncated {
+        /// The batch's declared size.
+        needed: u64,
+        /// The bytes that exist.
+        available: u64,
+    },
+    /// A record or header inside a CRC-valid batch is malformed.
+    #[error("malformed batch: {reason}")]
+    BadRecord {
+        /// What is malformed.
+        reason: &'static str,
+    },
+    /// A zstd payload does not decompress.
+    #[error("bad compressed payload: {reason}")]
+    BadCompression {
+        /// What went wrong.
+        reason: &'static str,
+    },
+    /// A batch's offsets are out of order with its neighbours.
+    #[error("batch base offset {found} where at least {expected} was expected")]
+    OffsetOutOfOrder {
+        /// The smallest acceptable base offset.
+        expected: u64,
+        /// The base offset found.
+        found: u64,
+    },
+    /// A metadata file (registry or checkpoint) is damaged.
+    #[error("metadata file is damaged: {reason}")]
+    BadMetadata {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A partition directory the registry names is missing.
+    #[error("partition directory is missing")]
+    MissingPartition,
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupted(
+        path: impl Into<PathBuf>,
+        position: u64,
+        offset: Option<u64>,
+        kind: CorruptionKind,
+    ) -> Self {
+        Error::Corrupted {
+            path: path.into(),
+            position,
+            offset,
+            kind,
+        }
+    }
+}
+
+/// Maps an `io::Error` to [`Error::Io`] naming the operation and path.
+pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |e| Error::io(op, path, e)
+}

@@ -1,0 +1,730 @@
+//! The batch: the unit of append, CRC and compression.
+//!
+//! Pure encode and decode with no I/O, so that fuzzing and miri can reach it.
+//! Byte positions are constants chained from field sizes; FORMAT.md is the
+//! prose version of this file and `tests::pins_exact_bytes` keeps the two
+//! from drifting apart.
+
+use std::borrow::Cow;
+
+use super::varint::{get_uvarint, get_varint, put_uvarint, put_varint, uvarint_len, varint_len};
+use crate::error::CorruptionKind;
+
+// ---- header layout (little-endian) ----------------------------------------
+pub(crate) const LENGTH_AT: usize = 0;
+pub(crate) const CRC_AT: usize = LENGTH_AT + 4;
+pub(crate) const MAGIC_AT: usize = CRC_AT + 4;
+pub(crate) const VERSION_AT: usize = MAGIC_AT + 2;
+pub(crate) const FLAGS_AT: usize = VERSION_AT + 1;
+pub(crate) const BASE_OFFSET_AT: usize = FLAGS_AT + 1;
+pub(crate) const ATTRIBUTES_AT: usize = BASE_OFFSET_AT + 8;
+pub(crate) const RESERVED_AT: usize = ATTRIBUTES_AT + 2;
+pub(crate) const LAST_OFFSET_DELTA_AT: usize = RESERVED_AT + 2;
+pub(crate) const RECORD_COUNT_AT: usize = LAST_OFFSET_DELTA_AT + 4;
+pub(crate) const BASE_TIMESTAMP_AT: usize = RECORD_COUNT_AT + 4;
+pub(crate) const MAX_TIMESTAMP_AT: usize = BASE_TIMESTAMP_AT + 8;
+pub(crate) const PRODUCER_ID_AT: usize = MAX_TIMESTAMP_AT + 8;
+pub(crate) const PRODUCER_EPOCH_AT: usize = PRODUCER_ID_AT + 8;
+pub(crate) const RESERVED2_AT: usize = PRODUCER_EPOCH_AT + 2;
+pub(crate) const BASE_SEQUENCE_AT: usize = RESERVED2_AT + 2;
+/// Size of the fixed batch header; the records section follows it.
+pub(crate) const HEADER_LEN: usize = BASE_SEQUENCE_AT + 4;
+/// The CRC covers every byte from here to the end of the batch.
+pub(crate) const CRC_FROM: usize = MAGIC_AT;
+
+/// `b"SL"` read as a little-endian u16.
+pub(crate) const MAGIC: u16 = u16::from_le_bytes(*b"SL");
+/// The batch format version this build writes and reads.
+pub(crate) const VERSION: u8 = 1;
+/// Upper bound on one batch's encoded size (and on its decompressed records
+/// section). Keeps every position inside a segment representable as `u32`.
+pub(crate) const MAX_BATCH_BYTES: usize = (1 << 30) - 1;
+
+// ---- attribute bits ---------------------------------------------------------
+pub(crate) const CODEC_MASK: u16 = 0b111;
+pub(crate) const CODEC_NONE: u16 = 0;
+pub(crate) const CODEC_ZSTD: u16 = 4;
+pub(crate) const ATTR_LOG_APPEND_TIME: u16 = 1 << 3;
+pub(crate) const ATTR_TRANSACTIONAL: u16 = 1 << 4;
+pub(crate) const ATTR_CONTROL: u16 = 1 << 5;
+const ATTR_KNOWN: u16 = CODEC_MASK | ATTR_LOG_APPEND_TIME | ATTR_TRANSACTIONAL | ATTR_CONTROL;
+
+/// Producer id written when no idempotent producer is involved.
+pub(crate) const NO_PRODUCER_ID: i64 = -1;
+pub(crate) const NO_PRODUCER_EPOCH: i16 = -1;
+pub(crate) const NO_SEQUENCE: i32 = -1;
+
+#[inline]
+fn u16_at(b: &[u8], at: usize) -> u16 {
+    let mut a = [0u8; 2];
+    a.copy_from_slice(&b[at..at + 2]);
+    u16::from_le_bytes(a)
+}
+#[inline]
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
+}
+#[inline]
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The decoded fixed header of one batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchHeader {
+    /// Bytes that follow the length field.
+    pub length: u32,
+    pub crc: u32,
+    pub version: u8,
+    pub base_offset: u64,
+    pub attributes: u16,
+    pub last_offset_delta: u32,
+    pub record_count: u32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl BatchHeader {
+    /// The whole batch's size on disk.
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        self.length as usize + CRC_AT
+    }
+    /// The offset of the batch's last record (kept even when compaction
+    /// removes that record).
+    #[inline]
+    pub fn last_offset(&self) -> u64 {
+        self.base_offset + u64::from(self.last_offset_delta)
+    }
+    /// The offset after this batch.
+    #[inline]
+    pub fn next_offset(&self) -> u64 {
+        self.last_offset() + 1
+    }
+    #[inline]
+    pub fn codec(&self) -> u16 {
+        self.attributes & CODEC_MASK
+    }
+
+    /// Writes the header into the first `HEADER_LEN` bytes of `out`,
+    /// including `self.crc` as given.
+    pub fn write_to(&self, out: &mut [u8; HEADER_LEN]) {
+        out[LENGTH_AT..CRC_AT].copy_from_slice(&self.length.to_le_bytes());
+        out[CRC_AT..MAGIC_AT].copy_from_slice(&self.crc.to_le_bytes());
+        out[MAGIC_AT..VERSION_AT].copy_from_slice(&MAGIC.to_le_bytes());
+        out[VERSION_AT] = self.version;
+        out[FLAGS_AT] = 0;
+        out[BASE_OFFSET_AT..ATTRIBUTES_AT].copy_from_slice(&self.base_offset.to_le_bytes());
+        out[ATTRIBUTES_AT..RESERVED_AT].copy_from_slice(&self.attributes.to_le_bytes());
+        out[RESERVED_AT..LAST_OFFSET_DELTA_AT].copy_from_slice(&0u16.to_le_bytes());
+        out[LAST_OFFSET_DELTA_AT..RECORD_COUNT_AT]
+            .copy_from_slice(&self.last_offset_delta.to_le_bytes());
+        out[RECORD_COUNT_AT..BASE_TIMESTAMP_AT].copy_from_slice(&self.record_count.to_le_bytes());
+        out[BASE_TIMESTAMP_AT..MAX_TIMESTAMP_AT]
+            .copy_from_slice(&self.base_timestamp.to_le_bytes());
+        out[MAX_TIMESTAMP_AT..PRODUCER_ID_AT].copy_from_slice(&self.max_timestamp.to_le_bytes());
+        out[PRODUCER_ID_AT..PRODUCER_EPOCH_AT].copy_from_slice(&self.producer_id.to_le_bytes());
+        out[PRODUCER_EPOCH_AT..RESERVED2_AT].copy_from_slice(&self.producer_epoch.to_le_bytes());
+        out[RESERVED2_AT..BASE_SEQUENCE_AT].copy_from_slice(&0u16.to_le_bytes());
+        out[BASE_SEQUENCE_AT..HEADER_LEN].copy_from_slice(&self.base_sequence.to_le_bytes());
+    }
+}
+
+/// Why a byte string is not a valid batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    /// The buffer ends before the batch does: `needed` bytes in all. At the
+    /// end of the last segment this is a torn write.
+    Incomplete { needed: usize },
+    /// The bytes are not a batch of any version.
+    Corrupt(CorruptionKind),
+    /// A batch with a valid CRC whose version this build does not know.
+    UnsupportedVersion(u8),
+}
+
+impl From<CorruptionKind> for DecodeError {
+    fn from(k: CorruptionKind) -> Self {
+        DecodeError::Corrupt(k)
+    }
+}
+
+/// Reads the fields needed to walk a segment: bounds and magic only, no CRC.
+/// Used by index rebuilds; every read of record data goes through
+/// [`decode_batch`] instead.
+pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    if buf.len() < HEADER_LEN {
+        return Err(DecodeError::Incomplete { needed: HEADER_LEN });
+    }
+    let length = u32_at(buf, LENGTH_AT);
+    let total = length as usize + CRC_AT;
+    if total < HEADER_LEN || total > MAX_BATCH_BYTES {
+        return Err(CorruptionKind::BadLength { length }.into());
+    }
+    let magic = u16_at(buf, MAGIC_AT);
+    if magic != MAGIC {
+        return Err(CorruptionKind::BadMagic { found: magic }.into());
+    }
+    let h = BatchHeader {
+        length,
+        crc: u32_at(buf, CRC_AT),
+        version: buf[VERSION_AT],
+        base_offset: u64_at(buf, BASE_OFFSET_AT),
+        attributes: u16_at(buf, ATTRIBUTES_AT),
+        last_offset_delta: u32_at(buf, LAST_OFFSET_DELTA_AT),
+        record_count: u32_at(buf, RECORD_COUNT_AT),
+        base_timestamp: u64_at(buf, BASE_TIMESTAMP_AT) as i64,
+        max_timestamp: u64_at(buf, MAX_TIMESTAMP_AT) as i64,
+        producer_id: u64_at(buf, PRODUCER_ID_AT) as i64,
+        producer_epoch: u16_at(buf, PRODUCER_EPOCH_AT) as i16,
+        base_sequence: u32_at(buf, BASE_SEQUENCE_AT) as i32,
+    };
+    if buf.len() < total {
+        return Err(DecodeError::Incomplete { needed: total });
+    }
+    Ok(h)
+}
+
+/// Validates one whole batch at the front of `buf`: bounds, magic, CRC,
+/// version and the header's own invariants. On success the batch occupies
+/// `buf[..header.total_len()]`.
+pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let h = peek_header(buf)?;
+    let bytes = &buf[..h.total_len()];
+    let actual = crc32fast::hash(&bytes[CRC_FROM..]);
+    if actual != h.crc {
+        return Err(CorruptionKind::CrcMismatch {
+            stored: h.crc,
+            computed: actual,
+        }
+        .into());
+    }
+    if h.version != VERSION {
+        return Err(DecodeError::UnsupportedVersion(h.version));
+    }
+    if bytes[FLAGS_AT] != 0
+        || u16_at(bytes, RESERVED_AT) != 0
+        || u16_at(bytes, RESERVED2_AT) != 0
+        || h.attributes & !ATTR_KNOWN != 0
+    {
+        return Err(CorruptionKind::BadRecord {
+            reason: "reserved header bits are set",
+        }
+        .into());
+    }
+    match h.codec() {
+        CODEC_NONE | CODEC_ZSTD => {}
+        _ => {
+            return Err(CorruptionKind::BadRecord {
+                reason: "unknown compression codec",
+            }
+            .into())
+        }
+    }
+    if u64::from(h.record_count) > u64::from(h.last_offset_delta) + 1 {
+        return Err(CorruptionKind::BadRecord {
+            reason: "record count exceeds the batch's offset range",
+        }
+        .into());
+    }
+    if h.base_offset.checked_add(u64::from(h.last_offset_delta) + 1).is_none() {
+        return Err(CorruptionKind::BadRecord {
+            reason: "offset range overflows u64",
+        }
+        .into());
+    }
+    Ok(h)
+}
+
+/// The records section of a validated batch, decompressed when needed.
+/// Borrowed when the batch is uncompressed.
+pub(crate) fn records_section<'a>(
+    h: &BatchHeader,
+    batch: &'a [u8],
+) -> Result<Cow<'a, [u8]>, CorruptionKind> {
+    let raw = &batch[HEADER_LEN..h.total_len()];
+    match h.codec() {
+        CODEC_ZSTD => decompress(raw).map(Cow::Owned),
+        _ => Ok(Cow::Borrowed(raw)),
+    }
+}
+
+fn decompress(raw: &[u8]) -> Result<Vec<u8>, CorruptionKind> {
+    let size = match zstd::zstd_safe::get_frame_content_size(raw) {
+        Ok(Some(n)) if n <= MAX_BATCH_BYTES as u64 => n as usize,
+        _ => {
+            return Err(CorruptionKind::BadCompression {
+                reason: "missing or oversized zstd frame content size",
+            })
+        }
+    };
+    match zstd::bulk::decompress(raw, size) {
+        Ok(v) if v.len() == size => Ok(v),
+        Ok(_) => Err(CorruptionKind::BadCompression {
+            reason: "zstd frame decompressed to the wrong length",
+        }),
+        Err(_) => Err(CorruptionKind::BadCompression {
+            reason: "zstd frame failed to decompress",
+        }),
+    }
+}
+
+/// One record inside a records section, borrowed from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordView<'a> {
+    pub offset_delta: u32,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The encoded headers, starting after the header count.
+    pub headers: &'a [u8],
+    pub header_count: u32,
+}
+
+/// Iterates the records of a section, validating every length, that offset
+/// deltas strictly increase and stay within `last_offset_delta`, and that the
+/// count matches the header. Yields an error once and then stops.
+pub(crate) struct RecordIter<'a> {
+    buf: &'a [u8],
+    remaining: u32,
+    last_delta: Option<u32>,
+    max_delta: u32,
+    failed: bool,
+}
+
+impl<'a> RecordIter<'a> {
+    pub fn new(h: &BatchHeader, section: &'a [u8]) -> Self {
+        RecordIter {
+            buf: section,
+            remaining: h.record_count,
+            last_delta: None,
+            max_delta: h.last_offset_delta,
+            failed: false,
+        }
+    }
+
+    fn bad(&mut self, reason: &'static str) -> Option<Result<RecordView<'a>, CorruptionKind>> {
+        self.failed = true;
+        Some(Err(CorruptionKind::BadRecord { reason }))
+    }
+}
+
+fn take_bytes(buf: &[u8], len: i64) -> Option<(Option<&[u8]>, usize)> {
+    if len == -1 {
+        return Some((None, 0));
+    }
+    let len = usize::try_from(len).ok()?;
+    buf.get(..len).map(|b| (Some(b), len))
+}
+
+impl<'a> Iterator for RecordIter<'a> {
+    type Item = Result<RecordView<'a>, CorruptionKind>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.remaining == 0 {
+            if !self.buf.is_empty() {
+                return self.bad("bytes after the last record");
+            }
+            return None;
+        }
+        self.remaining -= 1;
+        let Some((body_len, n)) = get_uvarint(self.buf) else {
+            return self.bad("record length varint");
+        };
+        let Some(body) = usize::try_from(body_len)
+            .ok()
+            .and_then(|l| self.buf.get(n..n.checked_add(l)?))
+        else {
+            return self.bad("record length exceeds the batch");
+        };
+        let rest = self.buf.get(n + body.len()..).unwrap_or_default();
+        match parse_body(body) {
+            Some(v) => {
+                if let Some(prev) = self.last_delta {
+                    if v.offset_delta <= prev {
+                        return self.bad("offset deltas do not increase");
+                    }
+                }
+                if v.offset_delta > self.max_delta {
+                    return self.bad("offset delta beyond the batch's last offset");
+                }
+                self.last_delta = Some(v.offset_delta);
+                self.buf = rest;
+                Some(Ok(v))
+            }
+            None => self.bad("malformed record body"),
+        }
+    }
+}
+
+fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
+    let (&attributes, mut p) = (body.first()?, 1usize);
+    if attributes != 0 {
+        return None;
+    }
+    let (timestamp_delta, n) = get_varint(body.get(p..)?)?;
+    p += n;
+    let (offset_delta, n) = get_uvarint(body.get(p..)?)?;
+    let offset_delta = u32::try_from(offset_delta).ok()?;
+    p += n;
+    let (klen, n) = get_varint(body.get(p..)?)?;
+    p += n;
+    let (key, n) = take_bytes(body.get(p..)?, klen)?;
+    p += n;
+    let (vlen, n) = get_varint(body.get(p..)?)?;
+    p += n;
+    let (value, n) = take_bytes(body.get(p..)?, vlen)?;
+    p += n;
+    let (count, n) = get_uvarint(body.get(p..)?)?;
+    let header_count = u32::try_from(count).ok()?;
+    p += n;
+    let headers = body.get(p..)?;
+    // Walk the headers once so that a malformed one is caught here and the
+    // public iterator over them can never fail.
+    let mut h = HeaderIter {
+        buf: headers,
+        remaining: header_count,
+    };
+    for _ in 0..header_count {
+        h.next_checked()?;
+    }
+    if !h.buf.is_empty() {
+        return None;
+    }
+    Some(RecordView {
+        offset_delta,
+        timestamp_delta,
+        key,
+        value,
+        headers,
+        header_count,
+    })
+}
+
+/// Iterates encoded headers: `(uvarint key len, UTF-8 key, uvarint value
+/// len, value)` each.
+#[derive(Debug, Clone)]
+pub(crate) struct HeaderIter<'a> {
+    pub buf: &'a [u8],
+    pub remaining: u32,
+}
+
+impl<'a> HeaderIter<'a> {
+    pub fn next_checked(&mut self) -> Option<(&'a str, &'a [u8])> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let (klen, n) = get_uvarint(self.buf)?;
+        let rest = self.buf.get(n..)?;
+        let key = rest.get(..usize::try_from(klen).ok()?)?;
+        let key = std::str::from_utf8(key).ok()?;
+        let rest = rest.get(key.len()..)?;
+        let (vlen, n) = get_uvarint(rest)?;
+        let rest = rest.get(n..)?;
+        let value = rest.get(..usize::try_from(vlen).ok()?)?;
+        self.buf = rest.get(value.len()..)?;
+        self.remaining -= 1;
+        Some((key, value))
+    }
+}
+
+// ---- encoding ---------------------------------------------------------------
+
+/// What the encoder needs of one record.
+pub(crate) struct EncodeRecord<'r> {
+    pub offset_delta: u32,
+    pub timestamp: i64,
+    pub key: Option<&'r [u8]>,
+    pub value: Option<&'r [u8]>,
+    pub headers: &'r [(Cow<'r, str>, Cow<'r, [u8]>)],
+}
+
+/// The encoded size of one record, including its length prefix, relative to
+/// a base timestamp.
+pub(crate) fn record_encoded_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
+    let body = body_len(r, base_timestamp);
+    uvarint_len(body as u64) + body
+}
+
+fn opt_len(b: Option<&[u8]>) -> usize {
+    match b {
+        None => varint_len(-1),
+        Some(b) => varint_len(b.len() as i64) + b.len(),
+    }
+}
+
+fn body_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
+    let mut n = 1
+        + varint_len(r.timestamp.wrapping_sub(base_timestamp))
+        + uvarint_len(u64::from(r.offset_delta))
+        + opt_len(r.key)
+        + opt_len(r.value)
+        + uvarint_len(r.headers.len() as u64);
+    for (k, v) in r.headers {
+        n += uvarint_len(k.len() as u64) + k.len() + uvarint_len(v.len() as u64) + v.len();
+    }
+    n
+}
+
+fn put_opt(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => put_varint(out, -1),
+        Some(b) => {
+            put_varint(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// Appends one encoded record to a records section.
+pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timestamp: i64) {
+    put_uvarint(out, body_len(r, base_timestamp) as u64);
+    out.push(0);
+    put_varint(out, r.timestamp.wrapping_sub(base_timestamp));
+    put_uvarint(out, u64::from(r.offset_delta));
+    put_opt(out, r.key);
+    put_opt(out, r.value);
+    put_uvarint(out, r.headers.len() as u64);
+    for (k, v) in r.headers {
+        put_uvarint(out, k.len() as u64);
+        out.extend_from_slice(k.as_bytes());
+        put_uvarint(out, v.len() as u64);
+        out.extend_from_slice(v);
+    }
+}
+
+/// A batch encoded except for its base offset, which is assigned under the
+/// partition's append lock. The payload's CRC is computed outside the lock
+/// and combined with the header's.
+pub(crate) struct EncodedBatch {
+    pub header: BatchHeader,
+    pub payload: Vec<u8>,
+    payload_crc: crc32fast::Hasher,
+}
+
+impl EncodedBatch {
+    /// Builds a batch from a finished records section.
+    ///
+    /// `section` holds `record_count` records encoded against
+    /// `base_timestamp`; it is zstd-compressed here when `zstd_level` is set.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        section: Vec<u8>,
+        record_count: u32,
+        last_offset_delta: u32,
+        base_timestamp: i64,
+        max_timestamp: i64,
+        zstd_level: Option<i32>,
+    ) -> std::io::Result<Self> {
+        let (payload, codec) = match zstd_level {
+            Some(level) => (zstd::bulk::compress(&section, level)?, CODEC_ZSTD),
+            None => (section, CODEC_NONE),
+        };
+        let total = HEADER_LEN + payload.len();
+        if total > MAX_BATCH_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "batch exceeds the format's maximum size",
+            ));
+        }
+        let mut payload_crc = crc32fast::Hasher::new();
+        payload_crc.update(&payload);
+        Ok(EncodedBatch {
+            header: BatchHeader {
+                length: (total - CRC_AT) as u32,
+                crc: 0,
+                version: VERSION,
+                base_offset: 0,
+                attributes: codec,
+                last_offset_delta,
+                record_count,
+                base_timestamp,
+                max_timestamp,
+                producer_id: NO_PRODUCER_ID,
+                producer_epoch: NO_PRODUCER_EPOCH,
+                base_sequence: NO_SEQUENCE,
+            },
+            payload,
+            payload_crc,
+        })
+    }
+
+    /// The batch's size on disk.
+    pub fn total_len(&self) -> usize {
+        self.header.total_len()
+    }
+
+    /// Fixes the base offset and returns the finished header bytes.
+    pub fn seal(&mut self, base_offset: u64) -> [u8; HEADER_LEN] {
+        self.header.base_offset = base_offset;
+        self.header.crc = 0;
+        let mut out = [0u8; HEADER_LEN];
+        self.header.write_to(&mut out);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&out[CRC_FROM..]);
+        crc.combine(&self.payload_crc);
+        self.header.crc = crc.finalize();
+        out[CRC_AT..MAGIC_AT].copy_from_slice(&self.header.crc.to_le_bytes());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(offset_delta: u32, ts: i64, key: Option<&'static [u8]>, value: Option<&'static [u8]>) -> EncodeRecord<'static> {
+        EncodeRecord {
+            offset_delta,
+            timestamp: ts,
+            key,
+            value,
+            headers: &[],
+        }
+    }
+
+    fn build(records: &[EncodeRecord<'_>], base_offset: u64, zstd: Option<i32>) -> Vec<u8> {
+        let base_ts = records[0].timestamp;
+        let mut section = Vec::new();
+        for r in records {
+            encode_record(&mut section, r, base_ts);
+        }
+        let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(base_ts);
+        let last = records.last().map(|r| r.offset_delta).unwrap_or(0);
+        let mut b =
+            EncodedBatch::new(section, records.len() as u32, last, base_ts, max_ts, zstd).unwrap();
+        let head = b.seal(base_offset);
+        let mut out = head.to_vec();
+        out.extend_from_slice(&b.payload);
+        out
+    }
+
+    /// The example batch of FORMAT.md, byte for byte.
+    #[test]
+    fn pins_exact_bytes() {
+        let headers = [(Cow::Borrowed("h"), Cow::Borrowed(&b"x"[..]))];
+        let recs = [
+            EncodeRecord {
+                offset_delta: 0,
+                timestamp: 1_700_000_000_000,
+                key: Some(b"k1"),
+                value: Some(b"v1"),
+                headers: &headers,
+            },
+            one(1, 1_700_000_000_005, None, None),
+        ];
+        let bytes = build(&recs, 42, None);
+        #[rustfmt::skip]
+        let expected: Vec<u8> = vec![
+            // length = 86 - 4
+            0x52, 0x00, 0x00, 0x00,
+            // crc32 of bytes 8..86
+            0x00, 0x00, 0x00, 0x00,
+            // magic "SL", version 1, flags 0
+            0x53, 0x4c, 0x01, 0x00,
+            // base offset 42
+            0x2a, 0, 0, 0, 0, 0, 0, 0,
+            // attributes 0, reserved 0
+            0x00, 0x00, 0x00, 0x00,
+            // last offset delta 1, record count 2
+            0x01, 0, 0, 0, 0x02, 0, 0, 0,
+            // base timestamp 1_700_000_000_000 = 0x18BCFE56800
+            0x00, 0x68, 0xe5, 0xcf, 0x8b, 0x01, 0, 0,
+            // max timestamp 1_700_000_000_005
+            0x05, 0x68, 0xe5, 0xcf, 0x8b, 0x01, 0, 0,
+            // producer id -1, epoch -1, reserved 0, base sequence -1
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xff, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff,
+            // record 0: body length 14, attributes 0, ts delta 0, offset delta 0,
+            // key len 2 "k1", value len 2 "v1", 1 header: "h" = "x"
+            0x0e, 0x00, 0x00, 0x00, 0x04, b'k', b'1', 0x04, b'v', b'1',
+            0x01, 0x01, b'h', 0x01, b'x',
+            // record 1: body length 6, attributes 0, ts delta +5 (zig-zag 10),
+            // offset delta 1, key null, value null, 0 headers
+            0x06, 0x00, 0x0a, 0x01, 0x01, 0x01, 0x00,
+        ];
+        assert_eq!(bytes.len(), expected.len());
+        assert_eq!(bytes[..CRC_AT], expected[..CRC_AT]);
+        assert_eq!(bytes[MAGIC_AT..], expected[MAGIC_AT..]);
+        let crc = crc32fast::hash(&bytes[CRC_FROM..]);
+        assert_eq!(bytes[CRC_AT..MAGIC_AT], crc.to_le_bytes());
+        assert_eq!(crc, 0xbadb_b615, "FORMAT.md quotes this CRC");
+    }
+
+    #[test]
+    fn round_trips_with_and_without_zstd() {
+        let recs: Vec<EncodeRecord<'_>> = (0..50)
+            .map(|i| one(i, 1000 + i as i64, Some(b"key"), Some(b"some value that repeats")))
+            .collect();
+        for zstd in [None, Some(3)] {
+            let bytes = build(&recs, 7, zstd);
+            let h = decode_batch(&bytes).unwrap();
+            assert_eq!(h.base_offset, 7);
+            assert_eq!(h.next_offset(), 57);
+            let section = records_section(&h, &bytes).unwrap();
+            let got: Vec<_> = RecordIter::new(&h, &section).map(|r| r.unwrap()).collect();
+            assert_eq!(got.len(), 50);
+            for (i, r) in got.iter().enumerate() {
+                assert_eq!(r.offset_delta, i as u32);
+                assert_eq!(h.base_timestamp + r.timestamp_delta, 1000 + i as i64);
+                assert_eq!(r.key, Some(&b"key"[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn null_and_empty_are_distinct() {
+        let recs = [one(0, 1, Some(b""), None), one(1, 1, None, Some(b""))];
+        let bytes = build(&recs, 0, None);
+        let h = decode_batch(&bytes).unwrap();
+        let got: Vec<_> = RecordIter::new(&h, &bytes[HEADER_LEN..]).map(|r| r.unwrap()).collect();
+        assert_eq!((got[0].key, got[0].value), (Some(&b""[..]), None));
+        assert_eq!((got[1].key, got[1].value), (None, Some(&b""[..])));
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_caught() {
+        let recs = [one(0, 5, Some(b"k"), Some(b"value"))];
+        let bytes = build(&recs, 3, None);
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x10;
+            assert!(decode_batch(&b).is_err(), "flip at byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn zeros_and_short_buffers_are_rejected() {
+        assert_eq!(
+            decode_batch(&[0u8; 10]),
+            Err(DecodeError::Incomplete { needed: HEADER_LEN })
+        );
+        assert!(matches!(
+            decode_batch(&[0u8; 100]),
+            Err(DecodeError::Corrupt(CorruptionKind::BadLength { length: 0 }))
+        ));
+        let bytes = build(&[one(0, 5, None, Some(b"v"))], 0, None);
+        assert_eq!(
+            decode_batch(&bytes[..bytes.len() - 1]),
+            Err(DecodeError::Incomplete { needed: bytes.len() })
+        );
+    }
+
+    #[test]
+    fn unknown_version_with_valid_crc_is_unsupported() {
+        let mut bytes = build(&[one(0, 5, None, Some(b"v"))], 0, None);
+        bytes[VERSION_AT] = 9;
+        let crc = crc32fast::hash(&bytes[CRC_FROM..]);
+        bytes[CRC_AT..MAGIC_AT].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_batch(&bytes), Err(DecodeError::UnsupportedVersion(9)));
+    }
+}

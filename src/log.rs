@@ -1,0 +1,624 @@
+//! [`Log`]: the directory lock, the topic registry, checkpoints, the clean
+//! shutdown marker, and the entry points to producers and consumers.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::{ConsumerConfig, LogOptions, TopicConfig};
+use crate::consumer::Consumer;
+use crate::error::{io_err, CorruptionKind, Error, Result};
+use crate::format::meta::{self, MetaError};
+use crate::io::{FileSystem, OpenMode, StdFs};
+use crate::producer::Producer;
+use crate::record::TopicPartition;
+use crate::storage::partition::Partition;
+use crate::storage::recovery::{load_partition, LoadCtx, Loaded, RecoveryReport};
+use crate::storage::segment::Segment;
+use crate::storage::Shared;
+use crate::topic::{decode_line, encode_line, validate_user_name, Topic};
+
+/// Root files. The partition directories sit beside them.
+pub(crate) const LOCK_FILE: &str = ".lock";
+pub(crate) const REGISTRY_FILE: &str = "topics.registry";
+pub(crate) const CHECKPOINT_FILE: &str = "partitions.checkpoint";
+pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+
+/// An open log directory. Cheap to clone: clones share one log.
+///
+/// # Example
+/// ```
+/// use streamlog::{Log, TopicConfig, Record};
+/// let log = Log::temporary()?;
+/// log.create_topic("orders", TopicConfig::new().partitions(4))?;
+/// let md = log.producer().send("orders", Record::new(b"v1").key(b"k1"))?;
+/// assert_eq!(md.offset(), 0);
+/// assert_eq!(log.topics(), vec!["orders".to_string()]);
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Log {
+    pub(crate) inner: Arc<LogInner>,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct LogInner {
+    pub dir: PathBuf,
+    pub shared: Arc<Shared>,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serializes topic creation and deletion and metadata-file writes.
+    admin: Mutex<()>,
+    lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
+    report: RecoveryReport,
+    temporary: bool,
+}
+
+/// Counters a user can read, from [`Log::metrics`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Records appended since open.
+    pub records_appended: u64,
+    /// Batches appended since open.
+    pub batches_appended: u64,
+    /// Bytes appended since open.
+    pub bytes_appended: u64,
+    /// fdatasync calls on the append path (group commits count once).
+    pub fsyncs: u64,
+    /// Segment rolls since open.
+    pub segments_rolled: u64,
+    /// Damaged tails truncated when the log was opened.
+    pub recovery_truncations: u64,
+    /// Bytes in all segment and index files now.
+    pub disk_bytes: u64,
+}
+
+/// A partition's offsets and size, from [`Log::partition_info`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionInfo {
+    /// The earliest readable offset.
+    pub start_offset: u64,
+    /// The offset the next record will get.
+    pub end_offset: u64,
+    /// Every offset below this is on stable storage.
+    pub durable_offset: u64,
+    /// Bytes of segment and index files.
+    pub size_bytes: u64,
+    /// Number of segments.
+    pub segments: usize,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn meta_err(path: &Path, e: MetaError) -> Error {
+    match e {
+        MetaError::Corrupt(reason) => {
+            Error::corrupted(path, 0, None, CorruptionKind::BadMetadata { reason })
+        }
+        MetaError::UnsupportedVersion(v) => Error::UnsupportedVersion {
+            path: path.to_owned(),
+            position: 0,
+            found: v,
+            supported: meta::META_VERSION,
+        },
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir` with default options.
+    ///
+    /// # Errors
+    /// See [`LogOptions::open`].
+    ///
+    /// # Example
+    /// ```no_run
+    /// let log = streamlog::Log::open("data")?;
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>) -> Result<Log> {
+        LogOptions::new().open(dir)
+    }
+
+    /// A log in a fresh temporary directory, removed when the last handle
+    /// drops. See [`LogOptions::temporary`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created.
+    ///
+    /// # Example
+    /// ```
+    /// let log = streamlog::Log::temporary()?;
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn temporary() -> Result<Log> {
+        LogOptions::new().temporary()
+    }
+
+    pub(crate) fn open_temporary(opts: LogOptions) -> Result<Log> {
+        let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("streamlog-{}-{n}-{nanos:08x}", std::process::id()));
+        Log::open_with(&dir, opts, true)
+    }
+
+    pub(crate) fn open_with(dir: &Path, opts: LogOptions, temporary: bool) -> Result<Log> {
+        Self::open_on(Arc::new(StdFs), dir, opts, temporary)
+    }
+
+    pub(crate) fn open_on(fs: Arc<dyn FileSystem>, dir: &Path, opts: LogOptions, temporary: bool) -> Result<Log> {
+        fs.create_dir_all(dir).map_err(io_err("create", dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs.lock(&lock_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::WouldBlock {
+                Error::Locked { path: dir.to_owned() }
+            } else {
+                Error::io("lock", &lock_path, e)
+            }
+        })?;
+        let shared = Arc::new(Shared::new(fs.clone(), opts.clock.clone(), opts.sync, temporary));
+        let mut report = RecoveryReport::default();
+        let registry_path = dir.join(REGISTRY_FILE);
+        let mut configs = Vec::new();
+        if fs.exists(&registry_path) {
+            let bytes = fs.read(&registry_path).map_err(io_err("read", &registry_path))?;
+            for line in meta::decode("topics", &bytes).map_err(|e| meta_err(&registry_path, e))? {
+                let (name, cfg) = decode_line(&line).map_err(|reason| {
+                    Error::corrupted(&registry_path, 0, None, CorruptionKind::BadMetadata { reason })
+                })?;
+                configs.push((name, cfg));
+            }
+        }
+        // The marker is consumed before loading, so a crash while loading
+        // still counts as unclean next time.
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        let clean = fs.exists(&marker);
+        if clean {
+            fs.remove_file(&marker).map_err(io_err("remove", &marker))?;
+            if !temporary {
+                fs.sync_dir(dir).map_err(io_err("sync", dir))?;
+            }
+        }
+        report.clean_shutdown = clean;
+        let checkpoints = read_checkpoint(&*fs, dir)?;
+        let mut topics = BTreeMap::new();
+        for (name, cfg) in configs {
+            let cfg = Arc::new(cfg);
+            let name: Arc<str> = name.into();
+            let mut parts = Vec::with_capacity(cfg.partitions as usize);
+            for p in 0..cfg.partitions {
+                let pdir = dir.join(format!("{name}-{p}"));
+                if !fs.is_dir(&pdir) {
+                    return Err(Error::corrupted(pdir, 0, None, CorruptionKind::MissingPartition));
+                }
+                let (rp, start) = checkpoints.get(&(name.to_string(), p)).copied().unwrap_or((0, 0));
+                let ctx = LoadCtx {
+                    fs: &*fs,
+                    dir: &pdir,
+                    mode: opts.recovery,
+                    clean,
+                    recovery_point: rp,
+                    log_start: start,
+                    segment_bytes: cfg.segment_bytes,
+                    index_interval: cfg.index_interval_bytes,
+                    segment_index_bytes: cfg.segment_index_bytes,
+                    sync: !temporary,
+                };
+                let loaded = load_partition(&ctx, &mut report)?;
+                if !temporary {
+                    fs.sync_dir(&pdir).map_err(io_err("sync", &pdir))?;
+                }
+                parts.push(Arc::new(Partition::new(
+                    name.clone(),
+                    p,
+                    pdir,
+                    cfg.clone(),
+                    shared.clone(),
+                    loaded,
+                    start,
+                )));
+            }
+            topics.insert(name.to_string(), Arc::new(Topic::new(name, cfg, parts)));
+        }
+        let inner = Arc::new(LogInner {
+            dir: dir.to_owned(),
+            shared,
+            topics: RwLock::new(topics),
+            admin: Mutex::new(()),
+            lock: Mutex::new(Some(lock)),
+            report,
+            temporary,
+        });
+        if !inner.report.truncations.is_empty() || !clean {
+            let _g = inner.admin.lock();
+            inner.write_checkpoint()?;
+        }
+        Ok(Log { inner })
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Creates a topic.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopicName`] (nothing is created on disk),
+    /// [`Error::InvalidConfig`], [`Error::TopicExists`], [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, TopicConfig, Error};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("orders", TopicConfig::new().partitions(4))?;
+    /// assert!(matches!(log.create_topic("orders", TopicConfig::new()), Err(Error::TopicExists { .. })));
+    /// assert!(matches!(log.create_topic("../x", TopicConfig::new()), Err(Error::InvalidTopicName { .. })));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        validate_user_name(name)?;
+        self.inner.create_topic(name, config)
+    }
+
+    /// Deletes a topic and its data. Readers holding records from it keep
+    /// them; later reads and writes get [`Error::UnknownTopic`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// let log = streamlog::Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.delete_topic("t")?;
+    /// assert!(log.topics().is_empty());
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.inner.delete_topic(name)
+    }
+
+    /// User topics, sorted. Internal topics are hidden.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner
+            .topics
+            .read()
+            .values()
+            .filter(|t| !t.is_internal())
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
+    /// A topic's configuration.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn topic_config(&self, name: &str) -> Result<TopicConfig> {
+        Ok((*self.inner.topic(name)?.config).clone())
+    }
+
+    /// A producer. Producers are `Clone + Send + Sync`.
+    pub fn producer(&self) -> Producer {
+        Producer::new(self.inner.clone())
+    }
+
+    /// A consumer. Without a group it reads the partitions given to
+    /// [`Consumer::assign`].
+    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
+        Consumer::new(self.inner.clone(), config)
+    }
+
+    /// Makes everything appended so far durable (fdatasync of every
+    /// partition with unsynced data), then checkpoints the recovery points.
+    ///
+    /// # Errors
+    /// [`Error::Io`] (which also poisons the log), [`Error::Poisoned`].
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Closes the log cleanly: syncs everything, trims preallocated space,
+    /// writes the checkpoint and the clean-shutdown marker, and releases the
+    /// directory lock. Other handles (producers, consumers) get
+    /// [`Error::Closed`] afterwards. Dropping the last handle without
+    /// `close` is allowed: it does the same on a best-effort basis.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Poisoned`].
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// What opening the log found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Counters for appends, syncs, rolls and recovery.
+    pub fn metrics(&self) -> Metrics {
+        let m = &self.inner.shared.metrics;
+        let disk_bytes = self
+            .inner
+            .topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            .map(|p| p.size_bytes())
+            .sum();
+        Metrics {
+            records_appended: m.records_appended.load(Ordering::Relaxed),
+            batches_appended: m.batches_appended.load(Ordering::Relaxed),
+            bytes_appended: m.bytes_appended.load(Ordering::Relaxed),
+            fsyncs: m.fsyncs.load(Ordering::Relaxed),
+            segments_rolled: m.segments_rolled.load(Ordering::Relaxed),
+            recovery_truncations: self.inner.report.truncations.len() as u64,
+            disk_bytes,
+        }
+    }
+
+    /// A partition's start, end and durable offsets and its size.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`].
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", Record::new(b"x"))?;
+    /// assert_eq!(log.partition_info(&TopicPartition::new("t", 0))?.end_offset, 1);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn partition_info(&self, tp: &TopicPartition) -> Result<PartitionInfo> {
+        let p = self.inner.partition(&tp.topic, tp.partition)?;
+        Ok(PartitionInfo {
+            start_offset: p.start_offset(),
+            end_offset: p.end_offset(),
+            durable_offset: p.durable_offset(),
+            size_bytes: p.size_bytes(),
+            segments: p.segments().len(),
+        })
+    }
+
+    /// The first offset whose timestamp is `>= timestamp_ms`, or `None` if
+    /// every record is older (Kafka's `offsetsForTimes`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`],
+    /// [`Error::Corrupted`].
+    pub fn offset_for_timestamp(&self, tp: &TopicPartition, timestamp_ms: i64) -> Result<Option<u64>> {
+        self.inner
+            .partition(&tp.topic, tp.partition)?
+            .offset_for_timestamp(timestamp_ms)
+    }
+}
+
+type Checkpoints = HashMap<(String, u32), (u64, u64)>;
+
+fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
+    let path = dir.join(CHECKPOINT_FILE);
+    let mut out = HashMap::new();
+    if !fs.exists(&path) {
+        return Ok(out);
+    }
+    let bytes = fs.read(&path).map_err(io_err("read", &path))?;
+    let bad = |reason: String| Error::corrupted(&path, 0, None, CorruptionKind::BadMetadata { reason });
+    for line in meta::decode("checkpoint", &bytes).map_err(|e| meta_err(&path, e))? {
+        let f: Vec<&str> = line.split(' ').collect();
+        let [topic, p, rp, start] = f[..] else {
+            return Err(bad(format!("line {line:?} does not have 4 fields")));
+        };
+        let num = |s: &str| s.parse::<u64>().map_err(|_| bad(format!("{s:?} is not a number")));
+        let p = u32::try_from(num(p)?).map_err(|_| bad("partition out of range".into()))?;
+        out.insert((topic.to_owned(), p), (num(rp)?, num(start)?));
+    }
+    Ok(out)
+}
+
+impl LogInner {
+    pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.topics.read().get(name).cloned().ok_or_else(|| Error::UnknownTopic {
+            topic: name.to_owned(),
+        })
+    }
+
+    pub fn partition(&self, topic: &str, p: u32) -> Result<Arc<Partition>> {
+        self.topic(topic)?.partition(p).cloned()
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        if self.temporary {
+            return Ok(());
+        }
+        self.shared.fs.sync_dir(dir).map_err(io_err("sync", dir))
+    }
+
+    /// Writes a metadata file atomically: temp file, fsync, rename, fsync
+    /// of the directory.
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let fs = &*self.shared.fs;
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(io_err("create", &tmp))?;
+        f.write_at(bytes, 0).map_err(io_err("write", &tmp))?;
+        if !self.temporary {
+            f.sync_data().map_err(io_err("sync", &tmp))?;
+        }
+        drop(f);
+        fs.rename(&tmp, &path).map_err(io_err("rename", &tmp))?;
+        self.sync_dir(&self.dir)
+    }
+
+    fn write_registry(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
+        let lines: Vec<String> = topics.values().map(|t| encode_line(&t.name, &t.config)).collect();
+        self.write_atomic(REGISTRY_FILE, &meta::encode("topics", &lines))
+    }
+
+    /// Records each partition's durable offset as its recovery point. The
+    /// caller holds `admin`.
+    pub fn write_checkpoint(&self) -> Result<()> {
+        let topics = self.topics.read().clone();
+        let mut lines = Vec::new();
+        for t in topics.values() {
+            for p in &t.partitions {
+                lines.push(format!("{} {} {} {}", t.name, p.id, p.durable_offset(), p.start_offset()));
+            }
+        }
+        self.write_atomic(CHECKPOINT_FILE, &meta::encode("checkpoint", &lines))
+            .inspect_err(|e| self.shared.poison(e))
+    }
+
+    /// Called after an append that rolled a segment: the recovery point
+    /// moves past the sealed segment so that recovery never rescans it.
+    pub fn on_roll(&self) -> Result<()> {
+        let _g = self.admin.lock();
+        self.write_checkpoint()
+    }
+
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        config.validate()?;
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(Error::TopicExists { topic: name.to_owned() });
+        }
+        let fs = &*self.shared.fs;
+        let cfg = Arc::new(config);
+        let name_arc: Arc<str> = name.into();
+        let mut parts = Vec::new();
+        let mut created = Vec::new();
+        let result = (|| -> Result<()> {
+            for p in 0..cfg.partitions {
+                let pdir = self.dir.join(format!("{name}-{p}"));
+                // A directory with this name can only be left over from a
+                // create or delete that crashed before the registry changed.
+                if fs.exists(&pdir) {
+                    fs.remove_dir_all(&pdir).map_err(io_err("remove stale", &pdir))?;
+                }
+                fs.create_dir_all(&pdir).map_err(io_err("create", &pdir))?;
+                created.push(pdir.clone());
+                let seg = Segment::create(fs, &pdir, 0, cfg.segment_bytes, cfg.segment_index_bytes)
+                    .map_err(io_err("create segment in", &pdir))?;
+                self.sync_dir(&pdir)?;
+                let loaded = Loaded {
+                    segments: vec![Arc::new(seg)],
+                    cursor: crate::storage::recovery::IndexCursor::new(cfg.index_interval_bytes),
+                };
+                parts.push(Arc::new(Partition::new(
+                    name_arc.clone(),
+                    p,
+                    pdir,
+                    cfg.clone(),
+                    self.shared.clone(),
+                    loaded,
+                    0,
+                )));
+            }
+            self.sync_dir(&self.dir)
+        })();
+        if let Err(e) = result {
+            for d in created {
+                let _ = fs.remove_dir_all(&d);
+            }
+            return Err(e);
+        }
+        let mut next = self.topics.read().clone();
+        next.insert(name.to_owned(), Arc::new(Topic::new(name_arc, cfg, parts)));
+        // Once the registry names the topic it exists; a failure here leaves
+        // the on-disk state unknown, so the log is poisoned.
+        self.write_registry(&next).inspect_err(|e| self.shared.poison(e))?;
+        *self.topics.write() = next;
+        Ok(())
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        let topic = self.topic(name)?;
+        if topic.is_internal() {
+            return Err(Error::InvalidTopicName {
+                name: name.to_owned(),
+                reason: "internal topics cannot be deleted",
+            });
+        }
+        let mut next = self.topics.read().clone();
+        next.remove(name);
+        self.write_registry(&next).inspect_err(|e| self.shared.poison(e))?;
+        *self.topics.write() = next;
+        for p in &topic.partitions {
+            p.mark_deleted();
+            self.shared
+                .fs
+                .remove_dir_all(&p.dir)
+                .map_err(io_err("remove", &p.dir))?;
+        }
+        self.write_checkpoint()
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics
+            .read()
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.shared.check_writable()?;
+        for p in self.all_partitions() {
+            p.flush()?;
+        }
+        let _g = self.admin.lock();
+        self.write_checkpoint()
+    }
+
+    pub fn close(&self) -> Result<()> {
+        if self.shared.is_closed() {
+            return Ok(());
+        }
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        for p in self.all_partitions() {
+            p.close()?;
+        }
+        self.write_checkpoint()?;
+        self.shared.set_closed();
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        let f = self
+            .shared
+            .fs
+            .open(&marker, OpenMode::CreateTruncate)
+            .map_err(io_err("create", &marker))?;
+        if !self.temporary {
+            f.sync_data().map_err(io_err("sync", &marker))?;
+        }
+        self.sync_dir(&self.dir)?;
+        *self.lock.lock() = None;
+        Ok(())
+    }
+}
+
+impl Drop for LogInner {
+    fn drop(&mut self) {
+        if self.temporary {
+            *self.lock.lock() = None;
+            let _ = self.shared.fs.remove_dir_all(&self.dir);
+        } else if !self.shared.is_closed() && !self.shared.is_poisoned() {
+            // Best effort: a failed close only means the next open recovers.
+            let _ = self.close();
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! A file read and appended through a shared mapping: the only place with
+//! `unsafe` slice construction.
+//!
+//! One writer appends past the published length; any number of readers see
+//! `[0, published)`, which never changes once published (until the file is
+//! dropped). Publication is a release store, reading an acquire load, so a
+//! reader that sees a length also sees the bytes below it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::io::{FileHandle, FileSystem, Mapping, OpenMode};
+
+/// The smallest block of file space reserved at a time.
+const MIN_ALLOCATION: u64 = 256 << 10;
+/// The largest block of file space reserved at a time.
+const MAX_ALLOCATION: u64 = 64 << 20;
+
+pub(crate) struct MappedFile {
+    path: PathBuf,
+    file: Arc<dyn FileHandle>,
+    map: Option<Box<dyn Mapping>>,
+    published: AtomicU64,
+    /// Bytes of file space reserved. Only the writer changes it.
+    allocated: AtomicU64,
+}
+
+impl std::fmt::Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedFile")
+            .field("path", &self.path)
+            .field("published", &self.published.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl MappedFile {
+    /// Creates (truncating) a file with room for `capacity` bytes of
+    /// appends.
+    pub fn create(fs: &dyn FileSystem, path: &Path, capacity: u64) -> io::Result<Self> {
+        let file = fs.open(path, OpenMode::CreateTruncate)?;
+        Self::with_file(path, file, capacity, 0)
+    }
+
+    /// Opens an existing file whose first `valid` bytes are published and
+    /// whose appends may reach `capacity`. Bytes past `valid` are treated as
+    /// free space.
+    pub fn open(fs: &dyn FileSystem, path: &Path, capacity: u64, valid: u64) -> io::Result<Self> {
+        let file = fs.open(path, OpenMode::ReadWrite)?;
+        Self::with_file(path, file, capacity, valid)
+    }
+
+    fn with_file(path: &Path, file: Arc<dyn FileHandle>, capacity: u64, valid: u64) -> io::Result<Self> {
+        let len = file.len()?;
+        let capacity = capacity.max(valid);
+        let map = if capacity == 0 {
+            None
+        } else {
+            Some(file.map(usize::try_from(capacity).map_err(io::Error::other)?)?)
+        };
+        Ok(MappedFile {
+            path: path.to_owned(),
+            file,
+            map,
+            published: AtomicU64::new(valid),
+            allocated: AtomicU64::new(len.min(capacity)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The published length.
+    #[inline]
+    pub fn len(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+
+    /// The largest size appends may reach.
+    pub fn capacity(&self) -> u64 {
+        self.map.as_ref().map_or(0, |m| m.capacity() as u64)
+    }
+
+    /// The published bytes.
+    #[inline]
+    pub fn bytes(&self) -> &[u8] {
+        let len = self.len() as usize;
+        match &self.map {
+            // SAFETY: `[0, len)` lies inside the mapping and the file (the
+            // writer allocates before it writes and publishes after), and
+            // published bytes are never written again while this file is
+            // alive, so a shared slice over them is sound.
+            Some(m) if len > 0 => unsafe { std::slice::from_raw_parts(m.as_ptr(), len) },
+            _ => &[],
+        }
+    }
+
+    /// Writes `parts` back to back at the published length without
+    /// publishing them. Only the single writer (the partition's append lock
+    /// holder) calls this.
+    pub fn write_unpublished(&self, parts: &[&[u8]]) -> io::Result<u64> {
+        let start = self.len();
+        let total: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let end = start + total;
+        let Some(map) = &self.map else {
+            return Err(io::Error::other("file is not mapped for appends"));
+        };
+        if end > map.capacity() as u64 {
+            return Err(io::Error::other("append beyond the mapped capacity"));
+        }
+        self.reserve(end)?;
+        let mut at = start as usize;
+        for p in parts {
+            // SAFETY: `[at, at + len)` is within capacity (checked above) and
+            // within the allocated file (reserve). It lies past the published
+            // length, so no reader looks at it, and only the append-lock
+            // holder writes.
+            unsafe { map.write(at, p) };
+            at += p.len();
+        }
+        Ok(end)
+    }
+
+    /// Makes `[0, len)` visible to readers.
+    #[inline]
+    pub fn publish(&self, len: u64) {
+        self.published.store(len, Ordering::Release);
+    }
+
+    fn reserve(&self, end: u64) -> io::Result<()> {
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        if end <= allocated {
+            return Ok(());
+        }
+        let step = allocated.clamp(MIN_ALLOCATION, MAX_ALLOCATION);
+        let target = end.max(allocated + step).min(self.capacity()).max(end);
+        self.file.allocate(target)?;
+        self.allocated.store(target, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Cuts the file to the published length, returning reserved space.
+    pub fn trim(&self) -> io::Result<()> {
+        let len = self.len();
+        if self.file.len()? != len {
+            self.file.set_len(len)?;
+        }
+        self.allocated.store(len, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}

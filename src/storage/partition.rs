@@ -1,0 +1,530 @@
+//! A partition: an ordered list of segments, the append path with its roll
+//! rules, group commit, and the read path.
+//!
+//! Locks, always taken in this order: `writer` (appends, rolls), then
+//! `segments` (write side only during a roll). `sync_lock` is never held
+//! together with `writer` for long: a syncer takes `writer` only to read the
+//! active segment and end offset, then releases it before the fdatasync, so
+//! appends proceed while a sync is in flight.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::recovery::{remove_segment_files, IndexCursor, Loaded};
+use super::segment::Segment;
+use super::Shared;
+use crate::config::{SyncPolicy, TopicConfig};
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::batch::{
+    decode_batch, peek_header, records_section, BatchHeader, DecodeError, EncodedBatch, RecordIter,
+    VERSION,
+};
+
+/// Wakes a consumer parked in `poll`.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    fired: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Signal {
+    pub fn fire(&self) {
+        let mut f = self.fired.lock();
+        *f = true;
+        self.cond.notify_all();
+    }
+
+    pub fn reset(&self) {
+        *self.fired.lock() = false;
+    }
+
+    /// Waits until fired or `deadline`; returns whether it fired.
+    pub fn wait_until(&self, deadline: Instant) -> bool {
+        let mut f = self.fired.lock();
+        while !*f {
+            if self.cond.wait_until(&mut f, deadline).timed_out() {
+                break;
+            }
+        }
+        *f
+    }
+}
+
+struct Writer {
+    active: Arc<Segment>,
+    cursor: IndexCursor,
+    next_offset: u64,
+}
+
+struct SyncState {
+    last_sync: Instant,
+    unsynced_records: u64,
+}
+
+/// A validated batch returned by a fetch: the segment keeps the mapping
+/// alive for as long as the caller holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct FetchedBatch {
+    pub segment: Arc<Segment>,
+    pub pos: usize,
+    pub header: BatchHeader,
+}
+
+impl FetchedBatch {
+    pub fn bytes(&self) -> &[u8] {
+        let b = self.segment.log.bytes();
+        &b[self.pos..self.pos + self.header.total_len()]
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Appended {
+    pub base_offset: u64,
+    pub rolled: bool,
+}
+
+pub(crate) struct Partition {
+    pub topic: Arc<str>,
+    pub id: u32,
+    pub dir: PathBuf,
+    cfg: Arc<TopicConfig>,
+    shared: Arc<Shared>,
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    writer: Mutex<Writer>,
+    start: AtomicU64,
+    end: AtomicU64,
+    durable: AtomicU64,
+    sync_lock: Mutex<SyncState>,
+    waiters: Mutex<Vec<Arc<Signal>>>,
+    has_waiters: AtomicBool,
+    deleted: AtomicBool,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("topic", &self.topic)
+            .field("id", &self.id)
+            .field("end", &self.end_offset())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Partition {
+    pub fn new(
+        topic: Arc<str>,
+        id: u32,
+        dir: PathBuf,
+        cfg: Arc<TopicConfig>,
+        shared: Arc<Shared>,
+        loaded: Loaded,
+        log_start: u64,
+    ) -> Partition {
+        let active = loaded.segments.last().cloned().expect("a loaded partition has a segment");
+        let end = active.next_offset();
+        let first_base = loaded.segments.first().map_or(end, |s| s.base);
+        // Everything loaded was on disk when we read it; whether it is
+        // durable past a power cut is what the recovery point says, and
+        // the next sync or roll covers the rest.
+        Partition {
+            topic,
+            id,
+            dir,
+            cfg,
+            shared,
+            segments: RwLock::new(Arc::new(loaded.segments)),
+            writer: Mutex::new(Writer {
+                active,
+                cursor: loaded.cursor,
+                next_offset: end,
+            }),
+            start: AtomicU64::new(log_start.max(first_base).min(end)),
+            end: AtomicU64::new(end),
+            durable: AtomicU64::new(end),
+            sync_lock: Mutex::new(SyncState {
+                last_sync: Instant::now(),
+                unsynced_records: 0,
+            }),
+            waiters: Mutex::new(Vec::new()),
+            has_waiters: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+        }
+    }
+
+    /// The log start offset: the earliest readable offset.
+    #[inline]
+    pub fn start_offset(&self) -> u64 {
+        self.start.load(Ordering::Acquire)
+    }
+
+    /// The offset the next appended record will get.
+    #[inline]
+    pub fn end_offset(&self) -> u64 {
+        self.end.load(Ordering::SeqCst)
+    }
+
+    /// Everything below this offset is on stable storage.
+    pub fn durable_offset(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    pub fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        self.segments.read().clone()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments().iter().map(|s| s.size_bytes()).sum()
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
+    }
+
+    pub fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn poison(&self, op: &'static str, path: &Path, e: std::io::Error) -> Error {
+        let err = Error::io(op, path, e);
+        self.shared.poison(&err);
+        err
+    }
+
+    /// Appends one encoded batch, rolling first if a rule says so.
+    pub fn append(&self, batch: &mut EncodedBatch) -> Result<Appended> {
+        self.shared.check_writable()?;
+        if self.deleted.load(Ordering::SeqCst) {
+            return Err(Error::UnknownTopic {
+                topic: self.topic.to_string(),
+            });
+        }
+        let now = self.shared.clock.now_ms();
+        let len = batch.total_len() as u64;
+        let mut w = self.writer.lock();
+        let base_offset = w.next_offset;
+        let next = base_offset + u64::from(batch.header.last_offset_delta) + 1;
+        let mut rolled = false;
+        let seg_len = w.active.log.len();
+        if seg_len == 0 && len > w.active.log.capacity() {
+            self.replace_empty_active(&mut w, len)?;
+        } else if seg_len > 0 && self.should_roll(&w, len, next, now) {
+            self.roll(&mut w, len)?;
+            rolled = true;
+        }
+        let seg = w.active.clone();
+        let pos = seg.log.len();
+        let rel = (base_offset - seg.base) as u32;
+        let (o, t) = w.cursor.before_batch(pos, rel);
+        if let Some(o) = o {
+            seg.push_offset_entry(o)
+                .map_err(|e| self.poison("write index", seg.offsets.path(), e))?;
+        }
+        if let Some(t) = t {
+            seg.push_time_entry(t)
+                .map_err(|e| self.poison("write time index", seg.times.path(), e))?;
+        }
+        let header = batch.seal(base_offset);
+        let end = seg
+            .log
+            .write_unpublished(&[&header, &batch.payload])
+            .map_err(|e| self.poison("append to", seg.log.path(), e))?;
+        seg.log.publish(end);
+        let h = &batch.header;
+        w.cursor.after_batch(h.base_timestamp, h.max_timestamp);
+        seg.note_append(next, h.max_timestamp);
+        w.next_offset = next;
+        self.end.store(next, Ordering::SeqCst);
+        if self.shared.no_sync {
+            self.durable.store(next, Ordering::Release);
+        }
+        drop(w);
+        self.wake();
+        let m = &self.shared.metrics;
+        m.records_appended.fetch_add(u64::from(h.record_count), Ordering::Relaxed);
+        m.batches_appended.fetch_add(1, Ordering::Relaxed);
+        m.bytes_appended.fetch_add(len, Ordering::Relaxed);
+        Ok(Appended { base_offset, rolled })
+    }
+
+    fn should_roll(&self, w: &Writer, len: u64, next: u64, now: i64) -> bool {
+        let seg = &w.active;
+        let age_ms = self.cfg.segment_age.as_millis().min(i64::MAX as u128) as i64;
+        seg.log.len() + len > self.cfg.segment_bytes
+            || seg.log.len() + len > seg.log.capacity()
+            || w.cursor.first_ts.is_some_and(|t| now.saturating_sub(t) >= age_ms)
+            || !seg.index_has_room()
+            || next - seg.base > u64::from(u32::MAX)
+    }
+
+    fn create_segment(&self, base: u64, capacity: u64) -> Result<Arc<Segment>> {
+        let fs = &*self.shared.fs;
+        let seg = Segment::create(fs, &self.dir, base, capacity, self.cfg.segment_index_bytes)
+            .map_err(|e| self.poison("create segment in", &self.dir, e))?;
+        if !self.shared.no_sync {
+            fs.sync_dir(&self.dir)
+                .map_err(|e| self.poison("sync directory", &self.dir, e))?;
+        }
+        Ok(Arc::new(seg))
+    }
+
+    /// Seals the active segment (synced) and starts a new one.
+    fn roll(&self, w: &mut Writer, batch_len: u64) -> Result<()> {
+        let old = w.active.clone();
+        old.seal(!self.shared.no_sync)
+            .map_err(|e| self.poison("seal segment", old.log.path(), e))?;
+        self.durable.fetch_max(old.next_offset(), Ordering::AcqRel);
+        let new = self.create_segment(w.next_offset, self.cfg.segment_bytes.max(batch_len))?;
+        let mut segs = self.segments.write();
+        let mut list = Vec::clone(&segs);
+        list.push(new.clone());
+        *segs = Arc::new(list);
+        drop(segs);
+        w.active = new;
+        w.cursor = IndexCursor::new(self.cfg.index_interval_bytes);
+        self.shared.metrics.segments_rolled.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// An empty active segment too small for one oversized batch is
+    /// replaced by a larger one with the same base offset.
+    fn replace_empty_active(&self, w: &mut Writer, batch_len: u64) -> Result<()> {
+        let base = w.active.base;
+        remove_segment_files(&*self.shared.fs, &self.dir, base).inspect_err(|e| {
+            self.shared.poison(e);
+        })?;
+        let new = self.create_segment(base, batch_len)?;
+        let mut segs = self.segments.write();
+        let mut list = Vec::clone(&segs);
+        if let Some(last) = list.last_mut() {
+            *last = new.clone();
+        }
+        *segs = Arc::new(list);
+        drop(segs);
+        w.active = new;
+        Ok(())
+    }
+
+    /// Applies the sync policy after an append of `records` records ending
+    /// at `next`.
+    pub fn sync_after_append(&self, next: u64, records: u64) -> Result<()> {
+        let due = match self.shared.sync {
+            SyncPolicy::OsBuffered => false,
+            SyncPolicy::EveryWrite => true,
+            SyncPolicy::EveryRecords(n) => {
+                let mut s = self.sync_lock.lock();
+                s.unsynced_records += records;
+                s.unsynced_records >= n.max(1)
+            }
+            SyncPolicy::Interval(d) => self.sync_lock.lock().last_sync.elapsed() >= d,
+        };
+        if due {
+            self.sync_to(next)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Makes every offset below `target` durable. Concurrent callers share
+    /// one fdatasync: whoever holds `sync_lock` syncs everything appended so
+    /// far, and the callers queued behind it find their target covered.
+    pub fn sync_to(&self, target: u64) -> Result<()> {
+        if self.shared.no_sync || self.durable_offset() >= target {
+            return Ok(());
+        }
+        let mut s = self.sync_lock.lock();
+        if self.durable_offset() >= target {
+            return Ok(());
+        }
+        self.shared.check_writable()?;
+        let (seg, end) = {
+            let w = self.writer.lock();
+            (w.active.clone(), w.next_offset)
+        };
+        // Segments before `seg` were synced when they rolled.
+        seg.log
+            .sync()
+            .map_err(|e| self.poison("fdatasync", seg.log.path(), e))?;
+        self.durable.fetch_max(end, Ordering::AcqRel);
+        s.last_sync = Instant::now();
+        s.unsynced_records = 0;
+        self.shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Syncs everything appended so far.
+    pub fn flush(&self) -> Result<()> {
+        self.sync_to(self.end_offset())
+    }
+
+    /// Trims the active segment's preallocated space and syncs it, for a
+    /// clean shutdown.
+    pub fn close(&self) -> Result<()> {
+        let w = self.writer.lock();
+        let seg = &w.active;
+        seg.log
+            .trim()
+            .map_err(|e| self.poison("trim", seg.log.path(), e))?;
+        if !self.shared.no_sync {
+            for f in [&seg.log, &seg.offsets, &seg.times] {
+                f.sync().map_err(|e| self.poison("fdatasync", f.path(), e))?;
+            }
+        }
+        self.durable.fetch_max(w.next_offset, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn out_of_range(&self, requested: u64) -> Error {
+        Error::OffsetOutOfRange {
+            requested,
+            earliest: self.start_offset(),
+            latest: self.end_offset(),
+        }
+    }
+
+    fn corrupted(&self, seg: &Segment, pos: usize, offset: u64, e: DecodeError) -> Error {
+        let path = seg.log.path().to_owned();
+        let available = seg.log.len().saturating_sub(pos as u64);
+        match e {
+            DecodeError::UnsupportedVersion(v) => Error::UnsupportedVersion {
+                path,
+                position: pos as u64,
+                found: u32::from(v),
+                supported: u32::from(VERSION),
+            },
+            DecodeError::Corrupt(kind) => Error::corrupted(path, pos as u64, Some(offset), kind),
+            DecodeError::Incomplete { needed } => Error::corrupted(
+                path,
+                pos as u64,
+                Some(offset),
+                CorruptionKind::Truncated {
+                    needed: needed as u64,
+                    available,
+                },
+            ),
+        }
+    }
+
+    /// Collects validated batches holding offsets from `offset` on, up to
+    /// `max_bytes` of batch data (at least one batch) and enough batches to
+    /// cover `max_records` records.
+    ///
+    /// # Errors
+    /// `OffsetOutOfRange` outside `start..=end`; `Corrupted` if a batch
+    /// fails validation (its bytes are not returned).
+    pub fn fetch(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_records: usize,
+        out: &mut Vec<FetchedBatch>,
+    ) -> Result<()> {
+        let end = self.end_offset();
+        if offset < self.start_offset() || offset > end {
+            return Err(self.out_of_range(offset));
+        }
+        if offset == end {
+            return Ok(());
+        }
+        let segs = self.segments();
+        let first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
+        let (mut bytes, mut records, mut want) = (0usize, 0usize, offset);
+        for (i, seg) in segs.iter().enumerate().skip(first) {
+            let data = seg.log.bytes();
+            let mut pos = if i == first { seg.position_for(offset) as usize } else { 0 };
+            let mut floor = seg.base;
+            while pos < data.len() {
+                let rest = &data[pos..];
+                let h = peek_header(rest).map_err(|e| self.corrupted(seg, pos, want, e))?;
+                if h.base_offset < floor {
+                    let kind = CorruptionKind::OffsetOutOfOrder {
+                        expected: floor,
+                        found: h.base_offset,
+                    };
+                    return Err(Error::corrupted(seg.log.path(), pos as u64, Some(want), kind));
+                }
+                floor = h.next_offset();
+                if h.next_offset() <= want {
+                    pos += h.total_len();
+                    continue;
+                }
+                let h = decode_batch(rest).map_err(|e| self.corrupted(seg, pos, want, e))?;
+                out.push(FetchedBatch {
+                    segment: seg.clone(),
+                    pos,
+                    header: h,
+                });
+                bytes += h.total_len();
+                records += h.record_count as usize;
+                want = h.next_offset();
+                pos += h.total_len();
+                if bytes >= max_bytes || records >= max_records {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first offset at or after the log start whose record timestamp is
+    /// `>= ts`, if any (Kafka's `offsetsForTimes`).
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+        let start = self.start_offset();
+        for seg in self.segments().iter() {
+            if seg.max_timestamp() < ts || seg.next_offset() <= start {
+                continue;
+            }
+            let from = seg.time_scan_start(ts).max(start);
+            let data = seg.log.bytes();
+            let mut pos = seg.position_for(from) as usize;
+            while pos < data.len() {
+                let h = decode_batch(&data[pos..]).map_err(|e| self.corrupted(seg, pos, from, e))?;
+                if h.next_offset() > from && h.max_timestamp >= ts {
+                    let bad = |k| Error::corrupted(seg.log.path(), pos as u64, Some(h.base_offset), k);
+                    let batch = &data[pos..pos + h.total_len()];
+                    let section = records_section(&h, batch).map_err(bad)?;
+                    for r in RecordIter::new(&h, &section) {
+                        let r = r.map_err(bad)?;
+                        let off = h.base_offset + u64::from(r.offset_delta);
+                        if off >= from && h.base_timestamp.wrapping_add(r.timestamp_delta) >= ts {
+                            return Ok(Some(off));
+                        }
+                    }
+                }
+                pos += h.total_len();
+            }
+        }
+        Ok(None)
+    }
+
+    /// Registers a signal fired by the next append (or deletion).
+    pub fn add_waiter(&self, s: &Arc<Signal>) {
+        let mut w = self.waiters.lock();
+        w.push(s.clone());
+        self.has_waiters.store(true, Ordering::SeqCst);
+    }
+
+    pub fn remove_waiter(&self, s: &Arc<Signal>) {
+        let mut w = self.waiters.lock();
+        w.retain(|x| !Arc::ptr_eq(x, s));
+        if w.is_empty() {
+            self.has_waiters.store(false, Ordering::SeqCst);
+        }
+    }
+
+    fn wake(&self) {
+        // Pairs with `add_waiter`: the end offset is stored (SeqCst) before
+        // this load, and a waiter re-reads the end offset after storing the
+        // flag, so either it sees the data or we see it waiting.
+        if self.has_waiters.load(Ordering::SeqCst) {
+            for s in self.waiters.lock().iter() {
+                s.fire();
+            }
+        }
+    }
+}

@@ -1,0 +1,519 @@
+//! Loading a partition from disk: validating segments, truncating a damaged
+//! tail, and rebuilding indexes.
+//!
+//! Segments wholly below the recovery point of a cleanly closed log are
+//! trusted, with cheap checks of their indexes. Everything from the segment
+//! holding the recovery point on (after an unclean shutdown), and always the
+//! last segment, is scanned batch by batch with full CRC validation, and its
+//! indexes are rebuilt from the scan.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::mapped::MappedFile;
+use super::segment::{
+    index_capacities, parse_segment_name, segment_path, Segment, INDEX_EXT, LOG_EXT,
+    TIME_INDEX_EXT,
+};
+use crate::config::RecoveryMode;
+use crate::error::{io_err, CorruptionKind, Error, Result};
+use crate::format::batch::{decode_batch, DecodeError, VERSION};
+use crate::format::index::{
+    offset_entry, time_entry, valid_offset_entries, valid_time_entries, OffsetEntry, TimeEntry,
+    OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
+};
+use crate::io::{FileSystem, OpenMode};
+
+/// Decides where index entries go. Shared by the append path and by index
+/// rebuilds, so both produce identical indexes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexCursor {
+    interval: u64,
+    last_pos: u64,
+    last_time_ts: Option<i64>,
+    /// The largest timestamp of the batches seen so far.
+    pub max_ts: i64,
+    /// The base timestamp of the segment's first batch.
+    pub first_ts: Option<i64>,
+}
+
+impl IndexCursor {
+    pub fn new(interval: u64) -> Self {
+        IndexCursor {
+            interval,
+            last_pos: 0,
+            last_time_ts: None,
+            max_ts: i64::MIN,
+            first_ts: None,
+        }
+    }
+
+    /// The entries to add before a batch is written at `pos` with relative
+    /// offset `rel`.
+    pub fn before_batch(&mut self, pos: u64, rel: u32) -> (Option<OffsetEntry>, Option<TimeEntry>) {
+        if pos == 0 || pos - self.last_pos < self.interval {
+            return (None, None);
+        }
+        self.last_pos = pos;
+        let off = OffsetEntry {
+            rel,
+            pos: pos as u32,
+        };
+        let time = if self.max_ts != i64::MIN && self.last_time_ts.is_none_or(|t| self.max_ts > t) {
+            self.last_time_ts = Some(self.max_ts);
+            Some(TimeEntry {
+                ts: self.max_ts,
+                rel,
+            })
+        } else {
+            None
+        };
+        (Some(off), time)
+    }
+
+    /// Accounts for a written batch.
+    pub fn after_batch(&mut self, base_ts: i64, max_ts: i64) {
+        self.max_ts = self.max_ts.max(max_ts);
+        self.first_ts.get_or_insert(base_ts);
+    }
+}
+
+/// Why a scan stopped before the end of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Stop {
+    /// Only zero bytes follow: space preallocated and never written.
+    Zeros,
+    Damaged(CorruptionKind),
+    Unsupported(u8),
+}
+
+/// The result of walking a segment batch by batch.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    pub valid_len: u64,
+    pub next_offset: u64,
+    pub cursor: IndexCursor,
+    pub offsets: Vec<u8>,
+    pub times: Vec<u8>,
+    pub stop: Option<Stop>,
+}
+
+/// Walks `bytes` from the start, validating every batch (CRC, version,
+/// offsets in order, relative offsets representable) and building the
+/// indexes the append path would have built.
+pub(crate) fn scan_segment(bytes: &[u8], base: u64, interval: u64) -> Scan {
+    let mut cursor = IndexCursor::new(interval);
+    let mut offsets = Vec::new();
+    let mut times = Vec::new();
+    let mut pos = 0usize;
+    let mut next = base;
+    let stop = loop {
+        let rest = &bytes[pos..];
+        if rest.is_empty() {
+            break None;
+        }
+        let h = match decode_batch(rest) {
+            Ok(h) => h,
+            Err(e) => {
+                break Some(if rest.iter().all(|&b| b == 0) {
+                    Stop::Zeros
+                } else {
+                    match e {
+                        DecodeError::Incomplete { needed } => Stop::Damaged(CorruptionKind::Truncated {
+                            needed: needed as u64,
+                            available: rest.len() as u64,
+                        }),
+                        DecodeError::Corrupt(k) => Stop::Damaged(k),
+                        DecodeError::UnsupportedVersion(v) => Stop::Unsupported(v),
+                    }
+                })
+            }
+        };
+        if h.base_offset < next {
+            break Some(Stop::Damaged(CorruptionKind::OffsetOutOfOrder {
+                expected: next,
+                found: h.base_offset,
+            }));
+        }
+        let Ok(rel) = u32::try_from(h.base_offset - base) else {
+            break Some(Stop::Damaged(CorruptionKind::BadRecord {
+                reason: "offset too far from the segment's base offset",
+            }));
+        };
+        if h.next_offset() - base > u64::from(u32::MAX) {
+            break Some(Stop::Damaged(CorruptionKind::BadRecord {
+                reason: "offset too far from the segment's base offset",
+            }));
+        }
+        let (o, t) = cursor.before_batch(pos as u64, rel);
+        if let Some(o) = o {
+            offsets.extend_from_slice(&o.encode());
+        }
+        if let Some(t) = t {
+            times.extend_from_slice(&t.encode());
+        }
+        cursor.after_batch(h.base_timestamp, h.max_timestamp);
+        next = h.next_offset();
+        pos += h.total_len();
+    };
+    Scan {
+        valid_len: pos as u64,
+        next_offset: next,
+        cursor,
+        offsets,
+        times,
+        stop,
+    }
+}
+
+/// What recovery did to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Truncation {
+    /// The segment file.
+    pub path: PathBuf,
+    /// The byte position it was cut at.
+    pub position: u64,
+    /// How many bytes were removed.
+    pub bytes: u64,
+    /// Why: the damage found there.
+    pub reason: String,
+}
+
+/// What opening the log found and repaired. See [`Log::recovery_report`].
+///
+/// [`Log::recovery_report`]: crate::Log::recovery_report
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Whether the previous shutdown was clean (a `close`).
+    pub clean_shutdown: bool,
+    /// Segments scanned batch by batch.
+    pub segments_scanned: usize,
+    /// Damaged tails that were cut off.
+    pub truncations: Vec<Truncation>,
+    /// Segment files deleted because they followed a damaged one.
+    pub segments_removed: Vec<PathBuf>,
+    /// Index files that were rebuilt from their segment.
+    pub indexes_rebuilt: Vec<PathBuf>,
+}
+
+/// What loading a partition needs to know.
+pub(crate) struct LoadCtx<'a> {
+    pub fs: &'a dyn FileSystem,
+    pub dir: &'a Path,
+    pub mode: RecoveryMode,
+    pub clean: bool,
+    pub recovery_point: u64,
+    pub log_start: u64,
+    pub segment_bytes: u64,
+    pub index_interval: u64,
+    pub segment_index_bytes: u64,
+    pub sync: bool,
+}
+
+/// A loaded partition: its segments (the last one active) and the append
+/// state of the active segment.
+pub(crate) struct Loaded {
+    pub segments: Vec<Arc<Segment>>,
+    pub cursor: IndexCursor,
+}
+
+pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> Result<Loaded> {
+    let fs = ctx.fs;
+    let names = fs.read_dir(ctx.dir).map_err(io_err("list", ctx.dir))?;
+    let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n, LOG_EXT)).collect();
+    bases.sort_unstable();
+    // Index files whose segment is gone are leftovers of an interrupted
+    // delete; they would confuse a future segment with the same base.
+    for n in &names {
+        let orphan = [INDEX_EXT, TIME_INDEX_EXT]
+            .iter()
+            .filter_map(|ext| parse_segment_name(n, ext))
+            .any(|b| bases.binary_search(&b).is_err());
+        if orphan {
+            let p = ctx.dir.join(n);
+            fs.remove_file(&p).map_err(io_err("remove orphaned index", &p))?;
+        }
+    }
+    // Segments wholly below the log start offset were deleted by retention
+    // before a crash finished removing their files.
+    while bases.len() > 1 && bases[1] <= ctx.log_start {
+        let b = bases.remove(0);
+        remove_segment_files(fs, ctx.dir, b)?;
+    }
+    if bases.is_empty() {
+        // Never reuse an offset that may have been handed out.
+        let base = ctx.log_start.max(ctx.recovery_point);
+        let seg = Segment::create(fs, ctx.dir, base, ctx.segment_bytes, ctx.segment_index_bytes)
+            .map_err(io_err("create segment in", ctx.dir))?;
+        return Ok(Loaded {
+            segments: vec![Arc::new(seg)],
+            cursor: IndexCursor::new(ctx.index_interval),
+        });
+    }
+    let last = bases.len() - 1;
+    let scan_from = if ctx.clean {
+        last
+    } else {
+        bases.iter().rposition(|&b| b <= ctx.recovery_point).unwrap_or(0)
+    };
+    let mut segments = Vec::with_capacity(bases.len());
+    for (i, &base) in bases.iter().enumerate().take(scan_from) {
+        segments.push(Arc::new(open_trusted(ctx, base, bases[i + 1], report)?));
+    }
+    let mut cursor = IndexCursor::new(ctx.index_interval);
+    let mut i = scan_from;
+    while i < bases.len() {
+        let base = bases[i];
+        let next_base = bases.get(i + 1).copied();
+        let (seg, c, ok) = open_scanned(ctx, base, next_base, report)?;
+        segments.push(Arc::new(seg));
+        cursor = c;
+        i += 1;
+        if !ok {
+            for &b in &bases[i..] {
+                report
+                    .segments_removed
+                    .push(segment_path(ctx.dir, b, LOG_EXT));
+                remove_segment_files(fs, ctx.dir, b)?;
+            }
+            break;
+        }
+    }
+    Ok(Loaded { segments, cursor })
+}
+
+pub(crate) fn remove_segment_files(fs: &dyn FileSystem, dir: &Path, base: u64) -> Result<()> {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        let p = segment_path(dir, base, ext);
+        if fs.exists(&p) {
+            fs.remove_file(&p).map_err(io_err("remove", &p))?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens a sealed segment below the recovery point, checking its indexes
+/// and rebuilding them if they disagree with the log.
+fn open_trusted(ctx: &LoadCtx<'_>, base: u64, next_base: u64, report: &mut RecoveryReport) -> Result<Segment> {
+    let fs = ctx.fs;
+    let log_path = segment_path(ctx.dir, base, LOG_EXT);
+    let len = fs
+        .open(&log_path, OpenMode::Read)
+        .and_then(|f| f.len())
+        .map_err(io_err("open", &log_path))?;
+    let log = MappedFile::open(fs, &log_path, len, len).map_err(io_err("map", &log_path))?;
+    let next_rel = next_base - base;
+    if let (Some(offsets), Some(times)) = (
+        open_sealed_index(ctx, base, INDEX_EXT, OFFSET_ENTRY_LEN),
+        open_sealed_index(ctx, base, TIME_INDEX_EXT, TIME_ENTRY_LEN),
+    ) {
+        let n = offsets.len() as usize / OFFSET_ENTRY_LEN;
+        let offsets_ok = match n.checked_sub(1).and_then(|i| offset_entry(offsets.bytes(), i)) {
+            None => true,
+            Some(e) => {
+                u64::from(e.pos) < len
+                    && log
+                        .bytes()
+                        .get(e.pos as usize..)
+                        .and_then(|b| crate::format::batch::peek_header(b).ok())
+                        .is_some_and(|h| h.base_offset == base + u64::from(e.rel))
+            }
+        };
+        let nt = times.len() as usize / TIME_ENTRY_LEN;
+        let seal = nt.checked_sub(1).and_then(|i| time_entry(times.bytes(), i));
+        let times_ok = match seal {
+            Some(e) => u64::from(e.rel) == next_rel,
+            None => len == 0,
+        };
+        if offsets_ok && times_ok {
+            let max_ts = seal.map_or(i64::MIN, |e| e.ts);
+            return Ok(Segment::from_parts(base, log, offsets, times, next_base, max_ts));
+        }
+    }
+    // Rebuild both indexes from the log.
+    let scan = scan_segment(log.bytes(), base, ctx.index_interval);
+    let mut times = scan.times.clone();
+    if scan.next_offset > base {
+        let rel = u32::try_from(scan.next_offset - base).unwrap_or(u32::MAX);
+        times.extend_from_slice(&TimeEntry { ts: scan.cursor.max_ts, rel }.encode());
+    }
+    let offsets = write_sealed_index(ctx, base, INDEX_EXT, &scan.offsets, report)?;
+    let times = write_sealed_index(ctx, base, TIME_INDEX_EXT, &times, report)?;
+    // A damaged batch inside a trusted segment is left in place: reads that
+    // reach it fail with `Corrupted`, and nothing after it is lost.
+    Ok(Segment::from_parts(base, log, offsets, times, next_base, scan.cursor.max_ts))
+}
+
+fn open_sealed_index(ctx: &LoadCtx<'_>, base: u64, ext: &str, entry: usize) -> Option<MappedFile> {
+    let path = segment_path(ctx.dir, base, ext);
+    let len = ctx.fs.open(&path, OpenMode::Read).and_then(|f| f.len()).ok()?;
+    let f = MappedFile::open(ctx.fs, &path, len, 0).ok()?;
+    f.publish(len);
+    let valid = if entry == OFFSET_ENTRY_LEN {
+        valid_offset_entries(f.bytes())
+    } else {
+        valid_time_entries(f.bytes())
+    };
+    // Only the validated prefix is ever read.
+    f.publish((valid * entry) as u64);
+    Some(f)
+}
+
+fn write_sealed_index(
+    ctx: &LoadCtx<'_>,
+    base: u64,
+    ext: &str,
+    bytes: &[u8],
+    report: &mut RecoveryReport,
+) -> Result<MappedFile> {
+    let path = segment_path(ctx.dir, base, ext);
+    let f = ctx.fs.open(&path, OpenMode::CreateTruncate).map_err(io_err("rebuild", &path))?;
+    f.write_at(bytes, 0).map_err(io_err("write", &path))?;
+    if ctx.sync {
+        f.sync_data().map_err(io_err("sync", &path))?;
+    }
+    report.indexes_rebuilt.push(path.clone());
+    let len = bytes.len() as u64;
+    MappedFile::open(ctx.fs, &path, len, len).map_err(io_err("map", &path))
+}
+
+/// Scans a segment, truncating it at the first invalid batch. Returns the
+/// segment (opened for appends if it is to stay the last one), its cursor,
+/// and whether it ended cleanly (false: later segments must go).
+fn open_scanned(
+    ctx: &LoadCtx<'_>,
+    base: u64,
+    next_base: Option<u64>,
+    report: &mut RecoveryReport,
+) -> Result<(Segment, IndexCursor, bool)> {
+    let fs = ctx.fs;
+    let log_path = segment_path(ctx.dir, base, LOG_EXT);
+    let file_len = fs
+        .open(&log_path, OpenMode::Read)
+        .and_then(|f| f.len())
+        .map_err(io_err("open", &log_path))?;
+    let reader = MappedFile::open(fs, &log_path, file_len, file_len).map_err(io_err("map", &log_path))?;
+    let mut scan = scan_segment(reader.bytes(), base, ctx.index_interval);
+    drop(reader);
+    report.segments_scanned += 1;
+    // A sealed segment must end exactly where the next one starts.
+    if scan.stop.is_none() {
+        if let Some(nb) = next_base {
+            if scan.next_offset != nb {
+                scan.stop = Some(Stop::Damaged(CorruptionKind::OffsetOutOfOrder {
+                    expected: scan.next_offset,
+                    found: nb,
+                }));
+            }
+        }
+    }
+    let is_last = next_base.is_none();
+    let mut intact = true;
+    match &scan.stop {
+        None => {}
+        // Zeros after the data are the unused preallocation of the active
+        // segment: expected after any unclean stop, not damage.
+        Some(Stop::Zeros) if is_last => {}
+        Some(Stop::Unsupported(v)) => {
+            return Err(Error::UnsupportedVersion {
+                path: log_path,
+                position: scan.valid_len,
+                found: u32::from(*v),
+                supported: u32::from(VERSION),
+            })
+        }
+        Some(stop) => {
+            let kind = match stop {
+                Stop::Damaged(k) => k.clone(),
+                _ => CorruptionKind::BadRecord {
+                    reason: "zero bytes inside a sealed segment",
+                },
+            };
+            if ctx.mode == RecoveryMode::AbsoluteConsistency {
+                return Err(Error::corrupted(log_path, scan.valid_len, Some(scan.next_offset), kind));
+            }
+            report.truncations.push(Truncation {
+                path: log_path.clone(),
+                position: scan.valid_len,
+                bytes: file_len - scan.valid_len,
+                reason: kind.to_string(),
+            });
+            intact = false;
+        }
+    }
+    let keep_appending = is_last || !intact;
+    if file_len != scan.valid_len {
+        let f = fs.open(&log_path, OpenMode::ReadWrite).map_err(io_err("open", &log_path))?;
+        f.set_len(scan.valid_len).map_err(io_err("truncate", &log_path))?;
+        if ctx.sync {
+            f.sync_data().map_err(io_err("sync", &log_path))?;
+        }
+    }
+    if !keep_appending {
+        let seg_next = scan.next_offset;
+        let mut times = scan.times.clone();
+        if seg_next > base {
+            let rel = u32::try_from(seg_next - base).unwrap_or(u32::MAX);
+            times.extend_from_slice(&TimeEntry { ts: scan.cursor.max_ts, rel }.encode());
+        }
+        let log = MappedFile::open(fs, &log_path, scan.valid_len, scan.valid_len)
+            .map_err(io_err("map", &log_path))?;
+        let offsets = write_sealed_index(ctx, base, INDEX_EXT, &scan.offsets, report)?;
+        let times = write_sealed_index(ctx, base, TIME_INDEX_EXT, &times, report)?;
+        let seg = Segment::from_parts(base, log, offsets, times, seg_next, scan.cursor.max_ts);
+        return Ok((seg, scan.cursor, true));
+    }
+    // The segment stays (or becomes) the active one: reopen it for appends
+    // and rebuild its indexes into fresh mapped files.
+    let capacity = ctx.segment_bytes.max(scan.valid_len);
+    let log = MappedFile::open(fs, &log_path, capacity, scan.valid_len).map_err(io_err("map", &log_path))?;
+    let (oc, tc) = index_capacities(ctx.segment_index_bytes);
+    let idx_path = segment_path(ctx.dir, base, INDEX_EXT);
+    let time_path = segment_path(ctx.dir, base, TIME_INDEX_EXT);
+    let offsets = MappedFile::create(fs, &idx_path, oc.max(scan.offsets.len() as u64))
+        .map_err(io_err("create", &idx_path))?;
+    let times = MappedFile::create(fs, &time_path, tc.max(scan.times.len() as u64 + TIME_ENTRY_LEN as u64))
+        .map_err(io_err("create", &time_path))?;
+    for (f, bytes) in [(&offsets, &scan.offsets), (&times, &scan.times)] {
+        if !bytes.is_empty() {
+            let end = f.write_unpublished(&[bytes]).map_err(io_err("write", f.path()))?;
+            f.publish(end);
+        }
+    }
+    let seg = Segment::from_parts(base, log, offsets, times, scan.next_offset, scan.cursor.max_ts);
+    Ok((seg, scan.cursor, intact))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_indexes_every_interval_and_never_position_zero() {
+        let mut c = IndexCursor::new(100);
+        assert_eq!(c.before_batch(0, 0), (None, None));
+        c.after_batch(5, 5);
+        assert_eq!(c.before_batch(60, 1), (None, None));
+        c.after_batch(7, 9);
+        let (o, t) = c.before_batch(120, 2);
+        assert_eq!(o, Some(OffsetEntry { rel: 2, pos: 120 }));
+        assert_eq!(t, Some(TimeEntry { ts: 9, rel: 2 }));
+        c.after_batch(1, 1);
+        // The max timestamp did not grow: no new time entry.
+        let (o, t) = c.before_batch(220, 3);
+        assert_eq!(o, Some(OffsetEntry { rel: 3, pos: 220 }));
+        assert_eq!(t, None);
+    }
+
+    #[test]
+    fn scan_of_zeros_and_garbage() {
+        let s = scan_segment(&[0u8; 300], 10, 4096);
+        assert_eq!((s.valid_len, s.next_offset, s.stop), (0, 10, Some(Stop::Zeros)));
+        let s = scan_segment(&[7u8; 300], 10, 4096);
+        assert!(matches!(s.stop, Some(Stop::Damaged(_))));
+        let s = scan_segment(&[], 10, 4096);
+        assert_eq!(s.stop, None);
+    }
+}

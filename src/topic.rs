@@ -1,0 +1,210 @@
+//! Topics: name rules, the registry line format, and the in-memory topic.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{CleanupPolicy, Compression, TopicConfig};
+use crate::error::{Error, Result};
+use crate::storage::partition::Partition;
+
+/// Topics whose names start with this are internal: hidden from
+/// `topics()` and not creatable by users.
+pub(crate) const INTERNAL_PREFIX: &str = "__";
+
+/// Checks Kafka's topic-name rules: 1 to 249 characters from
+/// `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub(crate) fn validate_name(name: &str) -> Result<()> {
+    let bad = |reason| {
+        Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("the name is empty");
+    }
+    if name.len() > 249 {
+        return bad("the name is longer than 249 characters");
+    }
+    if name == "." || name == ".." {
+        return bad("\".\" and \"..\" are not allowed");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+/// A user-created topic must also not use the internal prefix.
+pub(crate) fn validate_user_name(name: &str) -> Result<()> {
+    validate_name(name)?;
+    if name.starts_with(INTERNAL_PREFIX) {
+        return Err(Error::InvalidTopicName {
+            name: name.to_owned(),
+            reason: "names starting with \"__\" are reserved for internal topics",
+        });
+    }
+    Ok(())
+}
+
+pub(crate) struct Topic {
+    pub name: Arc<str>,
+    pub config: Arc<TopicConfig>,
+    pub partitions: Vec<Arc<Partition>>,
+    /// Round-robin counter for records without a key.
+    next_keyless: AtomicU32,
+}
+
+impl Topic {
+    pub fn new(name: Arc<str>, config: Arc<TopicConfig>, partitions: Vec<Arc<Partition>>) -> Self {
+        Topic {
+            name,
+            config,
+            partitions,
+            next_keyless: AtomicU32::new(0),
+        }
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with(INTERNAL_PREFIX)
+    }
+
+    pub fn partition(&self, p: u32) -> Result<&Arc<Partition>> {
+        self.partitions.get(p as usize).ok_or_else(|| Error::UnknownPartition {
+            topic: self.name.to_string(),
+            partition: p,
+            partitions: self.partitions.len() as u32,
+        })
+    }
+
+    /// The partition for a record: murmur2 of the key, or round-robin.
+    pub fn choose(&self, key: Option<&[u8]>) -> u32 {
+        let n = self.partitions.len() as u32;
+        match key {
+            Some(k) => crate::partitioner::partition_for_key(k, n),
+            None => self.next_keyless.fetch_add(1, Ordering::Relaxed) % n,
+        }
+    }
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// Encodes one registry line: the name, then `key=value` settings.
+pub(crate) fn encode_line(name: &str, c: &TopicConfig) -> String {
+    let opt = |v: Option<u128>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    let cleanup = match c.cleanup_policy {
+        CleanupPolicy::Delete => "delete",
+        CleanupPolicy::Compact => "compact",
+        CleanupPolicy::CompactAndDelete => "compact,delete",
+    };
+    let compression = match c.compression {
+        Compression::None => "none".to_owned(),
+        Compression::Zstd(l) => format!("zstd:{l}"),
+    };
+    format!(
+        "{name} partitions={} segment_bytes={} segment_age_ms={} index_interval_bytes={} \
+         segment_index_bytes={} retention_ms={} retention_bytes={} cleanup_policy={cleanup} \
+         compression={compression} max_record_bytes={} delete_retention_ms={} min_compaction_lag_ms={}",
+        c.partitions,
+        c.segment_bytes,
+        ms(c.segment_age),
+        c.index_interval_bytes,
+        c.segment_index_bytes,
+        opt(c.retention.map(ms)),
+        opt(c.retention_bytes.map(u128::from)),
+        c.max_record_bytes,
+        ms(c.delete_retention),
+        ms(c.min_compaction_lag),
+    )
+}
+
+/// Decodes a registry line. Every setting must be present and valid.
+pub(crate) fn decode_line(line: &str) -> std::result::Result<(String, TopicConfig), String> {
+    let mut parts = line.split(' ');
+    let name = parts.next().unwrap_or_default().to_owned();
+    validate_name(&name).map_err(|e| e.to_string())?;
+    let mut c = TopicConfig::default();
+    let mut seen = 0u32;
+    for kv in parts {
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("setting {kv:?} has no '='"))?;
+        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("{k}={v:?} is not a number"));
+        let opt = |v: &str| if v == "-" { Ok(None) } else { num(v).map(Some) };
+        let dur = |v: &str| num(v).map(Duration::from_millis);
+        match k {
+            "partitions" => c.partitions = u32::try_from(num(v)?).map_err(|e| e.to_string())?,
+            "segment_bytes" => c.segment_bytes = num(v)?,
+            "segment_age_ms" => c.segment_age = dur(v)?,
+            "index_interval_bytes" => c.index_interval_bytes = num(v)?,
+            "segment_index_bytes" => c.segment_index_bytes = num(v)?,
+            "retention_ms" => c.retention = opt(v)?.map(Duration::from_millis),
+            "retention_bytes" => c.retention_bytes = opt(v)?,
+            "cleanup_policy" => {
+                c.cleanup_policy = match v {
+                    "delete" => CleanupPolicy::Delete,
+                    "compact" => CleanupPolicy::Compact,
+                    "compact,delete" => CleanupPolicy::CompactAndDelete,
+                    _ => return Err(format!("unknown cleanup_policy {v:?}")),
+                }
+            }
+            "compression" => {
+                c.compression = match v.strip_prefix("zstd:") {
+                    Some(l) => Compression::Zstd(l.parse().map_err(|_| format!("bad zstd level {l:?}"))?),
+                    None if v == "none" => Compression::None,
+                    None => return Err(format!("unknown compression {v:?}")),
+                }
+            }
+            "max_record_bytes" => c.max_record_bytes = num(v)?,
+            "delete_retention_ms" => c.delete_retention = dur(v)?,
+            "min_compaction_lag_ms" => c.min_compaction_lag = dur(v)?,
+            _ => return Err(format!("unknown setting {k:?}")),
+        }
+        seen += 1;
+    }
+    if seen != 12 {
+        return Err(format!("topic {name:?} has {seen} settings, expected 12"));
+    }
+    c.validate().map_err(|e| e.to_string())?;
+    Ok((name, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_name_rules() {
+        for ok in ["a", "orders", "my-topic_1.v2", &"x".repeat(249)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "../x", "a/b", "a b", "ü", &"x".repeat(250), "a\0"] {
+            assert!(matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })), "{bad:?}");
+        }
+        assert!(validate_user_name("__consumer_offsets").is_err());
+    }
+
+    #[test]
+    fn registry_line_round_trips_and_is_pinned() {
+        let c = TopicConfig::new()
+            .partitions(3)
+            .compression(Compression::Zstd(-2))
+            .retention(Duration::from_secs(60))
+            .cleanup_policy(CleanupPolicy::CompactAndDelete);
+        let line = encode_line("t", &c);
+        assert_eq!(
+            line,
+            "t partitions=3 segment_bytes=1073741824 segment_age_ms=604800000 index_interval_bytes=4096 \
+             segment_index_bytes=10485760 retention_ms=60000 retention_bytes=- cleanup_policy=compact,delete \
+             compression=zstd:-2 max_record_bytes=1048576 delete_retention_ms=86400000 min_compaction_lag_ms=0"
+        );
+        assert_eq!(decode_line(&line), Ok(("t".to_owned(), c)));
+        assert!(decode_line("t partitions=3").is_err());
+        assert!(decode_line(&format!("{line} extra=1")).is_err());
+        assert!(decode_line(&line.replace("t ", "../t ")).is_err());
+    }
+}
