@@ -41,6 +41,9 @@ mod record;
 mod storage;
 mod topic;
 
+#[cfg(test)]
+mod tests;
+
 pub use crate::config::{
     Assignor, CleanupPolicy, Clock, Compression, ConsumerConfig, LogOptions, ManualClock, OffsetReset,
     RecoveryMode, SyncPolicy, SystemClock, TopicConfig,

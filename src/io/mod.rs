@@ -9,6 +9,8 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
+#[cfg(test)]
+pub(crate) mod faulty;
 mod std_fs;
 pub(crate) use std_fs::StdFs;
 

@@ -440,7 +440,13 @@ impl Partition {
             let mut floor = seg.base;
             while pos < data.len() {
                 let rest = &data[pos..];
-                let h = peek_header(rest).map_err(|e| self.corrupted(seg, pos, want, e))?;
+                // Damage ends the fetch: what came before it is returned,
+                // and the next fetch, starting at the damage, reports it.
+                let h = match peek_header(rest) {
+                    Ok(h) => h,
+                    Err(_) if !out.is_empty() => return Ok(()),
+                    Err(e) => return Err(self.corrupted(seg, pos, want, e)),
+                };
                 if h.base_offset < floor {
                     let kind = CorruptionKind::OffsetOutOfOrder {
                         expected: floor,
@@ -453,7 +459,11 @@ impl Partition {
                     pos += h.total_len();
                     continue;
                 }
-                let h = decode_batch(rest).map_err(|e| self.corrupted(seg, pos, want, e))?;
+                let h = match decode_batch(rest) {
+                    Ok(h) => h,
+                    Err(_) if !out.is_empty() => return Ok(()),
+                    Err(e) => return Err(self.corrupted(seg, pos, want, e)),
+                };
                 out.push(FetchedBatch {
                     segment: seg.clone(),
                     pos,

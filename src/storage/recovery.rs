@@ -349,16 +349,15 @@ fn open_trusted(ctx: &LoadCtx<'_>, base: u64, next_base: u64, report: &mut Recov
 fn open_sealed_index(ctx: &LoadCtx<'_>, base: u64, ext: &str, entry: usize) -> Option<MappedFile> {
     let path = segment_path(ctx.dir, base, ext);
     let len = ctx.fs.open(&path, OpenMode::Read).and_then(|f| f.len()).ok()?;
-    let f = MappedFile::open(ctx.fs, &path, len, 0).ok()?;
-    f.publish(len);
+    let f = MappedFile::open(ctx.fs, &path, len, len).ok()?;
     let valid = if entry == OFFSET_ENTRY_LEN {
         valid_offset_entries(f.bytes())
     } else {
         valid_time_entries(f.bytes())
     };
-    // Only the validated prefix is ever read.
-    f.publish((valid * entry) as u64);
-    Some(f)
+    // A sealed index is trimmed to its entries, so anything after the valid
+    // prefix (zero fill, a torn entry, garbage) means it cannot be trusted.
+    ((valid * entry) as u64 == len).then_some(f)
 }
 
 fn write_sealed_index(
@@ -460,6 +459,9 @@ fn open_scanned(
         }
         let log = MappedFile::open(fs, &log_path, scan.valid_len, scan.valid_len)
             .map_err(io_err("map", &log_path))?;
+        if ctx.sync {
+            log.sync().map_err(io_err("sync", &log_path))?;
+        }
         let offsets = write_sealed_index(ctx, base, INDEX_EXT, &scan.offsets, report)?;
         let times = write_sealed_index(ctx, base, TIME_INDEX_EXT, &times, report)?;
         let seg = Segment::from_parts(base, log, offsets, times, seg_next, scan.cursor.max_ts);
@@ -469,6 +471,12 @@ fn open_scanned(
     // and rebuild its indexes into fresh mapped files.
     let capacity = ctx.segment_bytes.max(scan.valid_len);
     let log = MappedFile::open(fs, &log_path, capacity, scan.valid_len).map_err(io_err("map", &log_path))?;
+    // What the scan accepted counts as durable from here on (the partition
+    // starts with durable = end), so make it so: after a process crash it
+    // may still be only in the page cache.
+    if ctx.sync {
+        log.sync().map_err(io_err("sync", &log_path))?;
+    }
     let (oc, tc) = index_capacities(ctx.segment_index_bytes);
     let idx_path = segment_path(ctx.dir, base, INDEX_EXT);
     let time_path = segment_path(ctx.dir, base, TIME_INDEX_EXT);

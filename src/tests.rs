@@ -1,0 +1,73 @@
+//! Crate-internal scenario tests that need the I/O seam.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::io::faulty::FaultyFs;
+use crate::io::FileSystem;
+use crate::{Error, Log, LogOptions, Record, SyncPolicy, TopicConfig, TopicPartition};
+
+fn test_dir(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("streamlog-unit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+#[test]
+fn a_full_disk_mid_append_poisons_until_reopen() {
+    let dir = test_dir("enospc");
+    let fs = FaultyFs::new();
+    let log = Log::open_on(Arc::new(fs.clone()) as Arc<dyn FileSystem>, &dir, LogOptions::new(), false).unwrap();
+    // Small segments so that appends keep needing fresh allocations.
+    log.create_topic("t", TopicConfig::new().segment_bytes(1 << 20)).unwrap();
+    let p = log.producer();
+    fs.allocs_left.store(2, Ordering::SeqCst);
+    let big = vec![7u8; 200 << 10];
+    let mut acked = 0u64;
+    let err = loop {
+        match p.send("t", Record::new(&big[..])) {
+            Ok(md) => {
+                assert_eq!(md.offset(), acked);
+                acked += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull), "{err}");
+    // Every later write is refused with a clear error; reads still work.
+    assert!(matches!(p.send("t", Record::new(b"x")), Err(Error::Poisoned { .. })));
+    assert!(matches!(log.flush(), Err(Error::Poisoned { .. })));
+    assert_eq!(log.partition_info(&TopicPartition::new("t", 0)).unwrap().end_offset, acked);
+    drop(p);
+    drop(log);
+    // Reopening recovers every acknowledged record and accepts writes.
+    let log = Log::open(&dir).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(log.partition_info(&tp).unwrap().end_offset, acked);
+    assert_eq!(log.producer().send("t", Record::new(b"x")).unwrap().offset(), acked);
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_failed_fsync_poisons_and_is_never_acknowledged() {
+    let dir = test_dir("eio");
+    let fs = FaultyFs::new();
+    let opts = LogOptions::new().sync(SyncPolicy::EveryWrite);
+    let log = Log::open_on(Arc::new(fs.clone()) as Arc<dyn FileSystem>, &dir, opts, false).unwrap();
+    log.create_topic("t", TopicConfig::new()).unwrap();
+    let p = log.producer();
+    fs.syncs_left.store(3, Ordering::SeqCst);
+    for i in 0..3 {
+        assert_eq!(p.send("t", Record::new(b"ok")).unwrap().offset(), i);
+    }
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(log.partition_info(&tp).unwrap().durable_offset, 3);
+    assert!(matches!(p.send("t", Record::new(b"lost?")), Err(Error::Io { .. })));
+    // The failed record is in the log but not durable, and was not acked.
+    assert_eq!(log.partition_info(&tp).unwrap().durable_offset, 3);
+    assert!(matches!(p.send("t", Record::new(b"x")), Err(Error::Poisoned { .. })));
+    drop(p);
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
