@@ -385,10 +385,16 @@ impl TopicConfig {
     pub(crate) fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::InvalidConfig { what });
         if !(1..=10_000).contains(&self.partitions) {
-            return bad(format!("partitions is {}, allowed 1..=10000", self.partitions));
+            return bad(format!(
+                "partitions is {}, allowed 1..=10000",
+                self.partitions
+            ));
         }
         if !(1024..=1 << 30).contains(&self.segment_bytes) {
-            return bad(format!("segment_bytes is {}, allowed 1 KiB..=1 GiB", self.segment_bytes));
+            return bad(format!(
+                "segment_bytes is {}, allowed 1 KiB..=1 GiB",
+                self.segment_bytes
+            ));
         }
         if self.segment_age.is_zero() {
             return bad("segment_age must be positive".into());
@@ -399,12 +405,17 @@ impl TopicConfig {
         if !(64..=1 << 30).contains(&self.segment_index_bytes) {
             return bad("segment_index_bytes must be between 64 B and 1 GiB".into());
         }
-        if self.max_record_bytes == 0 || self.max_record_bytes > crate::format::batch::MAX_BATCH_BYTES as u64 / 2 {
+        if self.max_record_bytes == 0
+            || self.max_record_bytes > crate::format::batch::MAX_BATCH_BYTES as u64 / 2
+        {
             return bad("max_record_bytes must be between 1 B and 512 MiB".into());
         }
         if let Compression::Zstd(level) = self.compression {
             if !zstd::compression_level_range().contains(&level) {
-                return bad(format!("zstd level {level} is outside {:?}", zstd::compression_level_range()));
+                return bad(format!(
+                    "zstd level {level} is outside {:?}",
+                    zstd::compression_level_range()
+                ));
             }
         }
         Ok(())

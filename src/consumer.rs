@@ -220,7 +220,11 @@ impl Consumer {
 
     /// The paused partitions.
     pub fn paused(&self) -> Vec<TopicPartition> {
-        self.assigned.iter().filter(|a| a.paused).map(|a| a.tp.clone()).collect()
+        self.assigned
+            .iter()
+            .filter(|a| a.paused)
+            .map(|a| a.tp.clone())
+            .collect()
     }
 
     /// End offset minus position: how many records are left to read.
@@ -269,13 +273,23 @@ impl Consumer {
         }
         // Re-check after registering: an append between the fetch and the
         // registration would otherwise be missed.
-        let moved = self.assigned.iter().zip(ends).any(|(a, &e)| a.part.end_offset() != e);
+        let moved = self
+            .assigned
+            .iter()
+            .zip(ends)
+            .any(|(a, &e)| a.part.end_offset() != e);
         if !moved {
             match deadline {
                 Some(d) => {
                     self.signal.wait_until(d);
                 }
-                None => while !self.signal.wait_until(Instant::now() + Duration::from_secs(3600)) {},
+                None => {
+                    while !self
+                        .signal
+                        .wait_until(Instant::now() + Duration::from_secs(3600))
+                    {
+                    }
+                }
             }
         }
         for a in &self.assigned {
@@ -285,7 +299,7 @@ impl Consumer {
 
     /// Fetches from each unpaused partition in turn. Returns the positions
     /// to adopt if these records are handed out, and the end offsets seen.
-    fn fill(&mut self, out: &mut Records) -> Result<(Vec<(usize, u64)>, Vec<u64>)> {
+    fn fill(&mut self, out: &mut Records) -> Result<Filled> {
         let n = self.assigned.len();
         let reset = self.config.auto_offset_reset;
         let mut ends = vec![0; n];
@@ -307,7 +321,10 @@ impl Consumer {
             let mut pos = resolve(a, reset)?;
             let max_bytes = self.config.max_partition_fetch_bytes.min(bytes_left).max(1);
             self.batches.clear();
-            match a.part.fetch(pos, max_bytes, records_left, &mut self.batches) {
+            match a
+                .part
+                .fetch(pos, max_bytes, records_left, &mut self.batches)
+            {
                 Ok(()) => {}
                 Err(Error::OffsetOutOfRange { .. }) if reset != OffsetReset::None => {
                     // Retention moved the start past our position (or the
@@ -318,7 +335,8 @@ impl Consumer {
                     };
                     a.position = Some(pos);
                     self.batches.clear();
-                    a.part.fetch(pos, max_bytes, records_left, &mut self.batches)?;
+                    a.part
+                        .fetch(pos, max_bytes, records_left, &mut self.batches)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -339,6 +357,10 @@ impl Consumer {
         Ok((advances, ends))
     }
 }
+
+/// New positions to adopt (assignment index, offset) and the end offsets
+/// seen, from one pass over the assigned partitions.
+type Filled = (Vec<(usize, u64)>, Vec<u64>);
 
 fn resolve(a: &mut Assigned, reset: OffsetReset) -> Result<u64> {
     if let Some(p) = a.position {

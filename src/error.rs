@@ -14,7 +14,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// Another `Log` (in this process or another) holds the directory's lock.
-    #[error("log directory {path} is already open in another Log or process; close that one first")]
+    #[error(
+        "log directory {path} is already open in another Log or process; close that one first"
+    )]
     Locked {
         /// The log directory.
         path: PathBuf,
@@ -35,7 +37,9 @@ pub enum Error {
     },
 
     /// The topic exists but has no such partition.
-    #[error("topic {topic:?} has {partitions} partitions, so partition {partition} does not exist")]
+    #[error(
+        "topic {topic:?} has {partitions} partitions, so partition {partition} does not exist"
+    )]
     UnknownPartition {
         /// The topic name.
         topic: String,
@@ -109,7 +113,9 @@ pub enum Error {
 
     /// A write or fsync failed earlier, so the log refuses writes until it is
     /// reopened (reopening runs recovery).
-    #[error("the log refuses writes after an earlier I/O failure ({reason}); reopen it to recover")]
+    #[error(
+        "the log refuses writes after an earlier I/O failure ({reason}); reopen it to recover"
+    )]
     Poisoned {
         /// The original failure.
         reason: String,
@@ -136,7 +142,9 @@ pub enum Error {
     },
 
     /// The consumer is not assigned the partition it was asked about.
-    #[error("partition {topic}-{partition} is not assigned to this consumer; assign or subscribe first")]
+    #[error(
+        "partition {topic}-{partition} is not assigned to this consumer; assign or subscribe first"
+    )]
     NotAssigned {
         /// The topic name.
         topic: String,

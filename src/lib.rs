@@ -28,6 +28,7 @@
 
 #![deny(missing_docs)]
 #![warn(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod config;
 mod consumer;
@@ -45,14 +46,16 @@ mod topic;
 mod tests;
 
 pub use crate::config::{
-    Assignor, CleanupPolicy, Clock, Compression, ConsumerConfig, LogOptions, ManualClock, OffsetReset,
-    RecoveryMode, SyncPolicy, SystemClock, TopicConfig,
+    Assignor, CleanupPolicy, Clock, Compression, ConsumerConfig, LogOptions, ManualClock,
+    OffsetReset, RecoveryMode, SyncPolicy, SystemClock, TopicConfig,
 };
 pub use crate::consumer::Consumer;
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::log::{Log, Metrics, PartitionInfo};
 pub use crate::producer::Producer;
-pub use crate::record::{ConsumerRecord, Headers, Record, RecordMetadata, Records, RecordsIter, TopicPartition};
+pub use crate::record::{
+    ConsumerRecord, Headers, Record, RecordMetadata, Records, RecordsIter, TopicPartition,
+};
 pub use crate::storage::recovery::{RecoveryReport, Truncation};
 
 #[cfg(doctest)]

@@ -47,7 +47,9 @@ pub struct Log {
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Log").field("dir", &self.inner.dir).finish_non_exhaustive()
+        f.debug_struct("Log")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -149,7 +151,8 @@ impl Log {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!("streamlog-{}-{n}-{nanos:08x}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("streamlog-{}-{n}-{nanos:08x}", std::process::id()));
         Log::open_with(&dir, opts, true)
     }
 
@@ -157,25 +160,44 @@ impl Log {
         Self::open_on(Arc::new(StdFs), dir, opts, temporary)
     }
 
-    pub(crate) fn open_on(fs: Arc<dyn FileSystem>, dir: &Path, opts: LogOptions, temporary: bool) -> Result<Log> {
+    pub(crate) fn open_on(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        opts: LogOptions,
+        temporary: bool,
+    ) -> Result<Log> {
         fs.create_dir_all(dir).map_err(io_err("create", dir))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = fs.lock(&lock_path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked { path: dir.to_owned() }
+                Error::Locked {
+                    path: dir.to_owned(),
+                }
             } else {
                 Error::io("lock", &lock_path, e)
             }
         })?;
-        let shared = Arc::new(Shared::new(fs.clone(), opts.clock.clone(), opts.sync, temporary));
+        let shared = Arc::new(Shared::new(
+            fs.clone(),
+            opts.clock.clone(),
+            opts.sync,
+            temporary,
+        ));
         let mut report = RecoveryReport::default();
         let registry_path = dir.join(REGISTRY_FILE);
         let mut configs = Vec::new();
         if fs.exists(&registry_path) {
-            let bytes = fs.read(&registry_path).map_err(io_err("read", &registry_path))?;
+            let bytes = fs
+                .read(&registry_path)
+                .map_err(io_err("read", &registry_path))?;
             for line in meta::decode("topics", &bytes).map_err(|e| meta_err(&registry_path, e))? {
                 let (name, cfg) = decode_line(&line).map_err(|reason| {
-                    Error::corrupted(&registry_path, 0, None, CorruptionKind::BadMetadata { reason })
+                    Error::corrupted(
+                        &registry_path,
+                        0,
+                        None,
+                        CorruptionKind::BadMetadata { reason },
+                    )
                 })?;
                 configs.push((name, cfg));
             }
@@ -200,9 +222,17 @@ impl Log {
             for p in 0..cfg.partitions {
                 let pdir = dir.join(format!("{name}-{p}"));
                 if !fs.is_dir(&pdir) {
-                    return Err(Error::corrupted(pdir, 0, None, CorruptionKind::MissingPartition));
+                    return Err(Error::corrupted(
+                        pdir,
+                        0,
+                        None,
+                        CorruptionKind::MissingPartition,
+                    ));
                 }
-                let (rp, start) = checkpoints.get(&(name.to_string(), p)).copied().unwrap_or((0, 0));
+                let (rp, start) = checkpoints
+                    .get(&(name.to_string(), p))
+                    .copied()
+                    .unwrap_or((0, 0));
                 let ctx = LoadCtx {
                     fs: &*fs,
                     dir: &pdir,
@@ -399,7 +429,11 @@ impl Log {
     /// # Errors
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`],
     /// [`Error::Corrupted`].
-    pub fn offset_for_timestamp(&self, tp: &TopicPartition, timestamp_ms: i64) -> Result<Option<u64>> {
+    pub fn offset_for_timestamp(
+        &self,
+        tp: &TopicPartition,
+        timestamp_ms: i64,
+    ) -> Result<Option<u64>> {
         self.inner
             .partition(&tp.topic, tp.partition)?
             .offset_for_timestamp(timestamp_ms)
@@ -415,13 +449,17 @@ fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
         return Ok(out);
     }
     let bytes = fs.read(&path).map_err(io_err("read", &path))?;
-    let bad = |reason: String| Error::corrupted(&path, 0, None, CorruptionKind::BadMetadata { reason });
+    let bad =
+        |reason: String| Error::corrupted(&path, 0, None, CorruptionKind::BadMetadata { reason });
     for line in meta::decode("checkpoint", &bytes).map_err(|e| meta_err(&path, e))? {
         let f: Vec<&str> = line.split(' ').collect();
         let [topic, p, rp, start] = f[..] else {
             return Err(bad(format!("line {line:?} does not have 4 fields")));
         };
-        let num = |s: &str| s.parse::<u64>().map_err(|_| bad(format!("{s:?} is not a number")));
+        let num = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| bad(format!("{s:?} is not a number")))
+        };
         let p = u32::try_from(num(p)?).map_err(|_| bad("partition out of range".into()))?;
         out.insert((topic.to_owned(), p), (num(rp)?, num(start)?));
     }
@@ -430,9 +468,13 @@ fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
 
 impl LogInner {
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
-        self.topics.read().get(name).cloned().ok_or_else(|| Error::UnknownTopic {
-            topic: name.to_owned(),
-        })
+        self.topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic {
+                topic: name.to_owned(),
+            })
     }
 
     pub fn partition(&self, topic: &str, p: u32) -> Result<Arc<Partition>> {
@@ -452,7 +494,9 @@ impl LogInner {
         let fs = &*self.shared.fs;
         let path = self.dir.join(name);
         let tmp = self.dir.join(format!("{name}.tmp"));
-        let f = fs.open(&tmp, OpenMode::CreateTruncate).map_err(io_err("create", &tmp))?;
+        let f = fs
+            .open(&tmp, OpenMode::CreateTruncate)
+            .map_err(io_err("create", &tmp))?;
         f.write_at(bytes, 0).map_err(io_err("write", &tmp))?;
         if !self.temporary {
             f.sync_data().map_err(io_err("sync", &tmp))?;
@@ -463,7 +507,10 @@ impl LogInner {
     }
 
     fn write_registry(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
-        let lines: Vec<String> = topics.values().map(|t| encode_line(&t.name, &t.config)).collect();
+        let lines: Vec<String> = topics
+            .values()
+            .map(|t| encode_line(&t.name, &t.config))
+            .collect();
         self.write_atomic(REGISTRY_FILE, &meta::encode("topics", &lines))
     }
 
@@ -474,7 +521,13 @@ impl LogInner {
         let mut lines = Vec::new();
         for t in topics.values() {
             for p in &t.partitions {
-                lines.push(format!("{} {} {} {}", t.name, p.id, p.durable_offset(), p.start_offset()));
+                lines.push(format!(
+                    "{} {} {} {}",
+                    t.name,
+                    p.id,
+                    p.durable_offset(),
+                    p.start_offset()
+                ));
             }
         }
         self.write_atomic(CHECKPOINT_FILE, &meta::encode("checkpoint", &lines))
@@ -493,7 +546,9 @@ impl LogInner {
         self.shared.check_writable()?;
         let _g = self.admin.lock();
         if self.topics.read().contains_key(name) {
-            return Err(Error::TopicExists { topic: name.to_owned() });
+            return Err(Error::TopicExists {
+                topic: name.to_owned(),
+            });
         }
         let fs = &*self.shared.fs;
         let cfg = Arc::new(config);
@@ -506,7 +561,8 @@ impl LogInner {
                 // A directory with this name can only be left over from a
                 // create or delete that crashed before the registry changed.
                 if fs.exists(&pdir) {
-                    fs.remove_dir_all(&pdir).map_err(io_err("remove stale", &pdir))?;
+                    fs.remove_dir_all(&pdir)
+                        .map_err(io_err("remove stale", &pdir))?;
                 }
                 fs.create_dir_all(&pdir).map_err(io_err("create", &pdir))?;
                 created.push(pdir.clone());
@@ -539,7 +595,8 @@ impl LogInner {
         next.insert(name.to_owned(), Arc::new(Topic::new(name_arc, cfg, parts)));
         // Once the registry names the topic it exists; a failure here leaves
         // the on-disk state unknown, so the log is poisoned.
-        self.write_registry(&next).inspect_err(|e| self.shared.poison(e))?;
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
         *self.topics.write() = next;
         Ok(())
     }
@@ -556,7 +613,8 @@ impl LogInner {
         }
         let mut next = self.topics.read().clone();
         next.remove(name);
-        self.write_registry(&next).inspect_err(|e| self.shared.poison(e))?;
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
         *self.topics.write() = next;
         for p in &topic.partitions {
             p.mark_deleted();

@@ -72,7 +72,12 @@ impl Producer {
     /// assert_eq!(log.producer().send_to("t", 2, Record::new(b"x"))?.partition(), 2);
     /// # Ok::<(), streamlog::Error>(())
     /// ```
-    pub fn send_to(&self, topic: &str, partition: u32, record: Record<'_>) -> Result<RecordMetadata> {
+    pub fn send_to(
+        &self,
+        topic: &str,
+        partition: u32,
+        record: Record<'_>,
+    ) -> Result<RecordMetadata> {
         let t = self.inner.topic(topic)?;
         t.partition(partition)?;
         let mut mds = self.append(&t, partition, &[&record])?;

@@ -78,7 +78,11 @@ impl<'a> Record<'a> {
     /// ```
     /// let r = streamlog::Record::new(b"v").header("trace-id", b"abc");
     /// ```
-    pub fn header(mut self, name: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, [u8]>>) -> Self {
+    pub fn header(
+        mut self,
+        name: impl Into<Cow<'a, str>>,
+        value: impl Into<Cow<'a, [u8]>>,
+    ) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
@@ -166,7 +170,10 @@ struct Span {
 impl Span {
     fn of(base: &[u8], part: Option<&[u8]>) -> Span {
         match part {
-            None => Span { start: NULL, len: 0 },
+            None => Span {
+                start: NULL,
+                len: 0,
+            },
             Some(p) => Span {
                 start: (p.as_ptr() as usize - base.as_ptr() as usize) as u32,
                 len: p.len() as u32,
@@ -250,7 +257,10 @@ impl Records {
 
     /// The `i`th record.
     pub fn get(&self, i: usize) -> Option<ConsumerRecord<'_>> {
-        self.metas.get(i).map(|m| ConsumerRecord { records: self, meta: m })
+        self.metas.get(i).map(|m| ConsumerRecord {
+            records: self,
+            meta: m,
+        })
     }
 
     /// Iterates the records in order.
@@ -286,7 +296,12 @@ impl Records {
     ) -> Result<(usize, u64)> {
         let h = &batch.header;
         let bad = |k: CorruptionKind| {
-            Error::corrupted(batch.segment.log.path(), batch.pos as u64, Some(h.base_offset), k)
+            Error::corrupted(
+                batch.segment.log.path(),
+                batch.pos as u64,
+                Some(h.base_offset),
+                k,
+            )
         };
         let tp = match self.tps.last() {
             Some((t, p)) if Arc::ptr_eq(t, topic) && *p == partition => self.tps.len() - 1,
@@ -301,7 +316,9 @@ impl Records {
             Cow::Owned(v) => Backing::Owned(v),
         };
         let idx = match (&backing, self.backings.last()) {
-            (Backing::Segment(s), Some(Backing::Segment(l))) if Arc::ptr_eq(s, l) => self.backings.len() - 1,
+            (Backing::Segment(s), Some(Backing::Segment(l))) if Arc::ptr_eq(s, l) => {
+                self.backings.len() - 1
+            }
             _ => {
                 self.backings.push(backing);
                 self.backings.len() - 1
@@ -400,11 +417,17 @@ impl<'a> ConsumerRecord<'a> {
     }
     /// The topic.
     pub fn topic(&self) -> &'a str {
-        self.records.tps.get(self.meta.tp as usize).map_or("", |t| &t.0)
+        self.records
+            .tps
+            .get(self.meta.tp as usize)
+            .map_or("", |t| &t.0)
     }
     /// The partition.
     pub fn partition(&self) -> u32 {
-        self.records.tps.get(self.meta.tp as usize).map_or(0, |t| t.1)
+        self.records
+            .tps
+            .get(self.meta.tp as usize)
+            .map_or(0, |t| t.1)
     }
     /// The offset.
     pub fn offset(&self) -> u64 {

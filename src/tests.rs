@@ -17,9 +17,16 @@ fn test_dir(name: &str) -> std::path::PathBuf {
 fn a_full_disk_mid_append_poisons_until_reopen() {
     let dir = test_dir("enospc");
     let fs = FaultyFs::new();
-    let log = Log::open_on(Arc::new(fs.clone()) as Arc<dyn FileSystem>, &dir, LogOptions::new(), false).unwrap();
+    let log = Log::open_on(
+        Arc::new(fs.clone()) as Arc<dyn FileSystem>,
+        &dir,
+        LogOptions::new(),
+        false,
+    )
+    .unwrap();
     // Small segments so that appends keep needing fresh allocations.
-    log.create_topic("t", TopicConfig::new().segment_bytes(1 << 20)).unwrap();
+    log.create_topic("t", TopicConfig::new().segment_bytes(1 << 20))
+        .unwrap();
     let p = log.producer();
     fs.allocs_left.store(2, Ordering::SeqCst);
     let big = vec![7u8; 200 << 10];
@@ -33,18 +40,35 @@ fn a_full_disk_mid_append_poisons_until_reopen() {
             Err(e) => break e,
         }
     };
-    assert!(matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull), "{err}");
+    assert!(
+        matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull),
+        "{err}"
+    );
     // Every later write is refused with a clear error; reads still work.
-    assert!(matches!(p.send("t", Record::new(b"x")), Err(Error::Poisoned { .. })));
+    assert!(matches!(
+        p.send("t", Record::new(b"x")),
+        Err(Error::Poisoned { .. })
+    ));
     assert!(matches!(log.flush(), Err(Error::Poisoned { .. })));
-    assert_eq!(log.partition_info(&TopicPartition::new("t", 0)).unwrap().end_offset, acked);
+    assert_eq!(
+        log.partition_info(&TopicPartition::new("t", 0))
+            .unwrap()
+            .end_offset,
+        acked
+    );
     drop(p);
     drop(log);
     // Reopening recovers every acknowledged record and accepts writes.
     let log = Log::open(&dir).unwrap();
     let tp = TopicPartition::new("t", 0);
     assert_eq!(log.partition_info(&tp).unwrap().end_offset, acked);
-    assert_eq!(log.producer().send("t", Record::new(b"x")).unwrap().offset(), acked);
+    assert_eq!(
+        log.producer()
+            .send("t", Record::new(b"x"))
+            .unwrap()
+            .offset(),
+        acked
+    );
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -54,7 +78,13 @@ fn a_failed_fsync_poisons_and_is_never_acknowledged() {
     let dir = test_dir("eio");
     let fs = FaultyFs::new();
     let opts = LogOptions::new().sync(SyncPolicy::EveryWrite);
-    let log = Log::open_on(Arc::new(fs.clone()) as Arc<dyn FileSystem>, &dir, opts, false).unwrap();
+    let log = Log::open_on(
+        Arc::new(fs.clone()) as Arc<dyn FileSystem>,
+        &dir,
+        opts,
+        false,
+    )
+    .unwrap();
     log.create_topic("t", TopicConfig::new()).unwrap();
     let p = log.producer();
     fs.syncs_left.store(3, Ordering::SeqCst);
@@ -63,10 +93,16 @@ fn a_failed_fsync_poisons_and_is_never_acknowledged() {
     }
     let tp = TopicPartition::new("t", 0);
     assert_eq!(log.partition_info(&tp).unwrap().durable_offset, 3);
-    assert!(matches!(p.send("t", Record::new(b"lost?")), Err(Error::Io { .. })));
+    assert!(matches!(
+        p.send("t", Record::new(b"lost?")),
+        Err(Error::Io { .. })
+    ));
     // The failed record is in the log but not durable, and was not acked.
     assert_eq!(log.partition_info(&tp).unwrap().durable_offset, 3);
-    assert!(matches!(p.send("t", Record::new(b"x")), Err(Error::Poisoned { .. })));
+    assert!(matches!(
+        p.send("t", Record::new(b"x")),
+        Err(Error::Poisoned { .. })
+    ));
     drop(p);
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);

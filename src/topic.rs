@@ -74,11 +74,13 @@ impl Topic {
     }
 
     pub fn partition(&self, p: u32) -> Result<&Arc<Partition>> {
-        self.partitions.get(p as usize).ok_or_else(|| Error::UnknownPartition {
-            topic: self.name.to_string(),
-            partition: p,
-            partitions: self.partitions.len() as u32,
-        })
+        self.partitions
+            .get(p as usize)
+            .ok_or_else(|| Error::UnknownPartition {
+                topic: self.name.to_string(),
+                partition: p,
+                partitions: self.partitions.len() as u32,
+            })
     }
 
     /// The partition for a record: murmur2 of the key, or round-robin.
@@ -132,8 +134,13 @@ pub(crate) fn decode_line(line: &str) -> std::result::Result<(String, TopicConfi
     let mut c = TopicConfig::default();
     let mut seen = 0u32;
     for kv in parts {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("setting {kv:?} has no '='"))?;
-        let num = |v: &str| v.parse::<u64>().map_err(|_| format!("{k}={v:?} is not a number"));
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| format!("setting {kv:?} has no '='"))?;
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{k}={v:?} is not a number"))
+        };
         let opt = |v: &str| if v == "-" { Ok(None) } else { num(v).map(Some) };
         let dur = |v: &str| num(v).map(Duration::from_millis);
         match k {
@@ -154,7 +161,9 @@ pub(crate) fn decode_line(line: &str) -> std::result::Result<(String, TopicConfi
             }
             "compression" => {
                 c.compression = match v.strip_prefix("zstd:") {
-                    Some(l) => Compression::Zstd(l.parse().map_err(|_| format!("bad zstd level {l:?}"))?),
+                    Some(l) => {
+                        Compression::Zstd(l.parse().map_err(|_| format!("bad zstd level {l:?}"))?)
+                    }
                     None if v == "none" => Compression::None,
                     None => return Err(format!("unknown compression {v:?}")),
                 }
@@ -182,8 +191,21 @@ mod tests {
         for ok in ["a", "orders", "my-topic_1.v2", &"x".repeat(249)] {
             assert!(validate_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".", "..", "../x", "a/b", "a b", "ü", &"x".repeat(250), "a\0"] {
-            assert!(matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })), "{bad:?}");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a b",
+            "ü",
+            &"x".repeat(250),
+            "a\0",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })),
+                "{bad:?}"
+            );
         }
         assert!(validate_user_name("__consumer_offsets").is_err());
     }

@@ -6,13 +6,19 @@ use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
-use streamlog::{ConsumerConfig, Log, LogOptions, OffsetReset, Record, SyncPolicy, TopicConfig, TopicPartition};
+use streamlog::{
+    ConsumerConfig, Log, LogOptions, OffsetReset, Record, SyncPolicy, TopicConfig, TopicPartition,
+};
 
 #[test]
 fn eight_threads_produce_dense_unique_offsets() {
     let dir = TestDir::new("threads");
     let log = Log::open(dir.path()).unwrap();
-    log.create_topic("t", TopicConfig::new().partitions(3).segment_bytes(16 << 10)).unwrap();
+    log.create_topic(
+        "t",
+        TopicConfig::new().partitions(3).segment_bytes(16 << 10),
+    )
+    .unwrap();
     let start = Arc::new(Barrier::new(8));
     let handles: Vec<_> = (0..8u32)
         .map(|t| {
@@ -24,11 +30,14 @@ fn eight_threads_produce_dense_unique_offsets() {
                 for i in 0..500u32 {
                     let v = format!("{t}:{i}").into_bytes();
                     let md = if i % 10 == 0 {
-                        let recs = (0..5).map(|j| Record::new(format!("{t}:{i}:{j}").into_bytes())).collect();
+                        let recs = (0..5)
+                            .map(|j| Record::new(format!("{t}:{i}:{j}").into_bytes()))
+                            .collect();
                         let mds = p.send_batch("t", recs).unwrap();
                         mds[0].clone()
                     } else {
-                        p.send("t", Record::new(v).key(format!("k{i}").into_bytes())).unwrap()
+                        p.send("t", Record::new(v).key(format!("k{i}").into_bytes()))
+                            .unwrap()
                     };
                     acked.push((md.partition(), md.offset()));
                 }
@@ -56,7 +65,10 @@ fn eight_threads_produce_dense_unique_offsets() {
 #[test]
 fn every_write_shares_fsyncs_between_concurrent_senders() {
     let dir = TestDir::new("group-commit");
-    let log = LogOptions::new().sync(SyncPolicy::EveryWrite).open(dir.path()).unwrap();
+    let log = LogOptions::new()
+        .sync(SyncPolicy::EveryWrite)
+        .open(dir.path())
+        .unwrap();
     log.create_topic("t", TopicConfig::new()).unwrap();
     let tp = TopicPartition::new("t", 0);
     let threads = 8;
@@ -82,7 +94,11 @@ fn every_write_shares_fsyncs_between_concurrent_senders() {
     let sends = (threads * per_thread) as u64;
     assert_eq!(m.records_appended, sends);
     assert!(m.fsyncs <= sends);
-    assert!(m.fsyncs < sends, "8 concurrent senders never shared an fsync ({} for {sends})", m.fsyncs);
+    assert!(
+        m.fsyncs < sends,
+        "8 concurrent senders never shared an fsync ({} for {sends})",
+        m.fsyncs
+    );
 }
 
 #[test]
@@ -90,7 +106,10 @@ fn sync_policies_sync_when_they_promise() {
     let dir = TestDir::new("policies");
     let tp = TopicPartition::new("t", 0);
     {
-        let log = LogOptions::new().sync(SyncPolicy::EveryRecords(10)).open(dir.join("n")).unwrap();
+        let log = LogOptions::new()
+            .sync(SyncPolicy::EveryRecords(10))
+            .open(dir.join("n"))
+            .unwrap();
         log.create_topic("t", TopicConfig::new()).unwrap();
         let p = log.producer();
         for _ in 0..25 {
@@ -102,7 +121,10 @@ fn sync_policies_sync_when_they_promise() {
         assert_eq!(log.partition_info(&tp).unwrap().durable_offset, 25);
     }
     {
-        let log = LogOptions::new().sync(SyncPolicy::OsBuffered).open(dir.join("os")).unwrap();
+        let log = LogOptions::new()
+            .sync(SyncPolicy::OsBuffered)
+            .open(dir.join("os"))
+            .unwrap();
         log.create_topic("t", TopicConfig::new()).unwrap();
         for _ in 0..5 {
             log.producer().send("t", Record::new(b"x")).unwrap();
@@ -113,11 +135,17 @@ fn sync_policies_sync_when_they_promise() {
         assert_eq!(log.partition_info(&tp).unwrap().durable_offset, 5);
     }
     {
-        let log = LogOptions::new().sync(SyncPolicy::Interval(Duration::ZERO)).open(dir.join("iv")).unwrap();
+        let log = LogOptions::new()
+            .sync(SyncPolicy::Interval(Duration::ZERO))
+            .open(dir.join("iv"))
+            .unwrap();
         log.create_topic("t", TopicConfig::new()).unwrap();
         log.producer().send("t", Record::new(b"x")).unwrap();
         assert_eq!(log.partition_info(&tp).unwrap().durable_offset, 1);
-        let log2 = LogOptions::new().sync(SyncPolicy::Interval(Duration::from_secs(3600))).open(dir.join("iv2")).unwrap();
+        let log2 = LogOptions::new()
+            .sync(SyncPolicy::Interval(Duration::from_secs(3600)))
+            .open(dir.join("iv2"))
+            .unwrap();
         log2.create_topic("t", TopicConfig::new()).unwrap();
         log2.producer().send("t", Record::new(b"x")).unwrap();
         assert_eq!(log2.partition_info(&tp).unwrap().durable_offset, 0);
@@ -127,9 +155,15 @@ fn sync_policies_sync_when_they_promise() {
 #[test]
 fn a_blocked_poll_returns_what_another_thread_sends() {
     let log = Log::temporary().unwrap();
-    log.create_topic("t", TopicConfig::new().partitions(4)).unwrap();
+    log.create_topic("t", TopicConfig::new().partitions(4))
+        .unwrap();
     let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Latest));
-    c.assign(&(0..4).map(|p| TopicPartition::new("t", p)).collect::<Vec<_>>()).unwrap();
+    c.assign(
+        &(0..4)
+            .map(|p| TopicPartition::new("t", p))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     for p in 0..4 {
         c.position(&TopicPartition::new("t", p)).unwrap();
     }
@@ -144,7 +178,10 @@ fn a_blocked_poll_returns_what_another_thread_sends() {
     sender.join().unwrap();
     assert_eq!(recs.len(), 1);
     let r = recs.get(0).unwrap();
-    assert_eq!((r.partition(), r.offset(), r.value()), (3, 0, Some(&b"wake up"[..])));
+    assert_eq!(
+        (r.partition(), r.offset(), r.value()),
+        (3, 0, Some(&b"wake up"[..]))
+    );
 }
 
 #[test]
@@ -161,7 +198,11 @@ fn fetch_min_bytes_waits_for_enough_data() {
     let log = Log::temporary().unwrap();
     log.create_topic("t", TopicConfig::new()).unwrap();
     let tp = TopicPartition::new("t", 0);
-    let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest).fetch_min_bytes(1000));
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .fetch_min_bytes(1000),
+    );
     c.assign(std::slice::from_ref(&tp)).unwrap();
     let p = log.producer();
     p.send("t", Record::new(vec![0u8; 100])).unwrap();
@@ -173,9 +214,17 @@ fn fetch_min_bytes_waits_for_enough_data() {
     });
     let recs = c.poll(Duration::from_secs(30)).unwrap();
     sender.join().unwrap();
-    assert!(recs.len() >= 6, "returned {} records before 1000 bytes were there", recs.len());
+    assert!(
+        recs.len() >= 6,
+        "returned {} records before 1000 bytes were there",
+        recs.len()
+    );
     // At the timeout whatever is there is returned, even below the minimum.
-    let mut c2 = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest).fetch_min_bytes(1 << 30));
+    let mut c2 = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .fetch_min_bytes(1 << 30),
+    );
     c2.assign(&[tp]).unwrap();
     assert_eq!(c2.poll(Duration::from_millis(10)).unwrap().len(), 11);
 }

@@ -5,14 +5,27 @@ use common::{copy_dir, read_all, segment_files, TestDir};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
-use streamlog::{ConsumerConfig, CorruptionKind, Error, Log, LogOptions, OffsetReset, Record, RecoveryMode, TopicConfig, TopicPartition};
+use streamlog::{
+    ConsumerConfig, CorruptionKind, Error, Log, LogOptions, OffsetReset, Record, RecoveryMode,
+    TopicConfig, TopicPartition,
+};
 
 fn fill(dir: &Path, n: u32, segment_bytes: u64) {
     let log = Log::open(dir).unwrap();
-    log.create_topic("t", TopicConfig::new().segment_bytes(segment_bytes).index_interval_bytes(128)).unwrap();
+    log.create_topic(
+        "t",
+        TopicConfig::new()
+            .segment_bytes(segment_bytes)
+            .index_interval_bytes(128),
+    )
+    .unwrap();
     let p = log.producer();
     for i in 0..n {
-        p.send("t", Record::new(format!("value {i:06}").into_bytes()).key(b"k")).unwrap();
+        p.send(
+            "t",
+            Record::new(format!("value {i:06}").into_bytes()).key(b"k"),
+        )
+        .unwrap();
     }
     log.close().unwrap();
 }
@@ -25,7 +38,10 @@ fn assert_prefix(log: &Log, n: usize) {
     let got = read_all(log, "t", 0, 0);
     assert_eq!(got.len(), n);
     for (i, (off, v)) in got.iter().enumerate() {
-        assert_eq!((*off, v.as_slice()), (i as u64, format!("value {i:06}").as_bytes()));
+        assert_eq!(
+            (*off, v.as_slice()),
+            (i as u64, format!("value {i:06}").as_bytes())
+        );
     }
 }
 
@@ -37,7 +53,12 @@ fn torn_tail_recovers_to_an_exact_prefix() {
         let seg = last_log(dir.path());
         let len = std::fs::metadata(&seg).unwrap().len();
         // Cut the last batch in the middle.
-        OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 7).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 7)
+            .unwrap();
         if unclean {
             std::fs::remove_file(dir.join("clean-shutdown")).unwrap();
         }
@@ -47,7 +68,13 @@ fn torn_tail_recovers_to_an_exact_prefix() {
         assert_eq!(report.truncations[0].path, seg);
         assert!(report.truncations[0].bytes > 0);
         assert_prefix(&log, 99);
-        assert_eq!(log.producer().send("t", Record::new(b"x")).unwrap().offset(), 99);
+        assert_eq!(
+            log.producer()
+                .send("t", Record::new(b"x"))
+                .unwrap()
+                .offset(),
+            99
+        );
     }
 }
 
@@ -57,12 +84,23 @@ fn garbage_appended_to_the_last_segment_is_cut_off() {
     fill(dir.path(), 50, 1 << 20);
     let seg = last_log(dir.path());
     let len = std::fs::metadata(&seg).unwrap().len();
-    OpenOptions::new().append(true).open(&seg).unwrap().write_all(&[0xAB; 333]).unwrap();
+    OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(&[0xAB; 333])
+        .unwrap();
     let log = Log::open(dir.path()).unwrap();
     let t = &log.recovery_report().truncations;
     assert_eq!((t.len(), t[0].position, t[0].bytes), (1, len, 333));
     assert_prefix(&log, 50);
-    assert_eq!(log.producer().send("t", Record::new(b"x")).unwrap().offset(), 50);
+    assert_eq!(
+        log.producer()
+            .send("t", Record::new(b"x"))
+            .unwrap()
+            .offset(),
+        50
+    );
 }
 
 #[test]
@@ -71,14 +109,29 @@ fn absolute_consistency_fails_the_open_instead() {
     fill(dir.path(), 50, 1 << 20);
     let seg = last_log(dir.path());
     let len = std::fs::metadata(&seg).unwrap().len();
-    OpenOptions::new().append(true).open(&seg).unwrap().write_all(b"not a batch at all, not at all").unwrap();
-    let err = LogOptions::new().recovery(RecoveryMode::AbsoluteConsistency).open(dir.path()).unwrap_err();
+    OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(b"not a batch at all, not at all")
+        .unwrap();
+    let err = LogOptions::new()
+        .recovery(RecoveryMode::AbsoluteConsistency)
+        .open(dir.path())
+        .unwrap_err();
     match err {
         Error::Corrupted { path, position, .. } => assert_eq!((path, position), (seg.clone(), len)),
         e => panic!("unexpected {e}"),
     }
     // Nothing was truncated: the tolerant mode still sees the damage.
-    assert_eq!(Log::open(dir.path()).unwrap().recovery_report().truncations.len(), 1);
+    assert_eq!(
+        Log::open(dir.path())
+            .unwrap()
+            .recovery_report()
+            .truncations
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -88,17 +141,34 @@ fn a_crash_mid_append_leaves_a_recoverable_directory() {
     let live = TestDir::new("live");
     let copy = TestDir::new("copy");
     let log = Log::open(live.path()).unwrap();
-    log.create_topic("t", TopicConfig::new().segment_bytes(8192).index_interval_bytes(128)).unwrap();
+    log.create_topic(
+        "t",
+        TopicConfig::new()
+            .segment_bytes(8192)
+            .index_interval_bytes(128),
+    )
+    .unwrap();
     let p = log.producer();
     for i in 0..300u32 {
-        p.send("t", Record::new(format!("value {i:06}").into_bytes())).unwrap();
+        p.send("t", Record::new(format!("value {i:06}").into_bytes()))
+            .unwrap();
     }
     copy_dir(live.path(), copy.path());
-    let recovered = LogOptions::new().recovery(RecoveryMode::AbsoluteConsistency).open(copy.path()).unwrap();
+    let recovered = LogOptions::new()
+        .recovery(RecoveryMode::AbsoluteConsistency)
+        .open(copy.path())
+        .unwrap();
     assert!(!recovered.recovery_report().clean_shutdown);
     assert!(recovered.recovery_report().truncations.is_empty());
     assert_prefix(&recovered, 300);
-    assert_eq!(recovered.producer().send("t", Record::new(b"x")).unwrap().offset(), 300);
+    assert_eq!(
+        recovered
+            .producer()
+            .send("t", Record::new(b"x"))
+            .unwrap()
+            .offset(),
+        300
+    );
 }
 
 #[test]
@@ -112,16 +182,29 @@ fn missing_truncated_or_zeroed_indexes_are_rebuilt() {
             let len = std::fs::metadata(idx).unwrap().len();
             match damage {
                 "missing" => std::fs::remove_file(idx).unwrap(),
-                "truncated" => OpenOptions::new().write(true).open(idx).unwrap().set_len(len / 2 + 3).unwrap(),
+                "truncated" => OpenOptions::new()
+                    .write(true)
+                    .open(idx)
+                    .unwrap()
+                    .set_len(len / 2 + 3)
+                    .unwrap(),
                 "zeroed" => std::fs::write(idx, vec![0u8; 10 << 10]).unwrap(),
-                _ => std::fs::write(idx, (0..len).map(|i| (i * 7) as u8).collect::<Vec<_>>()).unwrap(),
+                _ => std::fs::write(idx, (0..len).map(|i| (i * 7) as u8).collect::<Vec<_>>())
+                    .unwrap(),
             }
         }
         let log = Log::open(dir.path()).unwrap();
-        assert!(!log.recovery_report().indexes_rebuilt.is_empty(), "{damage}");
+        assert!(
+            !log.recovery_report().indexes_rebuilt.is_empty(),
+            "{damage}"
+        );
         for from in [0u64, 1, 333, 1024, 1999] {
             let got = read_all(&log, "t", 0, from);
-            assert_eq!(got[0], (from, format!("value {from:06}").into_bytes()), "{damage} from {from}");
+            assert_eq!(
+                got[0],
+                (from, format!("value {from:06}").into_bytes()),
+                "{damage} from {from}"
+            );
             assert_eq!(got.len() as u64, 2000 - from);
         }
     }
@@ -138,14 +221,21 @@ fn a_flipped_byte_in_a_sealed_segment_is_detected_when_read() {
     std::fs::write(&first, &bytes).unwrap();
     let log = Log::open(dir.path()).unwrap();
     let tp = TopicPartition::new("t", 0);
-    let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest).max_poll_records(10_000));
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .max_poll_records(10_000),
+    );
     c.assign(std::slice::from_ref(&tp)).unwrap();
     let mut delivered = 0u64;
     let err = loop {
         match c.poll(std::time::Duration::ZERO) {
             Ok(recs) => {
                 for r in &recs {
-                    assert_eq!(r.value(), Some(format!("value {:06}", r.offset()).as_bytes()));
+                    assert_eq!(
+                        r.value(),
+                        Some(format!("value {:06}", r.offset()).as_bytes())
+                    );
                 }
                 assert!(!recs.is_empty(), "the damaged batch was skipped silently");
                 delivered += recs.len() as u64;
@@ -154,16 +244,30 @@ fn a_flipped_byte_in_a_sealed_segment_is_detected_when_read() {
         }
     };
     match err {
-        Error::Corrupted { path, position, offset, kind } => {
+        Error::Corrupted {
+            path,
+            position,
+            offset,
+            kind,
+        } => {
             assert_eq!(path, first);
-            assert!(position <= at as u64 && at as u64 - position < 200, "position {position}");
+            assert!(
+                position <= at as u64 && at as u64 - position < 200,
+                "position {position}"
+            );
             assert_eq!(offset, Some(delivered));
-            assert!(matches!(kind, CorruptionKind::CrcMismatch { .. }), "{kind:?}");
+            assert!(
+                matches!(kind, CorruptionKind::CrcMismatch { .. }),
+                "{kind:?}"
+            );
         }
         e => panic!("unexpected {e}"),
     }
     // The error repeats rather than skipping the damage.
-    assert!(matches!(c.poll(std::time::Duration::ZERO), Err(Error::Corrupted { .. })));
+    assert!(matches!(
+        c.poll(std::time::Duration::ZERO),
+        Err(Error::Corrupted { .. })
+    ));
     // Later data is still reachable by seeking past the damage.
     let got = read_all(&log, "t", 0, 500);
     assert_eq!(got.len(), 500);

@@ -51,11 +51,20 @@ fn a_second_process_is_locked() {
     let dir = TestDir::new("lock-proc");
     let _log = Log::open(dir.path()).unwrap();
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_open_role", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_open_role",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("STREAMLOG_CHILD_OPEN", dir.path())
         .status()
         .unwrap();
-    assert_eq!(status.code(), Some(42), "the child process was not refused with Locked");
+    assert_eq!(
+        status.code(),
+        Some(42),
+        "the child process was not refused with Locked"
+    );
 }
 
 #[test]
@@ -64,7 +73,18 @@ fn bad_topic_names_are_rejected_and_create_nothing() {
     let log = Log::open(dir.path()).unwrap();
     let before = tree(dir.path());
     let long = "x".repeat(250);
-    for name in ["../x", "", &long, "a/b", ".", "..", "a b", "__consumer_offsets", "/abs", "t\n"] {
+    for name in [
+        "../x",
+        "",
+        &long,
+        "a/b",
+        ".",
+        "..",
+        "a b",
+        "__consumer_offsets",
+        "/abs",
+        "t\n",
+    ] {
         match log.create_topic(name, TopicConfig::new()) {
             Err(Error::InvalidTopicName { name: n, .. }) => assert_eq!(n, name),
             other => panic!("{name:?}: expected InvalidTopicName, got {other:?}"),
@@ -72,7 +92,8 @@ fn bad_topic_names_are_rejected_and_create_nothing() {
     }
     assert_eq!(tree(dir.path()), before);
     assert!(!dir.path().parent().unwrap().join("x").exists());
-    log.create_topic(&"x".repeat(249), TopicConfig::new()).unwrap();
+    log.create_topic(&"x".repeat(249), TopicConfig::new())
+        .unwrap();
 }
 
 #[test]
@@ -87,7 +108,10 @@ fn bad_configs_are_rejected_and_create_nothing() {
         TopicConfig::new().max_record_bytes(0),
         TopicConfig::new().compression(streamlog::Compression::Zstd(99)),
     ] {
-        assert!(matches!(log.create_topic("t", cfg), Err(Error::InvalidConfig { .. })));
+        assert!(matches!(
+            log.create_topic("t", cfg),
+            Err(Error::InvalidConfig { .. })
+        ));
     }
     assert_eq!(tree(dir.path()), before);
 }
@@ -96,7 +120,8 @@ fn bad_configs_are_rejected_and_create_nothing() {
 fn oversized_records_are_rejected_and_the_log_stays_usable() {
     let dir = TestDir::new("big");
     let log = Log::open(dir.path()).unwrap();
-    log.create_topic("t", TopicConfig::new().max_record_bytes(1000)).unwrap();
+    log.create_topic("t", TopicConfig::new().max_record_bytes(1000))
+        .unwrap();
     let p = log.producer();
     p.send("t", Record::new(b"first")).unwrap();
     let tp = TopicPartition::new("t", 0);
@@ -107,9 +132,15 @@ fn oversized_records_are_rejected_and_the_log_stays_usable() {
     }
     // One bad record fails the whole batch before anything is written.
     let batch = vec![Record::new(b"ok"), Record::new(vec![0u8; 2000]).key(b"k")];
-    assert!(matches!(p.send_batch("t", batch), Err(Error::RecordTooLarge { .. })));
+    assert!(matches!(
+        p.send_batch("t", batch),
+        Err(Error::RecordTooLarge { .. })
+    ));
     assert_eq!(log.partition_info(&tp).unwrap(), before);
-    assert_eq!(p.send("t", Record::new(vec![1u8; 900])).unwrap().offset(), 1);
+    assert_eq!(
+        p.send("t", Record::new(vec![1u8; 900])).unwrap().offset(),
+        1
+    );
     log.close().unwrap();
     let log = Log::open(dir.path()).unwrap();
     assert_eq!(log.partition_info(&tp).unwrap().end_offset, 2);
@@ -118,41 +149,70 @@ fn oversized_records_are_rejected_and_the_log_stays_usable() {
 #[test]
 fn unknown_topics_partitions_and_offsets_are_typed_errors() {
     let log = Log::temporary().unwrap();
-    log.create_topic("t", TopicConfig::new().partitions(2)).unwrap();
+    log.create_topic("t", TopicConfig::new().partitions(2))
+        .unwrap();
     let p = log.producer();
-    assert!(matches!(p.send("nope", Record::new(b"x")), Err(Error::UnknownTopic { .. })));
+    assert!(matches!(
+        p.send("nope", Record::new(b"x")),
+        Err(Error::UnknownTopic { .. })
+    ));
     assert!(matches!(
         p.send_to("t", 2, Record::new(b"x")),
-        Err(Error::UnknownPartition { partition: 2, partitions: 2, .. })
+        Err(Error::UnknownPartition {
+            partition: 2,
+            partitions: 2,
+            ..
+        })
     ));
-    assert!(matches!(log.create_topic("t", TopicConfig::new()), Err(Error::TopicExists { .. })));
+    assert!(matches!(
+        log.create_topic("t", TopicConfig::new()),
+        Err(Error::TopicExists { .. })
+    ));
     p.send_to("t", 0, Record::new(b"x")).unwrap();
     let tp = TopicPartition::new("t", 0);
     let mut c = log.consumer(Default::default());
     assert!(matches!(c.seek(&tp, 0), Err(Error::NotAssigned { .. })));
     c.assign(std::slice::from_ref(&tp)).unwrap();
     match c.seek(&tp, 5) {
-        Err(Error::OffsetOutOfRange { requested, earliest, latest }) => assert_eq!((requested, earliest, latest), (5, 0, 1)),
+        Err(Error::OffsetOutOfRange {
+            requested,
+            earliest,
+            latest,
+        }) => assert_eq!((requested, earliest, latest), (5, 0, 1)),
         other => panic!("expected OffsetOutOfRange, got {other:?}"),
     }
     c.seek(&tp, 1).unwrap();
-    let mut strict = log.consumer(streamlog::ConsumerConfig::new().auto_offset_reset(streamlog::OffsetReset::None));
+    let mut strict = log
+        .consumer(streamlog::ConsumerConfig::new().auto_offset_reset(streamlog::OffsetReset::None));
     strict.assign(std::slice::from_ref(&tp)).unwrap();
-    assert!(matches!(strict.poll(std::time::Duration::ZERO), Err(Error::NoOffset { .. })));
+    assert!(matches!(
+        strict.poll(std::time::Duration::ZERO),
+        Err(Error::NoOffset { .. })
+    ));
 }
 
 #[test]
 fn deleted_topics_disappear_and_can_be_recreated() {
     let dir = TestDir::new("delete");
     let log = Log::open(dir.path()).unwrap();
-    log.create_topic("t", TopicConfig::new().partitions(3)).unwrap();
+    log.create_topic("t", TopicConfig::new().partitions(3))
+        .unwrap();
     log.producer().send("t", Record::new(b"x")).unwrap();
     log.delete_topic("t").unwrap();
     assert!(log.topics().is_empty());
     assert!(!dir.join("t-0").exists());
-    assert!(matches!(log.delete_topic("t"), Err(Error::UnknownTopic { .. })));
+    assert!(matches!(
+        log.delete_topic("t"),
+        Err(Error::UnknownTopic { .. })
+    ));
     log.create_topic("t", TopicConfig::new()).unwrap();
-    assert_eq!(log.producer().send("t", Record::new(b"y")).unwrap().offset(), 0);
+    assert_eq!(
+        log.producer()
+            .send("t", Record::new(b"y"))
+            .unwrap()
+            .offset(),
+        0
+    );
     log.close().unwrap();
     assert_eq!(Log::open(dir.path()).unwrap().topics(), vec!["t"]);
 }
@@ -171,7 +231,12 @@ fn stray_files_in_the_log_directory_are_ignored() {
     std::fs::write(dir.join("t-0/README"), b"operator notes").unwrap();
     let log = Log::open(dir.path()).unwrap();
     assert_eq!(log.topics(), vec!["t"]);
-    assert_eq!(log.partition_info(&TopicPartition::new("t", 0)).unwrap().end_offset, 1);
+    assert_eq!(
+        log.partition_info(&TopicPartition::new("t", 0))
+            .unwrap()
+            .end_offset,
+        1
+    );
 }
 
 #[test]
@@ -208,7 +273,9 @@ fn a_batch_from_a_newer_format_version_is_unsupported() {
     bytes[4..8].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&seg, &bytes).unwrap();
     match Log::open(dir.path()) {
-        Err(Error::UnsupportedVersion { found, supported, .. }) => assert_eq!((found, supported), (2, 1)),
+        Err(Error::UnsupportedVersion {
+            found, supported, ..
+        }) => assert_eq!((found, supported), (2, 1)),
         other => panic!("expected UnsupportedVersion, got {other:?}"),
     }
     // Nothing was truncated by the failed open.
@@ -221,7 +288,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc

@@ -3,19 +3,26 @@ mod common;
 
 use common::{read_all, TestDir};
 use std::time::Duration;
-use streamlog::{ConsumerConfig, Log, LogOptions, ManualClock, OffsetReset, Record, TopicConfig, TopicPartition};
+use streamlog::{
+    ConsumerConfig, Log, LogOptions, ManualClock, OffsetReset, Record, TopicConfig, TopicPartition,
+};
 
 #[test]
 fn clean_close_and_reopen_preserves_everything() {
     let dir = TestDir::new("clean");
     let clock = ManualClock::new(1_700_000_000_000);
     {
-        let log = LogOptions::new().clock(clock.clone()).open(dir.path()).unwrap();
-        log.create_topic("t", TopicConfig::new().partitions(2)).unwrap();
+        let log = LogOptions::new()
+            .clock(clock.clone())
+            .open(dir.path())
+            .unwrap();
+        log.create_topic("t", TopicConfig::new().partitions(2))
+            .unwrap();
         let p = log.producer();
         for i in 0..100u32 {
             clock.advance(Duration::from_millis(1));
-            let mut r = Record::new(format!("value-{i}").into_bytes()).header("i", i.to_le_bytes().to_vec());
+            let mut r = Record::new(format!("value-{i}").into_bytes())
+                .header("i", i.to_le_bytes().to_vec());
             if i % 3 != 0 {
                 r = r.key(format!("key-{i}").into_bytes());
             }
@@ -51,10 +58,24 @@ fn clean_close_and_reopen_preserves_everything() {
             let i = n as u32 * 2 + part;
             assert_eq!(r.value(), Some(format!("value-{i}").as_bytes()));
             let key = format!("key-{i}");
-            assert_eq!(r.key(), if i % 3 != 0 { Some(key.as_bytes()) } else { None });
-            let ts = if i % 10 == 0 { 42 + i as i64 } else { 1_700_000_000_001 + i as i64 };
+            assert_eq!(
+                r.key(),
+                if !i.is_multiple_of(3) {
+                    Some(key.as_bytes())
+                } else {
+                    None
+                }
+            );
+            let ts = if i.is_multiple_of(10) {
+                42 + i as i64
+            } else {
+                1_700_000_000_001 + i as i64
+            };
             assert_eq!(r.timestamp(), ts);
-            assert_eq!(r.headers().collect::<Vec<_>>(), vec![("i", &i.to_le_bytes()[..])]);
+            assert_eq!(
+                r.headers().collect::<Vec<_>>(),
+                vec![("i", &i.to_le_bytes()[..])]
+            );
         }
     }
 }
@@ -64,7 +85,8 @@ fn drop_without_close_preserves_acknowledged_records() {
     let dir = TestDir::new("drop");
     {
         let log = Log::open(dir.path()).unwrap();
-        log.create_topic("t", TopicConfig::new().segment_bytes(4096)).unwrap();
+        log.create_topic("t", TopicConfig::new().segment_bytes(4096))
+            .unwrap();
         let p = log.producer();
         for i in 0..500u32 {
             p.send("t", Record::new(i.to_be_bytes().to_vec())).unwrap();
@@ -79,7 +101,13 @@ fn drop_without_close_preserves_acknowledged_records() {
         assert_eq!(*off, i as u64);
         assert_eq!(v, &(i as u32).to_be_bytes());
     }
-    assert_eq!(log.producer().send("t", Record::new(b"next")).unwrap().offset(), 500);
+    assert_eq!(
+        log.producer()
+            .send("t", Record::new(b"next"))
+            .unwrap()
+            .offset(),
+        500
+    );
 }
 
 #[test]
@@ -88,14 +116,26 @@ fn a_key_maps_to_the_same_partition_across_reopens() {
     let keys: Vec<String> = (0..50).map(|i| format!("customer-{i}")).collect();
     let first: Vec<u32> = {
         let log = Log::open(dir.path()).unwrap();
-        log.create_topic("t", TopicConfig::new().partitions(7)).unwrap();
+        log.create_topic("t", TopicConfig::new().partitions(7))
+            .unwrap();
         let p = log.producer();
-        keys.iter().map(|k| p.send("t", Record::new(b"v").key(k.as_bytes())).unwrap().partition()).collect()
+        keys.iter()
+            .map(|k| {
+                p.send("t", Record::new(b"v").key(k.as_bytes()))
+                    .unwrap()
+                    .partition()
+            })
+            .collect()
     };
     let log = Log::open(dir.path()).unwrap();
     let p = log.producer();
     for (k, &part) in keys.iter().zip(&first) {
-        assert_eq!(p.send("t", Record::new(b"v").key(k.as_bytes())).unwrap().partition(), part);
+        assert_eq!(
+            p.send("t", Record::new(b"v").key(k.as_bytes()))
+                .unwrap()
+                .partition(),
+            part
+        );
     }
     // The keys spread over more than one partition.
     assert!(first.iter().any(|&p| p != first[0]));

@@ -3,16 +3,29 @@ mod common;
 
 use common::{read_all, segment_files, TestDir};
 use std::time::Duration;
-use streamlog::{Compression, ConsumerConfig, Log, LogOptions, ManualClock, OffsetReset, Record, TopicConfig, TopicPartition};
+use streamlog::{
+    Compression, ConsumerConfig, Log, LogOptions, ManualClock, OffsetReset, Record, TopicConfig,
+    TopicPartition,
+};
 
 #[test]
 fn size_rolls_make_several_segments_and_reads_span_them() {
     let dir = TestDir::new("roll");
     let log = Log::open(dir.path()).unwrap();
-    log.create_topic("t", TopicConfig::new().segment_bytes(2048).index_interval_bytes(256)).unwrap();
+    log.create_topic(
+        "t",
+        TopicConfig::new()
+            .segment_bytes(2048)
+            .index_interval_bytes(256),
+    )
+    .unwrap();
     let p = log.producer();
     for i in 0..1000u32 {
-        p.send("t", Record::new(format!("record number {i:05}").into_bytes())).unwrap();
+        p.send(
+            "t",
+            Record::new(format!("record number {i:05}").into_bytes()),
+        )
+        .unwrap();
     }
     let tp = TopicPartition::new("t", 0);
     let info = log.partition_info(&tp).unwrap();
@@ -30,14 +43,19 @@ fn size_rolls_make_several_segments_and_reads_span_them() {
     log.close().unwrap();
     let log = Log::open(dir.path()).unwrap();
     assert_eq!(read_all(&log, "t", 0, 777).len(), 223);
-    assert!(log.recovery_report().indexes_rebuilt.is_empty(), "{:?}", log.recovery_report());
+    assert!(
+        log.recovery_report().indexes_rebuilt.is_empty(),
+        "{:?}",
+        log.recovery_report()
+    );
 }
 
 #[test]
 fn age_rolls_follow_the_injected_clock() {
     let clock = ManualClock::new(0);
     let log = LogOptions::new().clock(clock.clone()).temporary().unwrap();
-    log.create_topic("t", TopicConfig::new().segment_age(Duration::from_secs(60))).unwrap();
+    log.create_topic("t", TopicConfig::new().segment_age(Duration::from_secs(60)))
+        .unwrap();
     let p = log.producer();
     p.send("t", Record::new(b"a")).unwrap();
     clock.advance(Duration::from_secs(30));
@@ -53,18 +71,37 @@ fn age_rolls_follow_the_injected_clock() {
 fn timestamp_seek_returns_first_offset_at_or_after() {
     let dir = TestDir::new("ts");
     let log = Log::open(dir.path()).unwrap();
-    log.create_topic("t", TopicConfig::new().segment_bytes(1024).index_interval_bytes(64)).unwrap();
+    log.create_topic(
+        "t",
+        TopicConfig::new()
+            .segment_bytes(1024)
+            .index_interval_bytes(64),
+    )
+    .unwrap();
     let p = log.producer();
     // Timestamps rise by 10 per record, with a few out-of-order ones.
-    let ts_of = |i: u64| if i % 17 == 5 { (i as i64) * 10 - 95 } else { (i as i64) * 10 };
+    let ts_of = |i: u64| {
+        if i % 17 == 5 {
+            (i as i64) * 10 - 95
+        } else {
+            (i as i64) * 10
+        }
+    };
     for i in 0..600u64 {
-        p.send("t", Record::new(b"payload-payload").timestamp(ts_of(i))).unwrap();
+        p.send("t", Record::new(b"payload-payload").timestamp(ts_of(i)))
+            .unwrap();
     }
     let tp = TopicPartition::new("t", 0);
     let check = |log: &Log| {
-        for target in [-1000i64, 0, 1, 9, 10, 11, 55, 995, 1000, 3333, 5990, 5991, 99999] {
+        for target in [
+            -1000i64, 0, 1, 9, 10, 11, 55, 995, 1000, 3333, 5990, 5991, 99999,
+        ] {
             let want = (0..600u64).find(|&i| ts_of(i) >= target);
-            assert_eq!(log.offset_for_timestamp(&tp, target).unwrap(), want, "target {target}");
+            assert_eq!(
+                log.offset_for_timestamp(&tp, target).unwrap(),
+                want,
+                "target {target}"
+            );
         }
     };
     check(&log);
@@ -80,11 +117,21 @@ fn timestamp_seek_returns_first_offset_at_or_after() {
 fn zstd_topic_round_trips_single_and_batched() {
     let dir = TestDir::new("zstd");
     let log = Log::open(dir.path()).unwrap();
-    log.create_topic("z", TopicConfig::new().compression(Compression::Zstd(3)).segment_bytes(64 << 10)).unwrap();
+    log.create_topic(
+        "z",
+        TopicConfig::new()
+            .compression(Compression::Zstd(3))
+            .segment_bytes(64 << 10),
+    )
+    .unwrap();
     let p = log.producer();
-    let value = |i: u32| format!("{{\"id\":{i},\"name\":\"customer {i}\",\"status\":\"active\"}}").into_bytes();
+    let value = |i: u32| {
+        format!("{{\"id\":{i},\"name\":\"customer {i}\",\"status\":\"active\"}}").into_bytes()
+    };
     for chunk in 0..20u32 {
-        let recs = (0..100).map(|j| Record::new(value(chunk * 100 + j)).key(b"k")).collect();
+        let recs = (0..100)
+            .map(|j| Record::new(value(chunk * 100 + j)).key(b"k"))
+            .collect();
         p.send_batch("z", recs).unwrap();
     }
     p.send("z", Record::new(value(2000))).unwrap();
@@ -100,7 +147,10 @@ fn zstd_topic_round_trips_single_and_batched() {
     check(&log);
     let disk = log.metrics().disk_bytes;
     let raw: usize = (0..2001).map(|i| value(i).len()).sum();
-    assert!((disk as usize) < raw / 2, "zstd should shrink JSON: {disk} on disk for {raw} bytes");
+    assert!(
+        (disk as usize) < raw / 2,
+        "zstd should shrink JSON: {disk} on disk for {raw} bytes"
+    );
     log.close().unwrap();
     check(&Log::open(dir.path()).unwrap());
 }
@@ -108,13 +158,18 @@ fn zstd_topic_round_trips_single_and_batched() {
 #[test]
 fn poll_respects_record_and_byte_limits_and_pause() {
     let log = Log::temporary().unwrap();
-    log.create_topic("t", TopicConfig::new().partitions(2)).unwrap();
+    log.create_topic("t", TopicConfig::new().partitions(2))
+        .unwrap();
     let p = log.producer();
     for i in 0..50u32 {
         p.send_to("t", i % 2, Record::new(vec![b'x'; 100])).unwrap();
     }
     let (a, b) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
-    let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest).max_poll_records(7));
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .max_poll_records(7),
+    );
     c.assign(&[a.clone(), b.clone()]).unwrap();
     assert_eq!(c.poll(Duration::ZERO).unwrap().len(), 7);
     c.pause(std::slice::from_ref(&a)).unwrap();
@@ -130,6 +185,10 @@ fn poll_respects_record_and_byte_limits_and_pause() {
     assert!(seen > 0);
     assert_eq!(c.lag(&b), Some(0));
     assert!(c.lag(&a).unwrap() > 0);
-    c.resume(&[a.clone()]).unwrap();
-    assert!(c.poll(Duration::ZERO).unwrap().iter().all(|r| r.partition() == 0));
+    c.resume(std::slice::from_ref(&a)).unwrap();
+    assert!(c
+        .poll(Duration::ZERO)
+        .unwrap()
+        .iter()
+        .all(|r| r.partition() == 0));
 }

@@ -164,7 +164,7 @@ pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     }
     let length = u32_at(buf, LENGTH_AT);
     let total = length as usize + CRC_AT;
-    if total < HEADER_LEN || total > MAX_BATCH_BYTES {
+    if !(HEADER_LEN..=MAX_BATCH_BYTES).contains(&total) {
         return Err(CorruptionKind::BadLength { length }.into());
     }
     let magic = u16_at(buf, MAGIC_AT);
@@ -233,7 +233,10 @@ pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         }
         .into());
     }
-    if h.base_offset.checked_add(u64::from(h.last_offset_delta) + 1).is_none() {
+    if h.base_offset
+        .checked_add(u64::from(h.last_offset_delta) + 1)
+        .is_none()
+    {
         return Err(CorruptionKind::BadRecord {
             reason: "offset range overflows u64",
         }
@@ -582,7 +585,12 @@ impl EncodedBatch {
 mod tests {
     use super::*;
 
-    fn one(offset_delta: u32, ts: i64, key: Option<&'static [u8]>, value: Option<&'static [u8]>) -> EncodeRecord<'static> {
+    fn one(
+        offset_delta: u32,
+        ts: i64,
+        key: Option<&'static [u8]>,
+        value: Option<&'static [u8]>,
+    ) -> EncodeRecord<'static> {
         EncodeRecord {
             offset_delta,
             timestamp: ts,
@@ -663,7 +671,14 @@ mod tests {
     #[test]
     fn round_trips_with_and_without_zstd() {
         let recs: Vec<EncodeRecord<'_>> = (0..50)
-            .map(|i| one(i, 1000 + i as i64, Some(b"key"), Some(b"some value that repeats")))
+            .map(|i| {
+                one(
+                    i,
+                    1000 + i as i64,
+                    Some(b"key"),
+                    Some(b"some value that repeats"),
+                )
+            })
             .collect();
         for zstd in [None, Some(3)] {
             let bytes = build(&recs, 7, zstd);
@@ -686,7 +701,9 @@ mod tests {
         let recs = [one(0, 1, Some(b""), None), one(1, 1, None, Some(b""))];
         let bytes = build(&recs, 0, None);
         let h = decode_batch(&bytes).unwrap();
-        let got: Vec<_> = RecordIter::new(&h, &bytes[HEADER_LEN..]).map(|r| r.unwrap()).collect();
+        let got: Vec<_> = RecordIter::new(&h, &bytes[HEADER_LEN..])
+            .map(|r| r.unwrap())
+            .collect();
         assert_eq!((got[0].key, got[0].value), (Some(&b""[..]), None));
         assert_eq!((got[1].key, got[1].value), (None, Some(&b""[..])));
     }
@@ -710,12 +727,16 @@ mod tests {
         );
         assert!(matches!(
             decode_batch(&[0u8; 100]),
-            Err(DecodeError::Corrupt(CorruptionKind::BadLength { length: 0 }))
+            Err(DecodeError::Corrupt(CorruptionKind::BadLength {
+                length: 0
+            }))
         ));
         let bytes = build(&[one(0, 5, None, Some(b"v"))], 0, None);
         assert_eq!(
             decode_batch(&bytes[..bytes.len() - 1]),
-            Err(DecodeError::Incomplete { needed: bytes.len() })
+            Err(DecodeError::Incomplete {
+                needed: bytes.len()
+            })
         );
     }
 
@@ -725,6 +746,9 @@ mod tests {
         bytes[VERSION_AT] = 9;
         let crc = crc32fast::hash(&bytes[CRC_FROM..]);
         bytes[CRC_AT..MAGIC_AT].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_batch(&bytes), Err(DecodeError::UnsupportedVersion(9)));
+        assert_eq!(
+            decode_batch(&bytes),
+            Err(DecodeError::UnsupportedVersion(9))
+        );
     }
 }

@@ -115,7 +115,12 @@ pub(crate) fn valid_time_entries(bytes: &[u8]) -> usize {
 
 /// Index of the last entry in `lo..hi` whose key is `<= target`, given that
 /// keys increase. `None` when every key is greater.
-fn last_at_or_below(lo: usize, hi: usize, target: u64, key: impl Fn(usize) -> u64) -> Option<usize> {
+fn last_at_or_below(
+    lo: usize,
+    hi: usize,
+    target: u64,
+    key: impl Fn(usize) -> u64,
+) -> Option<usize> {
     let (mut lo, mut hi) = (lo, hi);
     // Invariant: key(i) <= target for i < lo, key(i) > target for i >= hi.
     while lo < hi {
@@ -149,9 +154,7 @@ pub(crate) fn lookup_offset(bytes: &[u8], n: usize, target: u32) -> Option<Offse
 /// start at its offset, since every earlier record is older than `target`.
 pub(crate) fn lookup_time(bytes: &[u8], n: usize, target: i64) -> Option<TimeEntry> {
     // Map i64 onto u64 preserving order, and search for ts <= target - 1.
-    let Some(bound) = target.checked_sub(1) else {
-        return None;
-    };
+    let bound = target.checked_sub(1)?;
     let key = |i: usize| time_entry(bytes, i).map_or(u64::MAX, |e| (e.ts as u64) ^ (1 << 63));
     last_at_or_below(0, n, (bound as u64) ^ (1 << 63), key).and_then(|i| time_entry(bytes, i))
 }
@@ -170,7 +173,11 @@ mod tests {
     #[test]
     fn pins_entry_bytes() {
         assert_eq!(
-            OffsetEntry { rel: 1, pos: 0x0102 }.encode(),
+            OffsetEntry {
+                rel: 1,
+                pos: 0x0102
+            }
+            .encode(),
             [1, 0, 0, 0, 0x02, 0x01, 0, 0]
         );
         assert_eq!(
@@ -196,10 +203,30 @@ mod tests {
 
     #[test]
     fn lookup_matches_a_linear_scan() {
-        for n in [0usize, 1, 2, 5, WARM_OFFSET_ENTRIES - 1, WARM_OFFSET_ENTRIES, WARM_OFFSET_ENTRIES + 7, 3000] {
+        for n in [
+            0usize,
+            1,
+            2,
+            5,
+            WARM_OFFSET_ENTRIES - 1,
+            WARM_OFFSET_ENTRIES,
+            WARM_OFFSET_ENTRIES + 7,
+            3000,
+        ] {
             let entries: Vec<(u32, u32)> = (1..=n as u32).map(|i| (i * 10, i * 100)).collect();
             let b = offsets(&entries);
-            for target in [0u32, 5, 10, 11, 15, 20, 9999, 10 * n as u32, 10 * n as u32 + 3, u32::MAX] {
+            for target in [
+                0u32,
+                5,
+                10,
+                11,
+                15,
+                20,
+                9999,
+                10 * n as u32,
+                10 * n as u32 + 3,
+                u32::MAX,
+            ] {
                 let want = entries.iter().rev().find(|e| e.0 <= target).copied();
                 let got = lookup_offset(&b, n, target).map(|e| (e.rel, e.pos));
                 assert_eq!(got, want, "n={n} target={target}");

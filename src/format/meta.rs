@@ -45,7 +45,9 @@ pub(crate) fn decode(kind: &str, bytes: &[u8]) -> Result<Vec<String>, MetaError>
     let header = lines.next().unwrap_or_default();
     let expected = format!("streamlog-{kind} ");
     let Some(version) = header.strip_prefix(&expected) else {
-        return Err(MetaError::Corrupt(format!("header {header:?} is not {expected:?}<version>")));
+        return Err(MetaError::Corrupt(format!(
+            "header {header:?} is not {expected:?}<version>"
+        )));
     };
     let version: u32 = version
         .parse()
@@ -76,9 +78,18 @@ mod tests {
         let bytes = encode("topics", &["topic a partitions=1".into()]);
         let text = String::from_utf8(bytes.clone()).unwrap();
         let crc = crc32fast::hash(b"streamlog-topics 1\ntopic a partitions=1\n");
-        assert_eq!(text, format!("streamlog-topics 1\ntopic a partitions=1\ncrc32 {crc:08x}\n"));
-        assert_eq!(decode("topics", &bytes).unwrap(), vec!["topic a partitions=1"]);
-        assert_eq!(decode("topics", &encode("topics", &[])).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            text,
+            format!("streamlog-topics 1\ntopic a partitions=1\ncrc32 {crc:08x}\n")
+        );
+        assert_eq!(
+            decode("topics", &bytes).unwrap(),
+            vec!["topic a partitions=1"]
+        );
+        assert_eq!(
+            decode("topics", &encode("topics", &[])).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -86,11 +97,17 @@ mod tests {
         let mut bytes = encode("topics", &["x".into()]);
         assert!(decode("checkpoint", &bytes).is_err());
         bytes[20] ^= 1;
-        assert!(matches!(decode("topics", &bytes), Err(MetaError::Corrupt(_))));
+        assert!(matches!(
+            decode("topics", &bytes),
+            Err(MetaError::Corrupt(_))
+        ));
         assert!(decode("topics", b"").is_err());
         assert!(decode("topics", &[0u8; 64]).is_err());
         let body = "streamlog-topics 2\n";
         let v2 = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
-        assert_eq!(decode("topics", v2.as_bytes()), Err(MetaError::UnsupportedVersion(2)));
+        assert_eq!(
+            decode("topics", v2.as_bytes()),
+            Err(MetaError::UnsupportedVersion(2))
+        );
     }
 }

@@ -75,7 +75,17 @@ mod tests {
 
     #[test]
     fn round_trips_edge_values() {
-        for v in [0u64, 1, 127, 128, 300, 16383, 16384, u32::MAX as u64, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            300,
+            16383,
+            16384,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_uvarint(&mut out, v);
             assert_eq!(out.len(), uvarint_len(v));

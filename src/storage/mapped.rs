@@ -52,7 +52,12 @@ impl MappedFile {
         Self::with_file(path, file, capacity, valid)
     }
 
-    fn with_file(path: &Path, file: Arc<dyn FileHandle>, capacity: u64, valid: u64) -> io::Result<Self> {
+    fn with_file(
+        path: &Path,
+        file: Arc<dyn FileHandle>,
+        capacity: u64,
+        valid: u64,
+    ) -> io::Result<Self> {
         let len = file.len()?;
         let capacity = capacity.max(valid);
         let map = if capacity == 0 {

@@ -29,7 +29,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn new(fs: Arc<dyn FileSystem>, clock: Arc<dyn Clock>, sync: SyncPolicy, no_sync: bool) -> Self {
+    pub fn new(
+        fs: Arc<dyn FileSystem>,
+        clock: Arc<dyn Clock>,
+        sync: SyncPolicy,
+        no_sync: bool,
+    ) -> Self {
         Shared {
             fs,
             clock,

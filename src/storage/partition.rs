@@ -125,7 +125,11 @@ impl Partition {
         loaded: Loaded,
         log_start: u64,
     ) -> Partition {
-        let active = loaded.segments.last().cloned().expect("a loaded partition has a segment");
+        let active = loaded
+            .segments
+            .last()
+            .cloned()
+            .expect("a loaded partition has a segment");
         let end = active.next_offset();
         let first_base = loaded.segments.first().map_or(end, |s| s.base);
         // Everything loaded was on disk when we read it; whether it is
@@ -246,10 +250,14 @@ impl Partition {
         drop(w);
         self.wake();
         let m = &self.shared.metrics;
-        m.records_appended.fetch_add(u64::from(h.record_count), Ordering::Relaxed);
+        m.records_appended
+            .fetch_add(u64::from(h.record_count), Ordering::Relaxed);
         m.batches_appended.fetch_add(1, Ordering::Relaxed);
         m.bytes_appended.fetch_add(len, Ordering::Relaxed);
-        Ok(Appended { base_offset, rolled })
+        Ok(Appended {
+            base_offset,
+            rolled,
+        })
     }
 
     fn should_roll(&self, w: &Writer, len: u64, next: u64, now: i64) -> bool {
@@ -257,7 +265,9 @@ impl Partition {
         let age_ms = self.cfg.segment_age.as_millis().min(i64::MAX as u128) as i64;
         seg.log.len() + len > self.cfg.segment_bytes
             || seg.log.len() + len > seg.log.capacity()
-            || w.cursor.first_ts.is_some_and(|t| now.saturating_sub(t) >= age_ms)
+            || w.cursor
+                .first_ts
+                .is_some_and(|t| now.saturating_sub(t) >= age_ms)
             || !seg.index_has_room()
             || next - seg.base > u64::from(u32::MAX)
     }
@@ -287,7 +297,10 @@ impl Partition {
         drop(segs);
         w.active = new;
         w.cursor = IndexCursor::new(self.cfg.index_interval_bytes);
-        self.shared.metrics.segments_rolled.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .metrics
+            .segments_rolled
+            .fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -372,7 +385,8 @@ impl Partition {
             .map_err(|e| self.poison("trim", seg.log.path(), e))?;
         if !self.shared.no_sync {
             for f in [&seg.log, &seg.offsets, &seg.times] {
-                f.sync().map_err(|e| self.poison("fdatasync", f.path(), e))?;
+                f.sync()
+                    .map_err(|e| self.poison("fdatasync", f.path(), e))?;
             }
         }
         self.durable.fetch_max(w.next_offset, Ordering::AcqRel);
@@ -436,7 +450,11 @@ impl Partition {
         let (mut bytes, mut records, mut want) = (0usize, 0usize, offset);
         for (i, seg) in segs.iter().enumerate().skip(first) {
             let data = seg.log.bytes();
-            let mut pos = if i == first { seg.position_for(offset) as usize } else { 0 };
+            let mut pos = if i == first {
+                seg.position_for(offset) as usize
+            } else {
+                0
+            };
             let mut floor = seg.base;
             while pos < data.len() {
                 let rest = &data[pos..];
@@ -452,7 +470,12 @@ impl Partition {
                         expected: floor,
                         found: h.base_offset,
                     };
-                    return Err(Error::corrupted(seg.log.path(), pos as u64, Some(want), kind));
+                    return Err(Error::corrupted(
+                        seg.log.path(),
+                        pos as u64,
+                        Some(want),
+                        kind,
+                    ));
                 }
                 floor = h.next_offset();
                 if h.next_offset() <= want {
@@ -493,9 +516,11 @@ impl Partition {
             let data = seg.log.bytes();
             let mut pos = seg.position_for(from) as usize;
             while pos < data.len() {
-                let h = decode_batch(&data[pos..]).map_err(|e| self.corrupted(seg, pos, from, e))?;
+                let h =
+                    decode_batch(&data[pos..]).map_err(|e| self.corrupted(seg, pos, from, e))?;
                 if h.next_offset() > from && h.max_timestamp >= ts {
-                    let bad = |k| Error::corrupted(seg.log.path(), pos as u64, Some(h.base_offset), k);
+                    let bad =
+                        |k| Error::corrupted(seg.log.path(), pos as u64, Some(h.base_offset), k);
                     let batch = &data[pos..pos + h.total_len()];
                     let section = records_section(&h, batch).map_err(bad)?;
                     for r in RecordIter::new(&h, &section) {

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use super::mapped::MappedFile;
 use super::segment::{
-    index_capacities, parse_segment_name, segment_path, Segment, INDEX_EXT, LOG_EXT,
-    TIME_INDEX_EXT,
+    index_capacities, parse_segment_name, segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
 };
 use crate::config::RecoveryMode;
 use crate::error::{io_err, CorruptionKind, Error, Result};
@@ -119,10 +118,12 @@ pub(crate) fn scan_segment(bytes: &[u8], base: u64, interval: u64) -> Scan {
                     Stop::Zeros
                 } else {
                     match e {
-                        DecodeError::Incomplete { needed } => Stop::Damaged(CorruptionKind::Truncated {
-                            needed: needed as u64,
-                            available: rest.len() as u64,
-                        }),
+                        DecodeError::Incomplete { needed } => {
+                            Stop::Damaged(CorruptionKind::Truncated {
+                                needed: needed as u64,
+                                available: rest.len() as u64,
+                            })
+                        }
                         DecodeError::Corrupt(k) => Stop::Damaged(k),
                         DecodeError::UnsupportedVersion(v) => Stop::Unsupported(v),
                     }
@@ -222,7 +223,10 @@ pub(crate) struct Loaded {
 pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> Result<Loaded> {
     let fs = ctx.fs;
     let names = fs.read_dir(ctx.dir).map_err(io_err("list", ctx.dir))?;
-    let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n, LOG_EXT)).collect();
+    let mut bases: Vec<u64> = names
+        .iter()
+        .filter_map(|n| parse_segment_name(n, LOG_EXT))
+        .collect();
     bases.sort_unstable();
     // Index files whose segment is gone are leftovers of an interrupted
     // delete; they would confuse a future segment with the same base.
@@ -233,7 +237,8 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
             .any(|b| bases.binary_search(&b).is_err());
         if orphan {
             let p = ctx.dir.join(n);
-            fs.remove_file(&p).map_err(io_err("remove orphaned index", &p))?;
+            fs.remove_file(&p)
+                .map_err(io_err("remove orphaned index", &p))?;
         }
     }
     // Segments wholly below the log start offset were deleted by retention
@@ -245,8 +250,14 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
     if bases.is_empty() {
         // Never reuse an offset that may have been handed out.
         let base = ctx.log_start.max(ctx.recovery_point);
-        let seg = Segment::create(fs, ctx.dir, base, ctx.segment_bytes, ctx.segment_index_bytes)
-            .map_err(io_err("create segment in", ctx.dir))?;
+        let seg = Segment::create(
+            fs,
+            ctx.dir,
+            base,
+            ctx.segment_bytes,
+            ctx.segment_index_bytes,
+        )
+        .map_err(io_err("create segment in", ctx.dir))?;
         return Ok(Loaded {
             segments: vec![Arc::new(seg)],
             cursor: IndexCursor::new(ctx.index_interval),
@@ -256,7 +267,10 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
     let scan_from = if ctx.clean {
         last
     } else {
-        bases.iter().rposition(|&b| b <= ctx.recovery_point).unwrap_or(0)
+        bases
+            .iter()
+            .rposition(|&b| b <= ctx.recovery_point)
+            .unwrap_or(0)
     };
     let mut segments = Vec::with_capacity(bases.len());
     for (i, &base) in bases.iter().enumerate().take(scan_from) {
@@ -296,7 +310,12 @@ pub(crate) fn remove_segment_files(fs: &dyn FileSystem, dir: &Path, base: u64) -
 
 /// Opens a sealed segment below the recovery point, checking its indexes
 /// and rebuilding them if they disagree with the log.
-fn open_trusted(ctx: &LoadCtx<'_>, base: u64, next_base: u64, report: &mut RecoveryReport) -> Result<Segment> {
+fn open_trusted(
+    ctx: &LoadCtx<'_>,
+    base: u64,
+    next_base: u64,
+    report: &mut RecoveryReport,
+) -> Result<Segment> {
     let fs = ctx.fs;
     let log_path = segment_path(ctx.dir, base, LOG_EXT);
     let len = fs
@@ -310,7 +329,10 @@ fn open_trusted(ctx: &LoadCtx<'_>, base: u64, next_base: u64, report: &mut Recov
         open_sealed_index(ctx, base, TIME_INDEX_EXT, TIME_ENTRY_LEN),
     ) {
         let n = offsets.len() as usize / OFFSET_ENTRY_LEN;
-        let offsets_ok = match n.checked_sub(1).and_then(|i| offset_entry(offsets.bytes(), i)) {
+        let offsets_ok = match n
+            .checked_sub(1)
+            .and_then(|i| offset_entry(offsets.bytes(), i))
+        {
             None => true,
             Some(e) => {
                 u64::from(e.pos) < len
@@ -329,7 +351,9 @@ fn open_trusted(ctx: &LoadCtx<'_>, base: u64, next_base: u64, report: &mut Recov
         };
         if offsets_ok && times_ok {
             let max_ts = seal.map_or(i64::MIN, |e| e.ts);
-            return Ok(Segment::from_parts(base, log, offsets, times, next_base, max_ts));
+            return Ok(Segment::from_parts(
+                base, log, offsets, times, next_base, max_ts,
+            ));
         }
     }
     // Rebuild both indexes from the log.
@@ -337,18 +361,35 @@ fn open_trusted(ctx: &LoadCtx<'_>, base: u64, next_base: u64, report: &mut Recov
     let mut times = scan.times.clone();
     if scan.next_offset > base {
         let rel = u32::try_from(scan.next_offset - base).unwrap_or(u32::MAX);
-        times.extend_from_slice(&TimeEntry { ts: scan.cursor.max_ts, rel }.encode());
+        times.extend_from_slice(
+            &TimeEntry {
+                ts: scan.cursor.max_ts,
+                rel,
+            }
+            .encode(),
+        );
     }
     let offsets = write_sealed_index(ctx, base, INDEX_EXT, &scan.offsets, report)?;
     let times = write_sealed_index(ctx, base, TIME_INDEX_EXT, &times, report)?;
     // A damaged batch inside a trusted segment is left in place: reads that
     // reach it fail with `Corrupted`, and nothing after it is lost.
-    Ok(Segment::from_parts(base, log, offsets, times, next_base, scan.cursor.max_ts))
+    Ok(Segment::from_parts(
+        base,
+        log,
+        offsets,
+        times,
+        next_base,
+        scan.cursor.max_ts,
+    ))
 }
 
 fn open_sealed_index(ctx: &LoadCtx<'_>, base: u64, ext: &str, entry: usize) -> Option<MappedFile> {
     let path = segment_path(ctx.dir, base, ext);
-    let len = ctx.fs.open(&path, OpenMode::Read).and_then(|f| f.len()).ok()?;
+    let len = ctx
+        .fs
+        .open(&path, OpenMode::Read)
+        .and_then(|f| f.len())
+        .ok()?;
     let f = MappedFile::open(ctx.fs, &path, len, len).ok()?;
     let valid = if entry == OFFSET_ENTRY_LEN {
         valid_offset_entries(f.bytes())
@@ -368,7 +409,10 @@ fn write_sealed_index(
     report: &mut RecoveryReport,
 ) -> Result<MappedFile> {
     let path = segment_path(ctx.dir, base, ext);
-    let f = ctx.fs.open(&path, OpenMode::CreateTruncate).map_err(io_err("rebuild", &path))?;
+    let f = ctx
+        .fs
+        .open(&path, OpenMode::CreateTruncate)
+        .map_err(io_err("rebuild", &path))?;
     f.write_at(bytes, 0).map_err(io_err("write", &path))?;
     if ctx.sync {
         f.sync_data().map_err(io_err("sync", &path))?;
@@ -393,7 +437,8 @@ fn open_scanned(
         .open(&log_path, OpenMode::Read)
         .and_then(|f| f.len())
         .map_err(io_err("open", &log_path))?;
-    let reader = MappedFile::open(fs, &log_path, file_len, file_len).map_err(io_err("map", &log_path))?;
+    let reader =
+        MappedFile::open(fs, &log_path, file_len, file_len).map_err(io_err("map", &log_path))?;
     let mut scan = scan_segment(reader.bytes(), base, ctx.index_interval);
     drop(reader);
     report.segments_scanned += 1;
@@ -431,7 +476,12 @@ fn open_scanned(
                 },
             };
             if ctx.mode == RecoveryMode::AbsoluteConsistency {
-                return Err(Error::corrupted(log_path, scan.valid_len, Some(scan.next_offset), kind));
+                return Err(Error::corrupted(
+                    log_path,
+                    scan.valid_len,
+                    Some(scan.next_offset),
+                    kind,
+                ));
             }
             report.truncations.push(Truncation {
                 path: log_path.clone(),
@@ -444,8 +494,11 @@ fn open_scanned(
     }
     let keep_appending = is_last || !intact;
     if file_len != scan.valid_len {
-        let f = fs.open(&log_path, OpenMode::ReadWrite).map_err(io_err("open", &log_path))?;
-        f.set_len(scan.valid_len).map_err(io_err("truncate", &log_path))?;
+        let f = fs
+            .open(&log_path, OpenMode::ReadWrite)
+            .map_err(io_err("open", &log_path))?;
+        f.set_len(scan.valid_len)
+            .map_err(io_err("truncate", &log_path))?;
         if ctx.sync {
             f.sync_data().map_err(io_err("sync", &log_path))?;
         }
@@ -455,7 +508,13 @@ fn open_scanned(
         let mut times = scan.times.clone();
         if seg_next > base {
             let rel = u32::try_from(seg_next - base).unwrap_or(u32::MAX);
-            times.extend_from_slice(&TimeEntry { ts: scan.cursor.max_ts, rel }.encode());
+            times.extend_from_slice(
+                &TimeEntry {
+                    ts: scan.cursor.max_ts,
+                    rel,
+                }
+                .encode(),
+            );
         }
         let log = MappedFile::open(fs, &log_path, scan.valid_len, scan.valid_len)
             .map_err(io_err("map", &log_path))?;
@@ -470,7 +529,8 @@ fn open_scanned(
     // The segment stays (or becomes) the active one: reopen it for appends
     // and rebuild its indexes into fresh mapped files.
     let capacity = ctx.segment_bytes.max(scan.valid_len);
-    let log = MappedFile::open(fs, &log_path, capacity, scan.valid_len).map_err(io_err("map", &log_path))?;
+    let log = MappedFile::open(fs, &log_path, capacity, scan.valid_len)
+        .map_err(io_err("map", &log_path))?;
     // What the scan accepted counts as durable from here on (the partition
     // starts with durable = end), so make it so: after a process crash it
     // may still be only in the page cache.
@@ -482,15 +542,28 @@ fn open_scanned(
     let time_path = segment_path(ctx.dir, base, TIME_INDEX_EXT);
     let offsets = MappedFile::create(fs, &idx_path, oc.max(scan.offsets.len() as u64))
         .map_err(io_err("create", &idx_path))?;
-    let times = MappedFile::create(fs, &time_path, tc.max(scan.times.len() as u64 + TIME_ENTRY_LEN as u64))
-        .map_err(io_err("create", &time_path))?;
+    let times = MappedFile::create(
+        fs,
+        &time_path,
+        tc.max(scan.times.len() as u64 + TIME_ENTRY_LEN as u64),
+    )
+    .map_err(io_err("create", &time_path))?;
     for (f, bytes) in [(&offsets, &scan.offsets), (&times, &scan.times)] {
         if !bytes.is_empty() {
-            let end = f.write_unpublished(&[bytes]).map_err(io_err("write", f.path()))?;
+            let end = f
+                .write_unpublished(&[bytes])
+                .map_err(io_err("write", f.path()))?;
             f.publish(end);
         }
     }
-    let seg = Segment::from_parts(base, log, offsets, times, scan.next_offset, scan.cursor.max_ts);
+    let seg = Segment::from_parts(
+        base,
+        log,
+        offsets,
+        times,
+        scan.next_offset,
+        scan.cursor.max_ts,
+    );
     Ok((seg, scan.cursor, intact))
 }
 
@@ -518,7 +591,10 @@ mod tests {
     #[test]
     fn scan_of_zeros_and_garbage() {
         let s = scan_segment(&[0u8; 300], 10, 4096);
-        assert_eq!((s.valid_len, s.next_offset, s.stop), (0, 10, Some(Stop::Zeros)));
+        assert_eq!(
+            (s.valid_len, s.next_offset, s.stop),
+            (0, 10, Some(Stop::Zeros))
+        );
         let s = scan_segment(&[7u8; 300], 10, 4096);
         assert!(matches!(s.stop, Some(Stop::Damaged(_))));
         let s = scan_segment(&[], 10, 4096);

@@ -205,9 +205,18 @@ mod tests {
     fn names_are_twenty_digits() {
         let p = segment_path(Path::new("/x"), 42, LOG_EXT);
         assert_eq!(p, Path::new("/x/00000000000000000042.log"));
-        assert_eq!(parse_segment_name("00000000000000000042.log", LOG_EXT), Some(42));
+        assert_eq!(
+            parse_segment_name("00000000000000000042.log", LOG_EXT),
+            Some(42)
+        );
         assert_eq!(parse_segment_name("42.log", LOG_EXT), None);
-        assert_eq!(parse_segment_name("00000000000000000042.index", LOG_EXT), None);
-        assert_eq!(parse_segment_name("0000000000000000004x.log", LOG_EXT), None);
+        assert_eq!(
+            parse_segment_name("00000000000000000042.index", LOG_EXT),
+            None
+        );
+        assert_eq!(
+            parse_segment_name("0000000000000000004x.log", LOG_EXT),
+            None
+        );
     }
 }

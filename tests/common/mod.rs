@@ -62,7 +62,12 @@ pub fn segment_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 /// All `(offset, value)` pairs of a partition from `from`, via a consumer.
-pub fn read_all(log: &streamlog::Log, topic: &str, partition: u32, from: u64) -> Vec<(u64, Vec<u8>)> {
+pub fn read_all(
+    log: &streamlog::Log,
+    topic: &str,
+    partition: u32,
+    from: u64,
+) -> Vec<(u64, Vec<u8>)> {
     use streamlog::{ConsumerConfig, TopicPartition};
     let tp = TopicPartition::new(topic, partition);
     let mut c = log.consumer(ConsumerConfig::new().max_poll_records(10_000));
@@ -72,9 +77,15 @@ pub fn read_all(log: &streamlog::Log, topic: &str, partition: u32, from: u64) ->
     let mut out = Vec::new();
     while c.position(&tp).unwrap() < end {
         let recs = c.poll(std::time::Duration::from_secs(5)).unwrap();
-        assert!(!recs.is_empty(), "poll returned nothing before the end offset");
+        assert!(
+            !recs.is_empty(),
+            "poll returned nothing before the end offset"
+        );
         for r in &recs {
-            out.push((r.offset(), r.value().map(<[u8]>::to_vec).unwrap_or_default()));
+            out.push((
+                r.offset(),
+                r.value().map(<[u8]>::to_vec).unwrap_or_default(),
+            ));
         }
     }
     out
