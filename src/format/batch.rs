@@ -666,6 +666,23 @@ mod tests {
         let crc = crc32fast::hash(&bytes[CRC_FROM..]);
         assert_eq!(bytes[CRC_AT..MAGIC_AT], crc.to_le_bytes());
         assert_eq!(crc, 0xbadb_b615, "FORMAT.md quotes this CRC");
+        assert_eq!(
+            bytes,
+            format_md_example(),
+            "FORMAT.md §3.3 differs from the encoder"
+        );
+    }
+
+    /// The hex dump under "### 3.3" in FORMAT.md.
+    fn format_md_example() -> Vec<u8> {
+        let doc = include_str!("../../FORMAT.md");
+        let section = &doc[doc.find("### 3.3").unwrap()..];
+        let start = section.find("```text\n").unwrap() + 8;
+        let end = start + section[start..].find("```").unwrap();
+        section[start..end]
+            .split_whitespace()
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect()
     }
 
     #[test]
