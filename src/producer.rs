@@ -150,7 +150,7 @@ impl Producer {
         let part: &Arc<Partition> = t.partition(p)?;
         let now = self.inner.shared.clock.now_ms();
         let mut batch = encode(t, records, now)?;
-        let appended = part.append(&mut batch)?;
+        let appended = part.append(&mut batch, now)?;
         let next = appended.base_offset + records.len() as u64;
         if appended.rolled {
             self.inner.on_roll()?;

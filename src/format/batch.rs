@@ -511,8 +511,12 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timest
 pub(crate) struct EncodedBatch {
     pub header: BatchHeader,
     pub payload: Vec<u8>,
-    payload_crc: crc32fast::Hasher,
+    payload_crc: Option<crc32fast::Hasher>,
 }
+
+/// Payloads at least this large have their CRC computed before the append
+/// lock is taken.
+const COMBINE_THRESHOLD: usize = 16 << 10;
 
 impl EncodedBatch {
     /// Builds a batch from a finished records section.
@@ -539,8 +543,14 @@ impl EncodedBatch {
                 "batch exceeds the format's maximum size",
             ));
         }
-        let mut payload_crc = crc32fast::Hasher::new();
-        payload_crc.update(&payload);
+        // A large payload's CRC is computed here, outside the append lock,
+        // and combined with the header's under it. For a small one,
+        // combining costs more than hashing it again under the lock.
+        let payload_crc = (payload.len() >= COMBINE_THRESHOLD).then(|| {
+            let mut h = crc32fast::Hasher::new();
+            h.update(&payload);
+            h
+        });
         Ok(EncodedBatch {
             header: BatchHeader {
                 length: (total - CRC_AT) as u32,
@@ -574,7 +584,10 @@ impl EncodedBatch {
         self.header.write_to(&mut out);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&out[CRC_FROM..]);
-        crc.combine(&self.payload_crc);
+        match &self.payload_crc {
+            Some(p) => crc.combine(p),
+            None => crc.update(&self.payload),
+        }
         self.header.crc = crc.finalize();
         out[CRC_AT..MAGIC_AT].copy_from_slice(&self.header.crc.to_le_bytes());
         out
@@ -711,6 +724,20 @@ mod tests {
                 assert_eq!(r.key, Some(&b"key"[..]));
             }
         }
+    }
+
+    #[test]
+    fn large_payloads_combine_crcs_correctly() {
+        let big = vec![0x5a; COMBINE_THRESHOLD + 123];
+        let recs = [EncodeRecord {
+            offset_delta: 0,
+            timestamp: 9,
+            key: None,
+            value: Some(&big),
+            headers: &[],
+        }];
+        let bytes = build(&recs, 1, None);
+        assert!(decode_batch(&bytes).is_ok());
     }
 
     #[test]

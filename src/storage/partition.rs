@@ -201,14 +201,15 @@ impl Partition {
     }
 
     /// Appends one encoded batch, rolling first if a rule says so.
-    pub fn append(&self, batch: &mut EncodedBatch) -> Result<Appended> {
+    /// `now` is the clock reading the producer stamped the batch with; it
+    /// drives the age roll.
+    pub fn append(&self, batch: &mut EncodedBatch, now: i64) -> Result<Appended> {
         self.shared.check_writable()?;
         if self.deleted.load(Ordering::SeqCst) {
             return Err(Error::UnknownTopic {
                 topic: self.topic.to_string(),
             });
         }
-        let now = self.shared.clock.now_ms();
         let len = batch.total_len() as u64;
         let mut w = self.writer.lock();
         let base_offset = w.next_offset;
