@@ -34,6 +34,7 @@ mod config;
 mod consumer;
 mod error;
 mod format;
+mod group;
 mod io;
 mod log;
 mod partitioner;
@@ -49,8 +50,9 @@ pub use crate::config::{
     Assignor, CleanupPolicy, Clock, Compression, ConsumerConfig, LogOptions, ManualClock,
     OffsetReset, RecoveryMode, SyncPolicy, SystemClock, TopicConfig,
 };
-pub use crate::consumer::Consumer;
+pub use crate::consumer::{Consumer, RebalanceListener};
 pub use crate::error::{CorruptionKind, Error, Result};
+pub use crate::group::offsets::OffsetAndMetadata;
 pub use crate::log::{Log, Metrics, PartitionInfo};
 pub use crate::producer::Producer;
 pub use crate::record::{

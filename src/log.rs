@@ -13,6 +13,8 @@ use crate::config::{ConsumerConfig, LogOptions, TopicConfig};
 use crate::consumer::Consumer;
 use crate::error::{io_err, CorruptionKind, Error, Result};
 use crate::format::meta::{self, MetaError};
+use crate::group::coordinator::Group;
+use crate::group::offsets::{OffsetAndMetadata, OffsetKey};
 use crate::io::{FileSystem, OpenMode, StdFs};
 use crate::producer::Producer;
 use crate::record::TopicPartition;
@@ -62,6 +64,11 @@ pub(crate) struct LogInner {
     lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
     report: RecoveryReport,
     temporary: bool,
+    /// Consumer-group coordinators by group id.
+    pub(crate) groups: Mutex<HashMap<String, Arc<Group>>>,
+    /// The in-memory image of `__consumer_offsets`.
+    pub(crate) offsets: Mutex<HashMap<OffsetKey, OffsetAndMetadata>>,
+    pub(crate) next_member: AtomicU64,
 }
 
 /// Counters a user can read, from [`Log::metrics`].
@@ -269,7 +276,11 @@ impl Log {
             lock: Mutex::new(Some(lock)),
             report,
             temporary,
+            groups: Mutex::new(HashMap::new()),
+            offsets: Mutex::new(HashMap::new()),
+            next_member: AtomicU64::new(1),
         });
+        inner.replay_offsets()?;
         if !inner.report.truncations.is_empty() || !clean {
             let _g = inner.admin.lock();
             inner.write_checkpoint()?;
@@ -421,6 +432,26 @@ impl Log {
             size_bytes: p.size_bytes(),
             segments: p.segments().len(),
         })
+    }
+
+    /// Every offset committed by consumer group `group`, sorted by
+    /// partition.
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, ConsumerConfig, OffsetAndMetadata, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", streamlog::Record::new(b"x"))?;
+    /// let mut c = log.consumer(ConsumerConfig::new().group("g"));
+    /// let tp = TopicPartition::new("t", 0);
+    /// c.assign(&[tp.clone()])?;
+    /// c.commit_offsets(&[(tp.clone(), OffsetAndMetadata::new(1))].into_iter().collect())?;
+    /// assert_eq!(log.committed_offsets("g")[0].1.offset(), 1);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn committed_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        self.inner.group_offsets(group)
     }
 
     /// The first offset whose timestamp is `>= timestamp_ms`, or `None` if
@@ -616,6 +647,9 @@ impl LogInner {
         self.write_registry(&next)
             .inspect_err(|e| self.shared.poison(e))?;
         *self.topics.write() = next;
+        drop(_g);
+        self.forget_topic_offsets(name)?;
+        let _g = self.admin.lock();
         for p in &topic.partitions {
             p.mark_deleted();
             self.shared

@@ -147,26 +147,37 @@ impl Producer {
     }
 
     fn append(&self, t: &Topic, p: u32, records: &[&Record<'_>]) -> Result<Vec<RecordMetadata>> {
-        let part: &Arc<Partition> = t.partition(p)?;
-        let now = self.inner.shared.clock.now_ms();
-        let mut batch = encode(t, records, now)?;
-        let appended = part.append(&mut batch, now)?;
-        let next = appended.base_offset + records.len() as u64;
-        if appended.rolled {
-            self.inner.on_roll()?;
-        }
-        part.sync_after_append(next, records.len() as u64)?;
-        Ok(records
-            .iter()
-            .enumerate()
-            .map(|(i, r)| RecordMetadata {
-                topic: t.name.clone(),
-                partition: p,
-                offset: appended.base_offset + i as u64,
-                timestamp: r.timestamp.unwrap_or(now),
-            })
-            .collect())
+        append_records(&self.inner, t, p, records)
     }
+}
+
+/// Appends records to one partition as one batch, then applies the sync
+/// policy. Shared by the producer and the offsets store.
+pub(crate) fn append_records(
+    inner: &LogInner,
+    t: &Topic,
+    p: u32,
+    records: &[&Record<'_>],
+) -> Result<Vec<RecordMetadata>> {
+    let part: &Arc<Partition> = t.partition(p)?;
+    let now = inner.shared.clock.now_ms();
+    let mut batch = encode(t, records, now)?;
+    let appended = part.append(&mut batch, now)?;
+    let next = appended.base_offset + records.len() as u64;
+    if appended.rolled {
+        inner.on_roll()?;
+    }
+    part.sync_after_append(next, records.len() as u64)?;
+    Ok(records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RecordMetadata {
+            topic: t.name.clone(),
+            partition: p,
+            offset: appended.base_offset + i as u64,
+            timestamp: r.timestamp.unwrap_or(now),
+        })
+        .collect())
 }
 
 fn view<'r>(r: &'r Record<'_>, offset_delta: u32, now: i64) -> EncodeRecord<'r> {

@@ -1,5 +1,5 @@
-//! [`Consumer`]: positions, seeks, pause/resume and the long poll over
-//! manually assigned partitions.
+//! [`Consumer`]: positions, seeks, pause/resume and the long poll; group
+//! membership and commits live in `group.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +11,10 @@ use crate::log::LogInner;
 use crate::record::{Records, TopicPartition};
 use crate::storage::partition::{FetchedBatch, Partition, Signal};
 
+mod group;
+use group::Membership;
+pub use group::RebalanceListener;
+
 struct Assigned {
     tp: TopicPartition,
     topic: Arc<str>,
@@ -19,6 +23,8 @@ struct Assigned {
     /// policy.
     position: Option<u64>,
     paused: bool,
+    /// The last offset this consumer committed (or found committed) here.
+    committed: Option<u64>,
 }
 
 /// Reads records from partitions.
@@ -50,6 +56,10 @@ pub struct Consumer {
     /// the others.
     rr: usize,
     batches: Vec<FetchedBatch>,
+    membership: Option<Membership>,
+    listener: Option<Box<dyn RebalanceListener>>,
+    in_listener: bool,
+    last_auto_commit: i64,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -70,6 +80,10 @@ impl Consumer {
             signal: Arc::new(Signal::default()),
             rr: 0,
             batches: Vec::new(),
+            membership: None,
+            listener: None,
+            in_listener: false,
+            last_auto_commit: i64::MIN,
         }
     }
 
@@ -85,6 +99,11 @@ impl Consumer {
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`]; the assignment
     /// is unchanged on error.
     pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        if self.is_subscribed() {
+            return Err(Error::InvalidConfig {
+                what: "assign() on a subscribed consumer; unsubscribe() first".into(),
+            });
+        }
         let mut next = Vec::with_capacity(partitions.len());
         for tp in partitions {
             if next.iter().any(|a: &Assigned| &a.tp == tp) {
@@ -99,7 +118,11 @@ impl Consumer {
                 part,
                 position: old.and_then(|a| a.position),
                 paused: old.is_some_and(|a| a.paused),
+                committed: old.and_then(|a| a.committed),
             });
+            if old.is_none() {
+                self.adopt_committed(next.last_mut().expect("just pushed"));
+            }
         }
         self.assigned = next;
         self.rr = 0;
@@ -244,9 +267,16 @@ impl Consumer {
     /// deleted, [`Error::Corrupted`] if a batch fails its CRC (its bytes
     /// are never returned).
     pub fn poll(&mut self, timeout: Duration) -> Result<Records> {
+        if self.in_listener {
+            return Err(Error::InvalidConfig {
+                what: "poll() called from inside a rebalance listener".into(),
+            });
+        }
         let deadline = Instant::now().checked_add(timeout);
+        self.maybe_auto_commit()?;
         let mut out = Records::default();
         loop {
+            self.group_sync()?;
             out.clear();
             let (advances, ends) = self.fill(&mut out)?;
             let now = Instant::now();
@@ -264,20 +294,30 @@ impl Consumer {
         }
     }
 
-    /// Waits until an assigned partition's end offset moves past `ends` or
-    /// the deadline passes.
+    /// Waits until an assigned partition's end offset moves past `ends`, the
+    /// group changes, or the deadline passes.
     fn park(&self, ends: &[u64], deadline: Option<Instant>) {
         self.signal.reset();
         for a in &self.assigned {
             a.part.add_waiter(&self.signal);
         }
-        // Re-check after registering: an append between the fetch and the
-        // registration would otherwise be missed.
+        let group_seen = self
+            .membership
+            .as_ref()
+            .map(|m| (m.group.clone(), m.member, m.version));
+        if let Some((g, Some(id), _)) = &group_seen {
+            g.set_parked(*id, true, self.inner.shared.clock.now_ms());
+        }
+        // Re-check after registering: an append (or a group change) between
+        // the fetch and the registration would otherwise be missed.
         let moved = self
             .assigned
             .iter()
             .zip(ends)
-            .any(|(a, &e)| a.part.end_offset() != e);
+            .any(|(a, &e)| a.part.end_offset() != e)
+            || group_seen
+                .as_ref()
+                .is_some_and(|(g, _, v)| g.version() != *v);
         if !moved {
             match deadline {
                 Some(d) => {
@@ -294,6 +334,9 @@ impl Consumer {
         }
         for a in &self.assigned {
             a.part.remove_waiter(&self.signal);
+        }
+        if let Some((g, Some(id), _)) = &group_seen {
+            g.set_parked(*id, false, self.inner.shared.clock.now_ms());
         }
     }
 
