@@ -331,6 +331,26 @@ impl Log {
         self.inner.delete_topic(name)
     }
 
+    /// Grows a topic to `total` partitions (Kafka's `CreatePartitions`).
+    /// Existing partitions keep their data. Groups subscribed to the topic
+    /// rebalance. Keyed records may map to other partitions from now on.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::InvalidConfig`] unless `total` is
+    /// larger than the current count, [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// let log = streamlog::Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.create_partitions("t", 3)?;
+    /// assert_eq!(log.topic_config("t")?.partition_count(), 3);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn create_partitions(&self, topic: &str, total: u32) -> Result<()> {
+        self.inner.create_partitions(topic, total)
+    }
+
     /// User topics, sorted. Internal topics are hidden.
     pub fn topics(&self) -> Vec<String> {
         self.inner
@@ -581,13 +601,60 @@ impl LogInner {
                 topic: name.to_owned(),
             });
         }
-        let fs = &*self.shared.fs;
         let cfg = Arc::new(config);
         let name_arc: Arc<str> = name.into();
+        let parts = self.create_partitions_on_disk(&name_arc, &cfg, 0..cfg.partitions)?;
+        let mut next = self.topics.read().clone();
+        next.insert(name.to_owned(), Arc::new(Topic::new(name_arc, cfg, parts)));
+        // Once the registry names the topic it exists; a failure here leaves
+        // the on-disk state unknown, so the log is poisoned.
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
+        *self.topics.write() = next;
+        Ok(())
+    }
+
+    pub fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        let topic = self.topic(name)?;
+        let have = topic.partitions.len() as u32;
+        let mut cfg = (*topic.config).clone();
+        cfg.partitions = total;
+        cfg.validate()?;
+        if total <= have {
+            return Err(Error::InvalidConfig {
+                what: format!("topic {name:?} has {have} partitions; the new count must be larger, not {total}"),
+            });
+        }
+        let cfg = Arc::new(cfg);
+        let mut parts = topic.partitions.clone();
+        parts.extend(self.create_partitions_on_disk(&topic.name, &cfg, have..total)?);
+        let mut next = self.topics.read().clone();
+        next.insert(
+            name.to_owned(),
+            Arc::new(Topic::new(topic.name.clone(), cfg, parts)),
+        );
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
+        *self.topics.write() = next;
+        Ok(())
+    }
+
+    /// Creates the directories and first segments of partitions `range`,
+    /// durably, before the registry names them. On failure, removes what it
+    /// created.
+    fn create_partitions_on_disk(
+        &self,
+        name: &Arc<str>,
+        cfg: &Arc<TopicConfig>,
+        range: std::ops::Range<u32>,
+    ) -> Result<Vec<Arc<Partition>>> {
+        let fs = &*self.shared.fs;
         let mut parts = Vec::new();
         let mut created = Vec::new();
         let result = (|| -> Result<()> {
-            for p in 0..cfg.partitions {
+            for p in range {
                 let pdir = self.dir.join(format!("{name}-{p}"));
                 // A directory with this name can only be left over from a
                 // create or delete that crashed before the registry changed.
@@ -605,7 +672,7 @@ impl LogInner {
                     cursor: crate::storage::recovery::IndexCursor::new(cfg.index_interval_bytes),
                 };
                 parts.push(Arc::new(Partition::new(
-                    name_arc.clone(),
+                    name.clone(),
                     p,
                     pdir,
                     cfg.clone(),
@@ -622,14 +689,7 @@ impl LogInner {
             }
             return Err(e);
         }
-        let mut next = self.topics.read().clone();
-        next.insert(name.to_owned(), Arc::new(Topic::new(name_arc, cfg, parts)));
-        // Once the registry names the topic it exists; a failure here leaves
-        // the on-disk state unknown, so the log is poisoned.
-        self.write_registry(&next)
-            .inspect_err(|e| self.shared.poison(e))?;
-        *self.topics.write() = next;
-        Ok(())
+        Ok(parts)
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<()> {

@@ -497,3 +497,47 @@ fn auto_commit_runs_inside_poll_and_close() {
     let c2 = log.consumer(cfg);
     assert_eq!(c2.committed(&tp).unwrap(), Some(6));
 }
+
+#[test]
+fn a_group_rebalances_when_a_subscribed_topic_gains_partitions() {
+    let log = Log::temporary().unwrap();
+    log.create_topic("t", TopicConfig::new().partitions(2))
+        .unwrap();
+    let (mut a, mut b) = (
+        member(&log, Assignor::CooperativeSticky),
+        member(&log, Assignor::CooperativeSticky),
+    );
+    settle(&mut [&mut a, &mut b]);
+    assert_eq!((owned(&a).len(), owned(&b).len()), (1, 1));
+    log.create_partitions("t", 6).unwrap();
+    settle(&mut [&mut a, &mut b]);
+    assert_eq!((owned(&a).len(), owned(&b).len()), (3, 3));
+    log.producer()
+        .send_to("t", 5, Record::new(b"new partition"))
+        .unwrap();
+    let got = a.poll(Duration::ZERO).unwrap().len() + b.poll(Duration::ZERO).unwrap().len();
+    assert_eq!(got, 1);
+}
+
+#[test]
+fn subscribing_to_a_topic_created_later_picks_it_up() {
+    let log = Log::temporary().unwrap();
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .group("g")
+            .auto_offset_reset(OffsetReset::Earliest),
+    );
+    c.subscribe(&["later"]).unwrap();
+    assert!(c.poll(Duration::ZERO).unwrap().is_empty());
+    log.create_topic("later", TopicConfig::new().partitions(2))
+        .unwrap();
+    log.producer()
+        .send_to("later", 1, Record::new(b"x"))
+        .unwrap();
+    let mut n = 0;
+    for _ in 0..3 {
+        n += c.poll(Duration::ZERO).unwrap().len();
+    }
+    assert_eq!(n, 1);
+    assert_eq!(c.assignment().len(), 2);
+}
