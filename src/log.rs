@@ -173,17 +173,16 @@ impl Log {
         opts: LogOptions,
         temporary: bool,
     ) -> Result<Log> {
+        let existed = fs.is_dir(dir);
         fs.create_dir_all(dir).map_err(io_err("create", dir))?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = fs.lock(&lock_path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                Error::Locked {
-                    path: dir.to_owned(),
-                }
-            } else {
-                Error::io("lock", &lock_path, e)
+        if !existed && !temporary {
+            // The new directory's own entry must be durable too, or a power
+            // cut could lose the whole log with everything acknowledged in it.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs.sync_dir(parent).map_err(io_err("sync", parent))?;
             }
-        })?;
+        }
+        let lock = take_lock(&*fs, dir)?;
         let shared = Arc::new(Shared::new(
             fs.clone(),
             opts.clock.clone(),
@@ -206,6 +205,15 @@ impl Log {
                         CorruptionKind::BadMetadata { reason },
                     )
                 })?;
+                if configs.iter().any(|(n, _)| *n == name) {
+                    let reason = format!("topic {name:?} is listed twice");
+                    return Err(Error::corrupted(
+                        &registry_path,
+                        0,
+                        None,
+                        CorruptionKind::BadMetadata { reason },
+                    ));
+                }
                 configs.push((name, cfg));
             }
         }
@@ -220,7 +228,11 @@ impl Log {
             }
         }
         report.clean_shutdown = clean;
-        let checkpoints = read_checkpoint(&*fs, dir)?;
+        let checkpoints = read_checkpoint(&*fs, dir).unwrap_or_else(|e| {
+            // The checkpoint only saves work: if it is damaged, scan everything.
+            report.checkpoint_ignored = Some(e.to_string());
+            Checkpoints::new()
+        });
         let mut topics = BTreeMap::new();
         for (name, cfg) in configs {
             let cfg = Arc::new(cfg);
@@ -493,6 +505,29 @@ impl Log {
 
 type Checkpoints = HashMap<(String, u32), (u64, u64)>;
 
+/// How long a second opener retries before reporting `Locked`: a lock held
+/// only by a forked child between `fork` and `exec` is gone by then.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
+fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn Any + Send + Sync>> {
+    let lock_path = dir.join(LOCK_FILE);
+    let deadline = std::time::Instant::now() + LOCK_RETRY;
+    loop {
+        match fs.lock(&lock_path) {
+            Ok(l) => return Ok(l),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(Error::Locked {
+                        path: dir.to_owned(),
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(Error::io("lock", &lock_path, e)),
+        }
+    }
+}
+
 fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
     let path = dir.join(CHECKPOINT_FILE);
     let mut out = HashMap::new();
@@ -743,11 +778,13 @@ impl LogInner {
         }
         self.shared.check_writable()?;
         let _g = self.admin.lock();
+        // Closed first: appends still waiting for a partition's lock then
+        // fail with `Closed`, and `Partition::close` waits for any in flight.
+        self.shared.set_closed();
         for p in self.all_partitions() {
             p.close()?;
         }
         self.write_checkpoint()?;
-        self.shared.set_closed();
         let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
         let f = self
             .shared

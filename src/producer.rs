@@ -167,7 +167,7 @@ pub(crate) fn append_records(
     if appended.rolled {
         inner.on_roll()?;
     }
-    part.sync_after_append(next, records.len() as u64)?;
+    part.sync_after_append(next)?;
     Ok(records
         .iter()
         .enumerate()

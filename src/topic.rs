@@ -132,11 +132,14 @@ pub(crate) fn decode_line(line: &str) -> std::result::Result<(String, TopicConfi
     let name = parts.next().unwrap_or_default().to_owned();
     validate_name(&name).map_err(|e| e.to_string())?;
     let mut c = TopicConfig::default();
-    let mut seen = 0u32;
+    let mut seen = std::collections::BTreeSet::new();
     for kv in parts {
         let (k, v) = kv
             .split_once('=')
             .ok_or_else(|| format!("setting {kv:?} has no '='"))?;
+        if !seen.insert(k) {
+            return Err(format!("setting {k:?} appears twice"));
+        }
         let num = |v: &str| {
             v.parse::<u64>()
                 .map_err(|_| format!("{k}={v:?} is not a number"))
@@ -173,10 +176,12 @@ pub(crate) fn decode_line(line: &str) -> std::result::Result<(String, TopicConfi
             "min_compaction_lag_ms" => c.min_compaction_lag = dur(v)?,
             _ => return Err(format!("unknown setting {k:?}")),
         }
-        seen += 1;
     }
-    if seen != 12 {
-        return Err(format!("topic {name:?} has {seen} settings, expected 12"));
+    if seen.len() != 12 {
+        return Err(format!(
+            "topic {name:?} has {} settings, expected 12",
+            seen.len()
+        ));
     }
     c.validate().map_err(|e| e.to_string())?;
     Ok((name, c))

@@ -185,6 +185,17 @@ pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         producer_epoch: u16_at(buf, PRODUCER_EPOCH_AT) as i16,
         base_sequence: u32_at(buf, BASE_SEQUENCE_AT) as i32,
     };
+    // Checked here so that `next_offset()` can never overflow for any
+    // header, even one whose CRC has not been verified yet.
+    if h.base_offset
+        .checked_add(u64::from(h.last_offset_delta) + 1)
+        .is_none()
+    {
+        return Err(CorruptionKind::BadRecord {
+            reason: "offset range overflows u64",
+        }
+        .into());
+    }
     if buf.len() < total {
         return Err(DecodeError::Incomplete { needed: total });
     }
@@ -230,15 +241,6 @@ pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     if u64::from(h.record_count) > u64::from(h.last_offset_delta) + 1 {
         return Err(CorruptionKind::BadRecord {
             reason: "record count exceeds the batch's offset range",
-        }
-        .into());
-    }
-    if h.base_offset
-        .checked_add(u64::from(h.last_offset_delta) + 1)
-        .is_none()
-    {
-        return Err(CorruptionKind::BadRecord {
-            reason: "offset range overflows u64",
         }
         .into());
     }

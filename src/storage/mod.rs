@@ -72,6 +72,17 @@ impl Shared {
         Ok(())
     }
 
+    /// Like [`check_writable`](Self::check_writable) but ignoring a close:
+    /// syncing what was appended before a close is still allowed.
+    pub fn check_not_poisoned(&self) -> Result<()> {
+        if self.is_poisoned() {
+            return Err(Error::Poisoned {
+                reason: self.poison_reason.lock().clone().unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }

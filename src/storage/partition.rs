@@ -2,10 +2,16 @@
 //! rules, group commit, and the read path.
 //!
 //! Locks, always taken in this order: `writer` (appends, rolls), then
-//! `segments` (write side only during a roll). `sync_lock` is never held
-//! together with `writer` for long: a syncer takes `writer` only to read the
-//! active segment and end offset, then releases it before the fdatasync, so
-//! appends proceed while a sync is in flight.
+//! `sync_lock` (every fdatasync of the partition's files), then `segments`.
+//! A syncer never takes `writer`: it reads the end offset, then the active
+//! segment from the segment list, so appends proceed while a sync is in
+//! flight.
+//!
+//! Every fdatasync runs under `sync_lock`, and `durable` only advances under
+//! it after checking that the log is not poisoned. Linux reports a writeback
+//! error to only one fdatasync caller; serializing them, and poisoning
+//! before the lock is released, means no later sync that "succeeds" can
+//! acknowledge data the kernel already dropped.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,11 +23,10 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::recovery::{remove_segment_files, IndexCursor, Loaded};
 use super::segment::Segment;
 use super::Shared;
-use crate::config::{SyncPolicy, TopicConfig};
+use crate::config::{CleanupPolicy, SyncPolicy, TopicConfig};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::batch::{
-    decode_batch, peek_header, records_section, BatchHeader, DecodeError, EncodedBatch, RecordIter,
-    VERSION,
+    decode_batch, records_section, BatchHeader, DecodeError, EncodedBatch, RecordIter, VERSION,
 };
 
 /// Wakes a consumer parked in `poll`.
@@ -60,11 +65,6 @@ struct Writer {
     next_offset: u64,
 }
 
-struct SyncState {
-    last_sync: Instant,
-    unsynced_records: u64,
-}
-
 /// A validated batch returned by a fetch: the segment keeps the mapping
 /// alive for as long as the caller holds it.
 #[derive(Debug, Clone)]
@@ -99,7 +99,10 @@ pub(crate) struct Partition {
     start: AtomicU64,
     end: AtomicU64,
     durable: AtomicU64,
-    sync_lock: Mutex<SyncState>,
+    sync_lock: Mutex<()>,
+    /// When the partition was last synced, in ns since `created`.
+    last_sync_ns: AtomicU64,
+    created: Instant,
     waiters: Mutex<Vec<Arc<Signal>>>,
     has_waiters: AtomicBool,
     deleted: AtomicBool,
@@ -150,10 +153,9 @@ impl Partition {
             start: AtomicU64::new(log_start.max(first_base).min(end)),
             end: AtomicU64::new(end),
             durable: AtomicU64::new(end),
-            sync_lock: Mutex::new(SyncState {
-                last_sync: Instant::now(),
-                unsynced_records: 0,
-            }),
+            sync_lock: Mutex::new(()),
+            last_sync_ns: AtomicU64::new(0),
+            created: Instant::now(),
             waiters: Mutex::new(Vec::new()),
             has_waiters: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
@@ -189,8 +191,12 @@ impl Partition {
         self.deleted.load(Ordering::SeqCst)
     }
 
+    /// Refuses further appends. Waits for an append in flight, so that
+    /// nothing is written into the directory after it is removed.
     pub fn mark_deleted(&self) {
+        let _w = self.writer.lock();
         self.deleted.store(true, Ordering::SeqCst);
+        drop(_w);
         self.wake();
     }
 
@@ -204,16 +210,26 @@ impl Partition {
     /// `now` is the clock reading the producer stamped the batch with; it
     /// drives the age roll.
     pub fn append(&self, batch: &mut EncodedBatch, now: i64) -> Result<Appended> {
+        let len = batch.total_len() as u64;
+        let mut w = self.writer.lock();
+        // Checked under the append lock, so that nothing is appended after
+        // a poison, a close or a delete has been decided.
         self.shared.check_writable()?;
         if self.deleted.load(Ordering::SeqCst) {
             return Err(Error::UnknownTopic {
                 topic: self.topic.to_string(),
             });
         }
-        let len = batch.total_len() as u64;
-        let mut w = self.writer.lock();
         let base_offset = w.next_offset;
-        let next = base_offset + u64::from(batch.header.last_offset_delta) + 1;
+        let Some(next) = base_offset.checked_add(u64::from(batch.header.last_offset_delta) + 1)
+        else {
+            return Err(Error::InvalidConfig {
+                what: format!(
+                    "partition {}-{} has exhausted the u64 offset space",
+                    self.topic, self.id
+                ),
+            });
+        };
         let mut rolled = false;
         let seg_len = w.active.log.len();
         if seg_len == 0 && len > w.active.log.capacity() {
@@ -287,9 +303,12 @@ impl Partition {
     /// Seals the active segment (synced) and starts a new one.
     fn roll(&self, w: &mut Writer, batch_len: u64) -> Result<()> {
         let old = w.active.clone();
-        old.seal(!self.shared.no_sync)
-            .map_err(|e| self.poison("seal segment", old.log.path(), e))?;
-        self.durable.fetch_max(old.next_offset(), Ordering::AcqRel);
+        {
+            let _s = self.sync_lock.lock();
+            old.seal(!self.shared.no_sync)
+                .map_err(|e| self.poison("seal segment", old.log.path(), e))?;
+            self.advance_durable(old.next_offset())?;
+        }
         let new = self.create_segment(w.next_offset, self.cfg.segment_bytes.max(batch_len))?;
         let mut segs = self.segments.write();
         let mut list = Vec::clone(&segs);
@@ -324,24 +343,33 @@ impl Partition {
         Ok(())
     }
 
-    /// Applies the sync policy after an append of `records` records ending
-    /// at `next`.
-    pub fn sync_after_append(&self, next: u64, records: u64) -> Result<()> {
+    /// Applies the sync policy after an append ending at `next`.
+    pub fn sync_after_append(&self, next: u64) -> Result<()> {
         let due = match self.shared.sync {
             SyncPolicy::OsBuffered => false,
             SyncPolicy::EveryWrite => true,
-            SyncPolicy::EveryRecords(n) => {
-                let mut s = self.sync_lock.lock();
-                s.unsynced_records += records;
-                s.unsynced_records >= n.max(1)
+            SyncPolicy::EveryRecords(n) => next.saturating_sub(self.durable_offset()) >= n.max(1),
+            SyncPolicy::Interval(d) => {
+                let since = self.created.elapsed().as_nanos() as u64;
+                since.saturating_sub(self.last_sync_ns.load(Ordering::Relaxed))
+                    >= d.as_nanos() as u64
             }
-            SyncPolicy::Interval(d) => self.sync_lock.lock().last_sync.elapsed() >= d,
         };
         if due {
             self.sync_to(next)
         } else {
             Ok(())
         }
+    }
+
+    /// Moves the durable offset forward after a successful sync, unless
+    /// the log was poisoned meanwhile. Called under `sync_lock`.
+    fn advance_durable(&self, to: u64) -> Result<()> {
+        self.shared.check_not_poisoned()?;
+        self.durable.fetch_max(to, Ordering::AcqRel);
+        self.last_sync_ns
+            .store(self.created.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Makes every offset below `target` durable. Concurrent callers share
@@ -351,22 +379,21 @@ impl Partition {
         if self.shared.no_sync || self.durable_offset() >= target {
             return Ok(());
         }
-        let mut s = self.sync_lock.lock();
+        let _s = self.sync_lock.lock();
         if self.durable_offset() >= target {
             return Ok(());
         }
-        self.shared.check_writable()?;
-        let (seg, end) = {
-            let w = self.writer.lock();
-            (w.active.clone(), w.next_offset)
+        self.shared.check_not_poisoned()?;
+        // The end offset first, then the active segment: any record below
+        // `end` is in that segment or in one sealed (and synced) before it.
+        let end = self.end_offset();
+        let Some(seg) = self.segments.read().last().cloned() else {
+            return Ok(());
         };
-        // Segments before `seg` were synced when they rolled.
         seg.log
             .sync()
             .map_err(|e| self.poison("fdatasync", seg.log.path(), e))?;
-        self.durable.fetch_max(end, Ordering::AcqRel);
-        s.last_sync = Instant::now();
-        s.unsynced_records = 0;
+        self.advance_durable(end)?;
         self.shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -377,9 +404,11 @@ impl Partition {
     }
 
     /// Trims the active segment's preallocated space and syncs it, for a
-    /// clean shutdown.
+    /// clean shutdown. Waits for appends in flight; the caller has already
+    /// marked the log closed, so none start after.
     pub fn close(&self) -> Result<()> {
         let w = self.writer.lock();
+        let _s = self.sync_lock.lock();
         let seg = &w.active;
         seg.log
             .trim()
@@ -390,8 +419,7 @@ impl Partition {
                     .map_err(|e| self.poison("fdatasync", f.path(), e))?;
             }
         }
-        self.durable.fetch_max(w.next_offset, Ordering::AcqRel);
-        Ok(())
+        self.advance_durable(w.next_offset)
     }
 
     fn out_of_range(&self, requested: u64) -> Error {
@@ -448,59 +476,91 @@ impl Partition {
         }
         let segs = self.segments();
         let first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
+        let compacted = self.cfg.cleanup_policy != CleanupPolicy::Delete;
         let (mut bytes, mut records, mut want) = (0usize, 0usize, offset);
+        // Where the previous segment's batches ended, to check that the next
+        // segment starts exactly there.
+        let mut prev: Option<(&Arc<Segment>, usize, u64)> = None;
+        // Damage ends the fetch: what came before it is returned, and the
+        // next fetch, starting at the damage, reports it.
+        macro_rules! damaged {
+            ($err:expr) => {{
+                if !out.is_empty() {
+                    return Ok(());
+                }
+                return Err($err);
+            }};
+        }
         for (i, seg) in segs.iter().enumerate().skip(first) {
+            if let Some((p, ppos, reached)) = prev {
+                if reached != seg.base {
+                    let kind = CorruptionKind::OffsetOutOfOrder {
+                        expected: reached,
+                        found: seg.base,
+                    };
+                    damaged!(Error::corrupted(
+                        p.log.path(),
+                        ppos as u64,
+                        Some(reached),
+                        kind
+                    ));
+                }
+            }
             let data = seg.log.bytes();
             let mut pos = if i == first {
                 seg.position_for(offset) as usize
             } else {
                 0
             };
-            let mut floor = seg.base;
+            // The base offset the next batch must have: exact, unless
+            // compaction may have removed whole batches. Unknown for a
+            // batch found through the index (the index check vouches for it).
+            let mut expected = (pos == 0).then_some(seg.base);
+            let mut reached = seg.base;
             while pos < data.len() {
-                let rest = &data[pos..];
-                // Damage ends the fetch: what came before it is returned,
-                // and the next fetch, starting at the damage, reports it.
-                let h = match peek_header(rest) {
+                // Every batch walked over is validated, CRC included, so that
+                // a damaged header can never make records silently vanish.
+                let h = match decode_batch(&data[pos..]) {
                     Ok(h) => h,
-                    Err(_) if !out.is_empty() => return Ok(()),
-                    Err(e) => return Err(self.corrupted(seg, pos, want, e)),
+                    Err(e) => damaged!(self.corrupted(seg, pos, want, e)),
                 };
-                if h.base_offset < floor {
+                let in_order = match expected {
+                    Some(e) if compacted => h.base_offset >= e,
+                    Some(e) => h.base_offset == e,
+                    None => h.base_offset >= seg.base,
+                };
+                if !in_order || h.next_offset() - seg.base > u64::from(u32::MAX) + 1 {
                     let kind = CorruptionKind::OffsetOutOfOrder {
-                        expected: floor,
+                        expected: expected.unwrap_or(seg.base),
                         found: h.base_offset,
                     };
-                    return Err(Error::corrupted(
+                    damaged!(Error::corrupted(
                         seg.log.path(),
                         pos as u64,
                         Some(want),
-                        kind,
+                        kind
                     ));
                 }
-                floor = h.next_offset();
+                expected = Some(h.next_offset());
+                reached = h.next_offset();
+                let at = pos;
+                pos += h.total_len();
                 if h.next_offset() <= want {
-                    pos += h.total_len();
                     continue;
                 }
-                let h = match decode_batch(rest) {
-                    Ok(h) => h,
-                    Err(_) if !out.is_empty() => return Ok(()),
-                    Err(e) => return Err(self.corrupted(seg, pos, want, e)),
-                };
                 out.push(FetchedBatch {
                     segment: seg.clone(),
-                    pos,
+                    pos: at,
                     header: h,
                 });
                 bytes += h.total_len();
                 records += h.record_count as usize;
                 want = h.next_offset();
-                pos += h.total_len();
                 if bytes >= max_bytes || records >= max_records {
                     return Ok(());
                 }
             }
+            prev = Some((seg, pos, reached));
         }
         Ok(())
     }

@@ -197,6 +197,9 @@ pub struct RecoveryReport {
     pub segments_removed: Vec<PathBuf>,
     /// Index files that were rebuilt from their segment.
     pub indexes_rebuilt: Vec<PathBuf>,
+    /// Why the partition checkpoint was ignored (it was damaged), in which
+    /// case every segment was scanned.
+    pub checkpoint_ignored: Option<String>,
 }
 
 /// What loading a partition needs to know.
