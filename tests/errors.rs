@@ -32,41 +32,6 @@ fn a_second_open_in_this_process_is_locked() {
     Log::open(dir.path()).unwrap();
 }
 
-/// Runs as a child process of `a_second_process_is_locked`.
-#[test]
-fn child_open_role() {
-    if let Ok(dir) = std::env::var("STREAMLOG_CHILD_OPEN") {
-        match Log::open(&dir) {
-            Err(Error::Locked { .. }) => std::process::exit(42),
-            other => {
-                eprintln!("child got {other:?}");
-                std::process::exit(1)
-            }
-        }
-    }
-}
-
-#[test]
-fn a_second_process_is_locked() {
-    let dir = TestDir::new("lock-proc");
-    let _log = Log::open(dir.path()).unwrap();
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_open_role",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("STREAMLOG_CHILD_OPEN", dir.path())
-        .status()
-        .unwrap();
-    assert_eq!(
-        status.code(),
-        Some(42),
-        "the child process was not refused with Locked"
-    );
-}
-
 #[test]
 fn bad_topic_names_are_rejected_and_create_nothing() {
     let dir = TestDir::new("names");
@@ -237,6 +202,55 @@ fn stray_files_in_the_log_directory_are_ignored() {
             .end_offset,
         1
     );
+}
+
+#[test]
+fn a_damaged_checkpoint_falls_back_to_a_full_scan() {
+    let dir = TestDir::new("checkpoint");
+    {
+        let log = Log::open(dir.path()).unwrap();
+        log.create_topic("t", TopicConfig::new().segment_bytes(1024))
+            .unwrap();
+        for _ in 0..100 {
+            log.producer()
+                .send("t", Record::new(b"0123456789"))
+                .unwrap();
+        }
+        log.close().unwrap();
+    }
+    std::fs::write(
+        dir.join("partitions.checkpoint"),
+        b"streamlog-checkpoint 1\ngarbage\n",
+    )
+    .unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    assert!(log.recovery_report().checkpoint_ignored.is_some());
+    assert_eq!(
+        log.partition_info(&TopicPartition::new("t", 0))
+            .unwrap()
+            .end_offset,
+        100
+    );
+}
+
+#[test]
+fn a_registry_naming_a_topic_twice_is_rejected() {
+    let dir = TestDir::new("registry-twice");
+    {
+        let log = Log::open(dir.path()).unwrap();
+        log.create_topic("t", TopicConfig::new()).unwrap();
+        log.close().unwrap();
+    }
+    let reg = dir.join("topics.registry");
+    let text = String::from_utf8(std::fs::read(&reg).unwrap()).unwrap();
+    let line = text.lines().nth(1).unwrap();
+    let body = format!("streamlog-topics 1\n{line}\n{line}\n");
+    let crc = crc32(body.as_bytes());
+    std::fs::write(&reg, format!("{body}crc32 {crc:08x}\n")).unwrap();
+    assert!(matches!(
+        Log::open(dir.path()),
+        Err(Error::Corrupted { .. })
+    ));
 }
 
 #[test]

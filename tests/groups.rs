@@ -541,3 +541,25 @@ fn subscribing_to_a_topic_created_later_picks_it_up() {
     assert_eq!(n, 1);
     assert_eq!(c.assignment().len(), 2);
 }
+
+#[test]
+fn a_commit_makes_the_records_it_covers_durable_first() {
+    let dir = TestDir::new("commit-durable");
+    let log = Log::open(dir.path()).unwrap();
+    log.create_topic("t", TopicConfig::new()).unwrap();
+    let p = log.producer();
+    for _ in 0..10 {
+        p.send("t", Record::new(b"x")).unwrap();
+    }
+    let tp = TopicPartition::new("t", 0);
+    assert_eq!(
+        log.partition_info(&tp).unwrap().durable_offset,
+        0,
+        "OsBuffered: nothing synced yet"
+    );
+    let mut c = member(&log, Assignor::Range);
+    assert_eq!(c.poll(Duration::ZERO).unwrap().len(), 10);
+    c.commit().unwrap();
+    // After a power cut the committed offset can never exceed the end.
+    assert_eq!(log.partition_info(&tp).unwrap().durable_offset, 10);
+}

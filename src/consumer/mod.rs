@@ -388,7 +388,14 @@ impl Consumer {
                 if records_left == 0 {
                     break;
                 }
-                let (added, next) = out.push_batch(&a.topic, a.tp.partition, b, p, records_left)?;
+                let (added, next) =
+                    match out.push_batch(&a.topic, a.tp.partition, b, p, records_left) {
+                        Ok(x) => x,
+                        // As with damage found by the fetch: hand out what came
+                        // before; the next poll starts here and reports it.
+                        Err(_) if !out.is_empty() => break,
+                        Err(e) => return Err(e),
+                    };
                 records_left -= added;
                 bytes_left = bytes_left.saturating_sub(b.header.total_len());
                 p = next;

@@ -261,6 +261,7 @@ pub(crate) fn records_section<'a>(
 }
 
 fn decompress(raw: &[u8]) -> Result<Vec<u8>, CorruptionKind> {
+    use std::io::Read;
     let size = match zstd::zstd_safe::get_frame_content_size(raw) {
         Ok(Some(n)) if n <= MAX_BATCH_BYTES as u64 => n as usize,
         _ => {
@@ -269,15 +270,21 @@ fn decompress(raw: &[u8]) -> Result<Vec<u8>, CorruptionKind> {
             })
         }
     };
-    match zstd::bulk::decompress(raw, size) {
-        Ok(v) if v.len() == size => Ok(v),
-        Ok(_) => Err(CorruptionKind::BadCompression {
-            reason: "zstd frame decompressed to the wrong length",
-        }),
-        Err(_) => Err(CorruptionKind::BadCompression {
-            reason: "zstd frame failed to decompress",
-        }),
+    let bad = |reason| CorruptionKind::BadCompression { reason };
+    // Stream rather than trust the declared size with one allocation: the
+    // buffer only grows as fast as real output arrives.
+    let mut dec = zstd::stream::read::Decoder::with_buffer(raw)
+        .map_err(|_| bad("zstd frame failed to decompress"))?
+        .single_frame();
+    let mut out = Vec::with_capacity(size.min(1 << 20));
+    (&mut dec)
+        .take(size as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| bad("zstd frame failed to decompress"))?;
+    if out.len() != size {
+        return Err(bad("zstd frame decompressed to the wrong length"));
     }
+    Ok(out)
 }
 
 /// One record inside a records section, borrowed from it.

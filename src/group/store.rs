@@ -106,14 +106,19 @@ impl LogInner {
                 reason: f.to_string(),
             })?;
         for (tp, o) in offsets {
-            let end = self.partition(&tp.topic, tp.partition)?.end_offset();
+            let part = self.partition(&tp.topic, tp.partition)?;
+            let end = part.end_offset();
             if o.offset > end {
                 return Err(Error::OffsetOutOfRange {
                     requested: o.offset,
-                    earliest: 0,
+                    earliest: part.start_offset(),
                     latest: end,
                 });
             }
+            // A commit is written only after the records it covers are
+            // durable, so that after a power cut a committed offset never
+            // points past the end of its partition (whatever the policy).
+            part.sync_to(o.offset)?;
         }
         let now = self.shared.clock.now_ms();
         let stamped: Vec<OffsetAndMetadata> = offsets
