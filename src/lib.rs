@@ -35,6 +35,8 @@ mod consumer;
 mod error;
 mod format;
 mod group;
+#[cfg(feature = "internals")]
+pub mod internals;
 mod io;
 mod log;
 mod partitioner;

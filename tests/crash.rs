@@ -1,0 +1,2 @@
+//! Placeholder replaced by the kill -9 crash test.
+fn main() {}
