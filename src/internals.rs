@@ -3,11 +3,13 @@
 //! code, not semver.
 
 use crate::format::batch::{
-    decode_batch, encode_record, records_section, DecodeError, EncodeRecord, EncodedBatch, HeaderIter, RecordIter,
-    CODEC_ZSTD,
+    decode_batch, encode_record, records_section, DecodeError, EncodeRecord, EncodedBatch,
+    HeaderIter, RecordIter, CODEC_ZSTD,
 };
 use crate::format::index::{lookup_offset, lookup_time, valid_offset_entries, valid_time_entries};
 use std::borrow::Cow;
+
+type Header<'a> = (Cow<'a, str>, Cow<'a, [u8]>);
 
 /// A batch decoded into owned parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +116,7 @@ pub fn decode(bytes: &[u8]) -> Result<DecodedBatch, DecodeFailure> {
 /// # Panics
 /// If the batch exceeds the format's 1 GiB limit.
 pub fn encode(b: &DecodedBatch) -> Vec<u8> {
-    let headers: Vec<Vec<(Cow<'_, str>, Cow<'_, [u8]>)>> = b
+    let headers: Vec<Vec<Header<'_>>> = b
         .records
         .iter()
         .map(|r| {
