@@ -258,6 +258,7 @@ pub struct TopicConfig {
     pub(crate) max_record_bytes: u64,
     pub(crate) delete_retention: Duration,
     pub(crate) min_compaction_lag: Duration,
+    pub(crate) min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for TopicConfig {
@@ -275,6 +276,7 @@ impl Default for TopicConfig {
             max_record_bytes: 1 << 20,
             delete_retention: Duration::from_secs(24 * 3600),
             min_compaction_lag: Duration::ZERO,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -348,6 +350,12 @@ impl TopicConfig {
         /// Default: 0.
         min_compaction_lag: Duration, "Duration::from_secs(60)"
     );
+    setter!(
+        /// `maintain()` compacts a partition when the share of its
+        /// cleanable bytes not yet compacted exceeds this (0.0 to 1.0).
+        /// Default: 0.5.
+        min_cleanable_dirty_ratio: f64, "0.3"
+    );
 
     /// Deletes segments whose newest record is older than this. Default:
     /// none (kept forever), unlike Kafka's 7 days: an embedded log should
@@ -409,6 +417,12 @@ impl TopicConfig {
             || self.max_record_bytes > crate::format::batch::MAX_BATCH_BYTES as u64 / 2
         {
             return bad("max_record_bytes must be between 1 B and 512 MiB".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return bad(format!(
+                "min_cleanable_dirty_ratio is {}, allowed 0.0..=1.0",
+                self.min_cleanable_dirty_ratio
+            ));
         }
         if let Compression::Zstd(level) = self.compression {
             if !zstd::compression_level_range().contains(&level) {

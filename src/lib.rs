@@ -39,6 +39,7 @@ mod group;
 pub mod internals;
 mod io;
 mod log;
+mod maintain;
 mod partitioner;
 mod producer;
 mod record;
@@ -56,6 +57,7 @@ pub use crate::consumer::{Consumer, RebalanceListener};
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::group::offsets::OffsetAndMetadata;
 pub use crate::log::{Log, Metrics, PartitionInfo};
+pub use crate::maintain::{MaintenanceHandle, MaintenanceReport};
 pub use crate::producer::Producer;
 pub use crate::record::{
     ConsumerRecord, Headers, Record, RecordMetadata, Records, RecordsIter, TopicPartition,

@@ -21,7 +21,7 @@ use crate::record::TopicPartition;
 use crate::storage::partition::Partition;
 use crate::storage::recovery::{load_partition, LoadCtx, Loaded, RecoveryReport};
 use crate::storage::segment::Segment;
-use crate::storage::Shared;
+use crate::storage::{Checkpoint, Shared};
 use crate::topic::{decode_line, encode_line, validate_user_name, Topic};
 
 /// Root files. The partition directories sit beside them.
@@ -69,6 +69,8 @@ pub(crate) struct LogInner {
     /// The in-memory image of `__consumer_offsets`.
     pub(crate) offsets: Mutex<HashMap<OffsetKey, OffsetAndMetadata>>,
     pub(crate) next_member: AtomicU64,
+    /// Serializes maintenance (retention, compaction).
+    pub(crate) maintenance: Mutex<()>,
 }
 
 /// Counters a user can read, from [`Log::metrics`].
@@ -248,10 +250,11 @@ impl Log {
                         CorruptionKind::MissingPartition,
                     ));
                 }
-                let (rp, start) = checkpoints
+                let cp = checkpoints
                     .get(&(name.to_string(), p))
                     .copied()
-                    .unwrap_or((0, 0));
+                    .unwrap_or_default();
+                let (rp, start) = (cp.recovery_point, cp.log_start);
                 let ctx = LoadCtx {
                     fs: &*fs,
                     dir: &pdir,
@@ -275,7 +278,7 @@ impl Log {
                     cfg.clone(),
                     shared.clone(),
                     loaded,
-                    start,
+                    cp,
                 )));
             }
             topics.insert(name.to_string(), Arc::new(Topic::new(name, cfg, parts)));
@@ -291,6 +294,7 @@ impl Log {
             groups: Mutex::new(HashMap::new()),
             offsets: Mutex::new(HashMap::new()),
             next_member: AtomicU64::new(1),
+            maintenance: Mutex::new(()),
         });
         inner.replay_offsets()?;
         if !inner.report.truncations.is_empty() || !clean {
@@ -503,7 +507,7 @@ impl Log {
     }
 }
 
-type Checkpoints = HashMap<(String, u32), (u64, u64)>;
+type Checkpoints = HashMap<(String, u32), Checkpoint>;
 
 /// How long a second opener retries before reporting `Locked`: a lock held
 /// only by a forked child between `fork` and `exec` is gone by then.
@@ -539,15 +543,22 @@ fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
         |reason: String| Error::corrupted(&path, 0, None, CorruptionKind::BadMetadata { reason });
     for line in meta::decode("checkpoint", &bytes).map_err(|e| meta_err(&path, e))? {
         let f: Vec<&str> = line.split(' ').collect();
-        let [topic, p, rp, start] = f[..] else {
-            return Err(bad(format!("line {line:?} does not have 4 fields")));
+        let [topic, p, rp, start, cleaned] = f[..] else {
+            return Err(bad(format!("line {line:?} does not have 5 fields")));
         };
         let num = |s: &str| {
             s.parse::<u64>()
                 .map_err(|_| bad(format!("{s:?} is not a number")))
         };
         let p = u32::try_from(num(p)?).map_err(|_| bad("partition out of range".into()))?;
-        out.insert((topic.to_owned(), p), (num(rp)?, num(start)?));
+        out.insert(
+            (topic.to_owned(), p),
+            Checkpoint {
+                recovery_point: num(rp)?,
+                log_start: num(start)?,
+                cleaner_point: num(cleaned)?,
+            },
+        );
     }
     Ok(out)
 }
@@ -608,11 +619,12 @@ impl LogInner {
         for t in topics.values() {
             for p in &t.partitions {
                 lines.push(format!(
-                    "{} {} {} {}",
+                    "{} {} {} {} {}",
                     t.name,
                     p.id,
                     p.durable_offset(),
-                    p.start_offset()
+                    p.start_offset(),
+                    p.cleaner_point()
                 ));
             }
         }
@@ -621,10 +633,18 @@ impl LogInner {
     }
 
     /// Called after an append that rolled a segment: the recovery point
-    /// moves past the sealed segment so that recovery never rescans it.
-    pub fn on_roll(&self) -> Result<()> {
-        let _g = self.admin.lock();
-        self.write_checkpoint()
+    /// moves past the sealed segment so that recovery never rescans it, and
+    /// retention runs for the partition (unless `maintain` is busy, which
+    /// will apply it).
+    pub fn on_roll(&self, part: &Partition) -> Result<()> {
+        {
+            let _g = self.admin.lock();
+            self.write_checkpoint()?;
+        }
+        if let Some(_m) = self.maintenance.try_lock() {
+            self.apply_retention(part, &mut Default::default())?;
+        }
+        Ok(())
     }
 
     pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
@@ -713,7 +733,7 @@ impl LogInner {
                     cfg.clone(),
                     self.shared.clone(),
                     loaded,
-                    0,
+                    Checkpoint::default(),
                 )));
             }
             self.sync_dir(&self.dir)
@@ -753,6 +773,18 @@ impl LogInner {
                 .map_err(io_err("remove", &p.dir))?;
         }
         self.write_checkpoint()
+    }
+
+    pub(crate) fn admin_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.admin.lock()
+    }
+
+    /// The partitions of one topic, or of all topics.
+    pub(crate) fn partitions_of(&self, topic: Option<&str>) -> Result<Vec<Arc<Partition>>> {
+        match topic {
+            Some(t) => Ok(self.topic(t)?.partitions.clone()),
+            None => Ok(self.all_partitions()),
+        }
     }
 
     fn all_partitions(&self) -> Vec<Arc<Partition>> {

@@ -165,7 +165,7 @@ pub(crate) fn append_records(
     let appended = part.append(&mut batch, now)?;
     let next = appended.base_offset + records.len() as u64;
     if appended.rolled {
-        inner.on_roll()?;
+        inner.on_roll(part)?;
     }
     part.sync_after_append(next)?;
     Ok(records

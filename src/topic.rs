@@ -112,7 +112,8 @@ pub(crate) fn encode_line(name: &str, c: &TopicConfig) -> String {
     format!(
         "{name} partitions={} segment_bytes={} segment_age_ms={} index_interval_bytes={} \
          segment_index_bytes={} retention_ms={} retention_bytes={} cleanup_policy={cleanup} \
-         compression={compression} max_record_bytes={} delete_retention_ms={} min_compaction_lag_ms={}",
+         compression={compression} max_record_bytes={} delete_retention_ms={} min_compaction_lag_ms={} \
+         min_cleanable_dirty_ratio={}",
         c.partitions,
         c.segment_bytes,
         ms(c.segment_age),
@@ -123,6 +124,7 @@ pub(crate) fn encode_line(name: &str, c: &TopicConfig) -> String {
         c.max_record_bytes,
         ms(c.delete_retention),
         ms(c.min_compaction_lag),
+        c.min_cleanable_dirty_ratio,
     )
 }
 
@@ -174,12 +176,17 @@ pub(crate) fn decode_line(line: &str) -> std::result::Result<(String, TopicConfi
             "max_record_bytes" => c.max_record_bytes = num(v)?,
             "delete_retention_ms" => c.delete_retention = dur(v)?,
             "min_compaction_lag_ms" => c.min_compaction_lag = dur(v)?,
+            "min_cleanable_dirty_ratio" => {
+                c.min_cleanable_dirty_ratio = v
+                    .parse()
+                    .map_err(|_| format!("{k}={v:?} is not a number"))?
+            }
             _ => return Err(format!("unknown setting {k:?}")),
         }
     }
-    if seen.len() != 12 {
+    if seen.len() != 13 {
         return Err(format!(
-            "topic {name:?} has {} settings, expected 12",
+            "topic {name:?} has {} settings, expected 13",
             seen.len()
         ));
     }
@@ -227,7 +234,8 @@ mod tests {
             line,
             "t partitions=3 segment_bytes=1073741824 segment_age_ms=604800000 index_interval_bytes=4096 \
              segment_index_bytes=10485760 retention_ms=60000 retention_bytes=- cleanup_policy=compact,delete \
-             compression=zstd:-2 max_record_bytes=1048576 delete_retention_ms=86400000 min_compaction_lag_ms=0"
+             compression=zstd:-2 max_record_bytes=1048576 delete_retention_ms=86400000 min_compaction_lag_ms=0 \
+             min_cleanable_dirty_ratio=0.5"
         );
         assert_eq!(decode_line(&line), Ok(("t".to_owned(), c)));
         assert!(decode_line("t partitions=3").is_err());

@@ -297,6 +297,10 @@ pub(crate) struct RecordView<'a> {
     /// The encoded headers, starting after the header count.
     pub headers: &'a [u8],
     pub header_count: u32,
+    /// The whole encoded record, length prefix included. Relative to the
+    /// batch's base offset and timestamp, so it can be copied verbatim into
+    /// a batch with the same base (compaction does).
+    pub raw: &'a [u8],
 }
 
 /// Iterates the records of a section, validating every length, that offset
@@ -358,9 +362,11 @@ impl<'a> Iterator for RecordIter<'a> {
         else {
             return self.bad("record length exceeds the batch");
         };
+        let raw = self.buf.get(..n + body.len()).unwrap_or_default();
         let rest = self.buf.get(n + body.len()..).unwrap_or_default();
         match parse_body(body) {
-            Some(v) => {
+            Some(mut v) => {
+                v.raw = raw;
                 if let Some(prev) = self.last_delta {
                     if v.offset_delta <= prev {
                         return self.bad("offset deltas do not increase");
@@ -419,6 +425,7 @@ fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
         value,
         headers,
         header_count,
+        raw: &[],
     })
 }
 

@@ -14,6 +14,17 @@ pub(crate) mod partition;
 pub(crate) mod recovery;
 pub(crate) mod segment;
 
+/// What the partition checkpoint file records for one partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    /// Everything below is on stable storage; recovery scans from here.
+    pub recovery_point: u64,
+    /// The earliest offset that retention keeps.
+    pub log_start: u64,
+    /// Compaction has cleaned everything below this offset.
+    pub cleaner_point: u64,
+}
+
 /// State every partition of a log shares.
 pub(crate) struct Shared {
     pub fs: Arc<dyn FileSystem>,

@@ -22,7 +22,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::recovery::{remove_segment_files, IndexCursor, Loaded};
 use super::segment::Segment;
-use super::Shared;
+use super::{Checkpoint, Shared};
 use crate::config::{CleanupPolicy, SyncPolicy, TopicConfig};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::batch::{
@@ -97,6 +97,8 @@ pub(crate) struct Partition {
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     writer: Mutex<Writer>,
     start: AtomicU64,
+    /// Compaction has cleaned everything below this offset.
+    cleaner_point: AtomicU64,
     end: AtomicU64,
     durable: AtomicU64,
     sync_lock: Mutex<()>,
@@ -126,7 +128,7 @@ impl Partition {
         cfg: Arc<TopicConfig>,
         shared: Arc<Shared>,
         loaded: Loaded,
-        log_start: u64,
+        cp: Checkpoint,
     ) -> Partition {
         let active = loaded
             .segments
@@ -150,7 +152,8 @@ impl Partition {
                 cursor: loaded.cursor,
                 next_offset: end,
             }),
-            start: AtomicU64::new(log_start.max(first_base).min(end)),
+            start: AtomicU64::new(cp.log_start.max(first_base).min(end)),
+            cleaner_point: AtomicU64::new(cp.cleaner_point),
             end: AtomicU64::new(end),
             durable: AtomicU64::new(end),
             sync_lock: Mutex::new(()),
@@ -166,6 +169,62 @@ impl Partition {
     #[inline]
     pub fn start_offset(&self) -> u64 {
         self.start.load(Ordering::Acquire)
+    }
+
+    /// Compaction has cleaned everything below this offset.
+    pub fn cleaner_point(&self) -> u64 {
+        self.cleaner_point.load(Ordering::Acquire)
+    }
+
+    pub fn set_cleaner_point(&self, offset: u64) {
+        self.cleaner_point.fetch_max(offset, Ordering::AcqRel);
+    }
+
+    /// Moves the log start offset forward (retention). Never backwards.
+    pub fn advance_start(&self, offset: u64) {
+        self.start.fetch_max(offset, Ordering::AcqRel);
+    }
+
+    pub fn config(&self) -> &TopicConfig {
+        &self.cfg
+    }
+
+    pub fn fs(&self) -> Arc<dyn crate::io::FileSystem> {
+        self.shared.fs.clone()
+    }
+
+    /// Whether this log performs fsyncs (temporary logs do not).
+    pub fn syncs(&self) -> bool {
+        !self.shared.no_sync
+    }
+
+    /// Poisons the log with `err` (maintenance failed half-way).
+    pub fn poison_with(&self, err: &Error) {
+        self.shared.poison(err);
+    }
+
+    /// Replaces the consecutive segments `old` (matched by identity) with
+    /// `new` (nothing: deletion). Returns false, changing nothing, if `old`
+    /// is not a run of the current list or would include the active segment.
+    pub fn replace_segments(&self, old: &[Arc<Segment>], new: Option<Arc<Segment>>) -> bool {
+        let mut segs = self.segments.write();
+        let Some(first) = old.first() else {
+            return false;
+        };
+        let Some(at) = segs.iter().position(|s| Arc::ptr_eq(s, first)) else {
+            return false;
+        };
+        let run = segs.get(at..at + old.len());
+        let matches = run.is_some_and(|r| r.iter().zip(old).all(|(a, b)| Arc::ptr_eq(a, b)));
+        if !matches || at + old.len() >= segs.len() {
+            return false;
+        }
+        let mut list = Vec::with_capacity(segs.len());
+        list.extend_from_slice(&segs[..at]);
+        list.extend(new);
+        list.extend_from_slice(&segs[at + old.len()..]);
+        *segs = Arc::new(list);
+        true
     }
 
     /// The offset the next appended record will get.

@@ -178,6 +178,15 @@ impl Segment {
         }
     }
 
+    /// Paths of the three files.
+    pub fn paths(&self) -> [PathBuf; 3] {
+        [
+            self.log.path().to_owned(),
+            self.offsets.path().to_owned(),
+            self.times.path().to_owned(),
+        ]
+    }
+
     /// Seals the segment: the final time entry, then every file cut to its
     /// real size and synced. Writer only.
     pub fn seal(&self, sync: bool) -> io::Result<()> {

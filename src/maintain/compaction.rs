@@ -1,0 +1,404 @@
+//! Log compaction: keep the latest record per key, in place of the sealed
+//! segments, through a crash-safe file swap.
+//!
+//! The key map holds full keys (no hashing), so a record is never dropped
+//! because two keys collide. Cleaned batches keep their base offset, base
+//! timestamp and last offset; retained records are copied verbatim (their
+//! deltas are relative to the unchanged base). Consecutive segments are
+//! cleaned into one output segment while the output stays under
+//! `segment_bytes`; each output ends with the last batch of its last input
+//! (kept even when empty), so segment boundaries stay contiguous.
+//!
+//! The swap (FORMAT.md §7): write `<base>.log.cleaned`, fsync; rename it to
+//! `<base>.log.swap`, fsync the directory; rename every input's files to
+//! `*.deleted`; rename the swap to `<base>.log`, fsync the directory; write
+//! the new indexes; delete the `*.deleted` files. Recovery resolves every
+//! intermediate state (`storage::recovery::resolve_swaps`).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::retention::ms;
+use crate::config::Compression;
+use crate::error::{io_err, Error, Result};
+use crate::format::batch::{decode_batch, records_section, EncodedBatch, RecordIter, CODEC_MASK};
+use crate::format::index::TimeEntry;
+use crate::io::{FileSystem, OpenMode};
+use crate::storage::mapped::MappedFile;
+use crate::storage::partition::Partition;
+use crate::storage::recovery::scan_segment;
+use crate::storage::segment::{segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+
+/// Most key bytes the key map holds in one pass; a larger key set is
+/// cleaned over several passes, as Kafka's cleaner does.
+const MAP_BUDGET: usize = 64 << 20;
+
+/// What one compaction pass did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Cleaned {
+    pub segments_removed: u64,
+    pub bytes_reclaimed: u64,
+    pub records_removed: u64,
+}
+
+struct Latest {
+    offset: u64,
+}
+
+/// Calls `f(batch header, batch bytes, record offset, key, is tombstone,
+/// timestamp, raw record)` for every record of a segment, in order.
+fn for_each_batch(
+    seg: &Segment,
+    mut f: impl FnMut(
+        &crate::format::batch::BatchHeader,
+        &[u8],
+        &[(u64, Option<&[u8]>, bool, i64, &[u8])],
+    ),
+) -> Result<()> {
+    let data = seg.log.bytes();
+    let mut pos = 0;
+    while pos < data.len() {
+        let bad = |k| Error::corrupted(seg.log.path(), pos as u64, None, k);
+        let h = decode_batch(&data[pos..]).map_err(|e| match e {
+            crate::format::batch::DecodeError::Corrupt(k) => bad(k),
+            other => bad(crate::CorruptionKind::BadRecord {
+                reason: if matches!(other, crate::format::batch::DecodeError::Incomplete { .. }) {
+                    "batch cut off inside a sealed segment"
+                } else {
+                    "batch of an unsupported version in a segment being compacted"
+                },
+            }),
+        })?;
+        let bytes = &data[pos..pos + h.total_len()];
+        let section = records_section(&h, bytes).map_err(bad)?;
+        let mut recs = Vec::with_capacity(h.record_count as usize);
+        for r in RecordIter::new(&h, &section) {
+            let r = r.map_err(bad)?;
+            recs.push((
+                h.base_offset + u64::from(r.offset_delta),
+                r.key,
+                r.value.is_none(),
+                h.base_timestamp.wrapping_add(r.timestamp_delta),
+                r.raw,
+            ));
+        }
+        f(&h, bytes, &recs);
+        pos += h.total_len();
+    }
+    Ok(())
+}
+
+/// Cleans the partition's cleanable segments. `force` ignores the dirty
+/// ratio.
+pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned> {
+    let cfg = part.config().clone();
+    let segs = part.segments();
+    let sealed = &segs[..segs.len().saturating_sub(1)];
+    // Segments holding a record younger than the compaction lag, and all
+    // after them, are not cleanable yet.
+    let horizon = now.saturating_sub(ms(cfg.min_compaction_lag));
+    let cleanable_n = sealed
+        .iter()
+        .take_while(|s| s.max_timestamp() <= horizon)
+        .count();
+    let mut cleanable: Vec<Arc<Segment>> = sealed[..cleanable_n].to_vec();
+    let total: u64 = cleanable.iter().map(|s| s.log.len()).sum();
+    let dirty: u64 = cleanable
+        .iter()
+        .filter(|s| s.next_offset() > part.cleaner_point())
+        .map(|s| s.log.len())
+        .sum();
+    if total == 0
+        || dirty == 0
+        || (!force && (dirty as f64) / (total as f64) <= cfg.min_cleanable_dirty_ratio)
+    {
+        return Ok(Cleaned::default());
+    }
+    // 1. The key map: the latest offset of every key, full keys compared.
+    let mut latest: HashMap<Vec<u8>, Latest> = HashMap::new();
+    let mut key_bytes = 0usize;
+    let mut mapped = 0;
+    for seg in &cleanable {
+        for_each_batch(seg, |_, _, recs| {
+            for &(offset, key, _, _, _) in recs {
+                if let Some(k) = key {
+                    match latest.get_mut(k) {
+                        Some(l) => l.offset = offset,
+                        None => {
+                            key_bytes += k.len() + 48;
+                            latest.insert(k.to_vec(), Latest { offset });
+                        }
+                    }
+                }
+            }
+        })?;
+        mapped += 1;
+        if key_bytes > MAP_BUDGET {
+            break;
+        }
+    }
+    cleanable.truncate(mapped);
+    let delete_horizon = now.saturating_sub(ms(cfg.delete_retention));
+    let keep = |offset: u64, key: Option<&[u8]>, tombstone: bool, ts: i64| -> bool {
+        match key {
+            None => true,
+            Some(k) => {
+                latest.get(k).is_some_and(|l| l.offset == offset)
+                    && !(tombstone && ts < delete_horizon)
+            }
+        }
+    };
+    // 2. Group consecutive segments by their cleaned size.
+    let mut sizes = Vec::with_capacity(cleanable.len());
+    for seg in &cleanable {
+        let mut size = 0u64;
+        for_each_batch(seg, |_, _, recs| {
+            let kept: u64 = recs
+                .iter()
+                .filter(|r| keep(r.0, r.1, r.2, r.3))
+                .map(|r| r.4.len() as u64)
+                .sum();
+            if kept > 0 {
+                size += kept + 64;
+            }
+        })?;
+        sizes.push(size + 64);
+    }
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    let mut acc = 0;
+    for (i, &s) in sizes.iter().enumerate() {
+        if i > start && acc + s > cfg.segment_bytes {
+            groups.push(start..i);
+            start = i;
+            acc = 0;
+        }
+        acc += s;
+    }
+    if start < cleanable.len() {
+        groups.push(start..cleanable.len());
+    }
+    // 3. Clean and swap each group.
+    let level = match cfg.compression {
+        Compression::Zstd(l) => Some(l),
+        Compression::None => None,
+    };
+    let mut out = Cleaned::default();
+    for g in groups {
+        let inputs = &cleanable[g];
+        out.records_removed += clean_group(part, inputs, &keep, level, &mut out)?;
+    }
+    if let Some(last) = cleanable.last() {
+        part.set_cleaner_point(last.next_offset());
+    }
+    Ok(out)
+}
+
+/// Writes the cleaned copy of `inputs` and swaps it in. Returns the number
+/// of records removed.
+fn clean_group(
+    part: &Partition,
+    inputs: &[Arc<Segment>],
+    keep: &dyn Fn(u64, Option<&[u8]>, bool, i64) -> bool,
+    level: Option<i32>,
+    stats: &mut Cleaned,
+) -> Result<u64> {
+    let fs = part.fs();
+    let dir = part.dir.clone();
+    let base = inputs[0].base;
+    let cleaned_path = path_with(&dir, base, "log.cleaned");
+    let file = fs
+        .open(&cleaned_path, OpenMode::CreateTruncate)
+        .map_err(io_err("create", &cleaned_path))?;
+    let mut pos = 0u64;
+    let mut removed = 0u64;
+    let last_seg = inputs.len() - 1;
+    let mut write_err = None;
+    for (si, seg) in inputs.iter().enumerate() {
+        let batches = count_batches(seg)?;
+        let mut bi = 0;
+        for_each_batch(seg, |h, bytes, recs| {
+            bi += 1;
+            if write_err.is_some() {
+                return;
+            }
+            let is_last = si == last_seg && bi == batches;
+            let kept: Vec<_> = recs.iter().filter(|r| keep(r.0, r.1, r.2, r.3)).collect();
+            removed += (recs.len() - kept.len()) as u64;
+            let encoded: Vec<u8>;
+            let out: &[u8] = if kept.len() == recs.len() && (!recs.is_empty() || is_last) {
+                bytes
+            } else if kept.is_empty() && !is_last {
+                return;
+            } else {
+                let section: Vec<u8> = kept.iter().flat_map(|r| r.4.iter().copied()).collect();
+                let max_ts = kept.iter().map(|r| r.3).max().unwrap_or(h.base_timestamp);
+                let zstd = if h.attributes & CODEC_MASK == 0 {
+                    None
+                } else {
+                    Some(level.unwrap_or(3))
+                };
+                match EncodedBatch::new(
+                    section,
+                    kept.len() as u32,
+                    h.last_offset_delta,
+                    h.base_timestamp,
+                    max_ts,
+                    zstd,
+                ) {
+                    Ok(mut b) => {
+                        let head = b.seal(h.base_offset);
+                        let mut v = head.to_vec();
+                        v.extend_from_slice(&b.payload);
+                        encoded = v;
+                        &encoded
+                    }
+                    Err(e) => {
+                        write_err = Some(Error::io("re-encode a batch for", &cleaned_path, e));
+                        return;
+                    }
+                }
+            };
+            match file.write_at(out, pos) {
+                Ok(()) => pos += out.len() as u64,
+                Err(e) => write_err = Some(Error::io("write", &cleaned_path, e)),
+            }
+        })?;
+    }
+    let input_bytes: u64 = inputs.iter().map(|s| s.size_bytes()).sum();
+    if let Some(e) = write_err {
+        drop(file);
+        let _ = fs.remove_file(&cleaned_path);
+        return Err(e);
+    }
+    if removed == 0 && inputs.len() == 1 {
+        // Nothing to gain: leave the segment as it is.
+        drop(file);
+        let _ = fs.remove_file(&cleaned_path);
+        return Ok(0);
+    }
+    if part.syncs() {
+        file.sync_data().map_err(io_err("sync", &cleaned_path))?;
+    }
+    drop(file);
+    // From the first rename on, the directory is mid-swap: a failure leaves
+    // it for recovery to finish, so the log is poisoned until reopened.
+    let poison = |e: Error| {
+        part.poison_with(&e);
+        e
+    };
+    let swap_path = path_with(&dir, base, "log.swap");
+    fs.rename(&cleaned_path, &swap_path)
+        .map_err(io_err("rename", &cleaned_path))
+        .map_err(poison)?;
+    sync_dir(part, &*fs).map_err(poison)?;
+    let mut doomed = Vec::new();
+    for seg in inputs {
+        for p in seg.paths() {
+            let d = deleted_path(&p);
+            if fs.exists(&p) {
+                fs.rename(&p, &d)
+                    .map_err(io_err("rename", &p))
+                    .map_err(poison)?;
+                doomed.push(d);
+            }
+        }
+    }
+    let log_path = segment_path(&dir, base, LOG_EXT);
+    fs.rename(&swap_path, &log_path)
+        .map_err(io_err("rename", &swap_path))
+        .map_err(poison)?;
+    sync_dir(part, &*fs).map_err(poison)?;
+    // The new segment, with indexes rebuilt from it.
+    let len = pos;
+    let log = MappedFile::open(&*fs, &log_path, len, len)
+        .map_err(io_err("map", &log_path))
+        .map_err(poison)?;
+    let scan = scan_segment(log.bytes(), base, part.config().index_interval_bytes);
+    let next = inputs[last_seg].next_offset();
+    if scan.stop.is_some() || scan.next_offset != next {
+        let e = Error::corrupted(
+            &log_path,
+            scan.valid_len,
+            Some(scan.next_offset),
+            crate::CorruptionKind::BadRecord {
+                reason: "a cleaned segment does not cover its inputs",
+            },
+        );
+        return Err(poison(e));
+    }
+    let mut times = scan.times.clone();
+    if next > base {
+        let rel = u32::try_from(next - base).unwrap_or(u32::MAX);
+        times.extend_from_slice(
+            &TimeEntry {
+                ts: scan.cursor.max_ts,
+                rel,
+            }
+            .encode(),
+        );
+    }
+    let offsets = write_index(part, &*fs, base, INDEX_EXT, &scan.offsets).map_err(poison)?;
+    let times = write_index(part, &*fs, base, TIME_INDEX_EXT, &times).map_err(poison)?;
+    let seg = Arc::new(Segment::from_parts(
+        base,
+        log,
+        offsets,
+        times,
+        next,
+        scan.cursor.max_ts,
+    ));
+    let new_size = seg.size_bytes();
+    if !part.replace_segments(inputs, Some(seg)) {
+        return Err(poison(Error::InvalidConfig {
+            what: "segments changed during compaction".into(),
+        }));
+    }
+    for d in doomed {
+        let _ = fs.remove_file(&d);
+    }
+    stats.segments_removed += inputs.len() as u64 - 1;
+    stats.bytes_reclaimed += input_bytes.saturating_sub(new_size);
+    Ok(removed)
+}
+
+fn count_batches(seg: &Segment) -> Result<usize> {
+    let mut n = 0;
+    for_each_batch(seg, |_, _, _| n += 1)?;
+    Ok(n)
+}
+
+fn path_with(dir: &std::path::Path, base: u64, ext: &str) -> PathBuf {
+    dir.join(format!("{base:020}.{ext}"))
+}
+
+fn deleted_path(p: &std::path::Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".deleted");
+    PathBuf::from(s)
+}
+
+fn sync_dir(part: &Partition, fs: &dyn FileSystem) -> Result<()> {
+    if part.syncs() {
+        fs.sync_dir(&part.dir).map_err(io_err("sync", &part.dir))?;
+    }
+    Ok(())
+}
+
+fn write_index(
+    part: &Partition,
+    fs: &dyn FileSystem,
+    base: u64,
+    ext: &str,
+    bytes: &[u8],
+) -> Result<MappedFile> {
+    let path = segment_path(&part.dir, base, ext);
+    let f = fs
+        .open(&path, OpenMode::CreateTruncate)
+        .map_err(io_err("create", &path))?;
+    f.write_at(bytes, 0).map_err(io_err("write", &path))?;
+    drop(f);
+    let len = bytes.len() as u64;
+    MappedFile::open(fs, &path, len, len).map_err(io_err("map", &path))
+}

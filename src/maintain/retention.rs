@@ -1,0 +1,40 @@
+//! Retention: deleting whole old segments by time and by size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::CleanupPolicy;
+use crate::storage::partition::Partition;
+use crate::storage::segment::Segment;
+
+/// The oldest sealed segments that retention deletes, oldest first. Never
+/// the active segment, and only a prefix: a segment is deleted only when
+/// every older one is.
+pub(crate) fn plan(part: &Partition, now: i64) -> Vec<Arc<Segment>> {
+    let cfg = part.config();
+    if cfg.cleanup_policy == CleanupPolicy::Compact {
+        return Vec::new();
+    }
+    let segs = part.segments();
+    let sealed = &segs[..segs.len().saturating_sub(1)];
+    let mut n = 0;
+    if let Some(age) = cfg.retention {
+        // Judged by each segment's newest record, as Kafka does.
+        let horizon = now.saturating_sub(ms(age));
+        while n < sealed.len() && sealed[n].max_timestamp() < horizon {
+            n += 1;
+        }
+    }
+    if let Some(limit) = cfg.retention_bytes {
+        let mut total: u64 = segs.iter().skip(n).map(|s| s.size_bytes()).sum();
+        while n < sealed.len() && total - sealed[n].size_bytes() >= limit {
+            total -= sealed[n].size_bytes();
+            n += 1;
+        }
+    }
+    sealed[..n].to_vec()
+}
+
+pub(crate) fn ms(d: Duration) -> i64 {
+    d.as_millis().min(i64::MAX as u128) as i64
+}
