@@ -29,7 +29,7 @@
 //! (default: from the clock; printed at the start and on failure).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -292,8 +292,20 @@ fn child(dir: PathBuf) -> ! {
                 };
                 if r.offset() != expected {
                     die(&format!(
-                        "group member read {TOPIC}-{p}@{} but expected offset {expected}",
-                        r.offset()
+                        "group member read {TOPIC}-{p}@{} ({:?}) but expected offset \
+                         {expected} ({}); generation {:?}, assignment {:?}, {} records in \
+                         this poll, committed {:?}",
+                        r.offset(),
+                        r.value().and_then(Val::decode),
+                        if next.contains_key(&p) {
+                            "after the records it read before"
+                        } else {
+                            "its committed offset"
+                        },
+                        member.generation(),
+                        member.assignment(),
+                        recs.len(),
+                        member.committed(&TopicPartition::new(TOPIC, p)),
                     ));
                 }
                 if r.value().and_then(Val::decode).is_none() {
@@ -512,12 +524,18 @@ fn run_child(
         .env(ENV_CHILD_SEED, seed.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", exe.display()))?;
     let stdout = child.stdout.take().ok_or("no child stdout")?;
+    let mut stderr = child.stderr.take().ok_or("no child stderr")?;
     let (ready_tx, ready_rx) = mpsc::channel::<()>();
     let reader = thread::spawn(move || read_output(stdout, cycle, ready_tx));
+    let err_reader = thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
     let outcome = (|| -> Result<(), String> {
         if !early {
             match ready_rx.recv_timeout(Duration::from_secs(60)) {
@@ -541,9 +559,14 @@ fn run_child(
     // Kill in every case, so that no child outlives a failing parent.
     let killed = child.kill();
     let status = child.wait().map_err(|e| format!("wait: {e}"))?;
-    outcome?;
-    killed.map_err(|e| format!("kill: {e}"))?;
-    check_killed(status)?;
+    let err_text = err_reader.join().unwrap_or_default();
+    let with_stderr = |e: String| format!("{e}\nchild stderr:\n{}", err_text.trim_end());
+    outcome.map_err(with_stderr)?;
+    killed.map_err(|e| with_stderr(format!("kill: {e}")))?;
+    check_killed(status).map_err(with_stderr)?;
+    if !err_text.trim().is_empty() {
+        return Err(with_stderr("the child wrote to stderr".into()));
+    }
     let out = reader
         .join()
         .map_err(|_| "the stdout reader panicked".to_string())??;

@@ -9,6 +9,11 @@ use streamlog::internals::{decode, encode, DecodedBatch};
 const CODEC_MASK: u16 = 0b111;
 const CODEC_NONE: u16 = 0;
 const CODEC_ZSTD: u16 = 4;
+/// Bytes 48..64 as the encoder writes them: producer id -1, producer epoch
+/// -1, reserved 0, base sequence -1.
+const CANONICAL_PRODUCER: [u8; 16] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff,
+];
 
 fn check(data: &[u8]) {
     let Ok(b) = decode(data) else {
@@ -19,6 +24,16 @@ fn check(data: &[u8]) {
     match b.attributes & CODEC_MASK {
         CODEC_NONE => {
             let again = encode(&b);
+            if cfg!(feature = "allow-known-findings") && data[48..64] != CANONICAL_PRODUCER {
+                // Known finding batch_decode-1: decode accepts producer id /
+                // epoch / base sequence other than -1, which DecodedBatch does
+                // not carry, so encode writes -1 instead. Skip the exact-bytes
+                // check only for those inputs; the record round trip below
+                // still runs.
+                let b2 = decode(&again).expect("re-encoded batch decodes");
+                assert_eq!(same_content(&b), same_content(&b2));
+                return;
+            }
             assert!(
                 again == data[..b.total_len],
                 "uncompressed batch does not re-encode to its own bytes\n\

@@ -46,15 +46,24 @@ struct Latest {
     offset: u64,
 }
 
-/// Calls `f(batch header, batch bytes, record offset, key, is tombstone,
-/// timestamp, raw record)` for every record of a segment, in order.
+/// One record as compaction sees it.
+struct Rec<'a> {
+    offset: u64,
+    key: Option<&'a [u8]>,
+    tombstone: bool,
+    timestamp: i64,
+    /// The encoded record, copied verbatim when kept.
+    raw: &'a [u8],
+}
+
+/// Whether compaction keeps a record.
+type Keep<'a> = dyn Fn(&Rec<'_>) -> bool + 'a;
+
+/// Calls `f(batch header, batch bytes, records)` for every batch of a
+/// segment, in order, validating each.
 fn for_each_batch(
     seg: &Segment,
-    mut f: impl FnMut(
-        &crate::format::batch::BatchHeader,
-        &[u8],
-        &[(u64, Option<&[u8]>, bool, i64, &[u8])],
-    ),
+    mut f: impl FnMut(&crate::format::batch::BatchHeader, &[u8], &[Rec<'_>]),
 ) -> Result<()> {
     let data = seg.log.bytes();
     let mut pos = 0;
@@ -75,13 +84,13 @@ fn for_each_batch(
         let mut recs = Vec::with_capacity(h.record_count as usize);
         for r in RecordIter::new(&h, &section) {
             let r = r.map_err(bad)?;
-            recs.push((
-                h.base_offset + u64::from(r.offset_delta),
-                r.key,
-                r.value.is_none(),
-                h.base_timestamp.wrapping_add(r.timestamp_delta),
-                r.raw,
-            ));
+            recs.push(Rec {
+                offset: h.base_offset + u64::from(r.offset_delta),
+                key: r.key,
+                tombstone: r.value.is_none(),
+                timestamp: h.base_timestamp.wrapping_add(r.timestamp_delta),
+                raw: r.raw,
+            });
         }
         f(&h, bytes, &recs);
         pos += h.total_len();
@@ -109,10 +118,10 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
         .filter(|s| s.next_offset() > part.cleaner_point())
         .map(|s| s.log.len())
         .sum();
-    if total == 0
-        || dirty == 0
-        || (!force && (dirty as f64) / (total as f64) <= cfg.min_cleanable_dirty_ratio)
-    {
+    // A forced pass runs even with nothing dirty: it still removes
+    // tombstones whose delete retention has passed.
+    let ratio_low = dirty == 0 || (dirty as f64) / (total as f64) <= cfg.min_cleanable_dirty_ratio;
+    if total == 0 || (!force && ratio_low) {
         return Ok(Cleaned::default());
     }
     // 1. The key map: the latest offset of every key, full keys compared.
@@ -121,13 +130,13 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
     let mut mapped = 0;
     for seg in &cleanable {
         for_each_batch(seg, |_, _, recs| {
-            for &(offset, key, _, _, _) in recs {
-                if let Some(k) = key {
+            for r in recs {
+                if let Some(k) = r.key {
                     match latest.get_mut(k) {
-                        Some(l) => l.offset = offset,
+                        Some(l) => l.offset = r.offset,
                         None => {
                             key_bytes += k.len() + 48;
-                            latest.insert(k.to_vec(), Latest { offset });
+                            latest.insert(k.to_vec(), Latest { offset: r.offset });
                         }
                     }
                 }
@@ -139,13 +148,25 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
         }
     }
     cleanable.truncate(mapped);
+    // Later records (not cleaned this pass, the active segment included)
+    // still supersede older ones of keys already in the map. No new keys
+    // are added, so the map stays within its budget.
+    for seg in &segs[mapped..] {
+        for_each_batch(seg, |_, _, recs| {
+            for r in recs {
+                if let Some(l) = r.key.and_then(|k| latest.get_mut(k)) {
+                    l.offset = r.offset;
+                }
+            }
+        })?;
+    }
     let delete_horizon = now.saturating_sub(ms(cfg.delete_retention));
-    let keep = |offset: u64, key: Option<&[u8]>, tombstone: bool, ts: i64| -> bool {
-        match key {
+    let keep = |r: &Rec<'_>| -> bool {
+        match r.key {
             None => true,
             Some(k) => {
-                latest.get(k).is_some_and(|l| l.offset == offset)
-                    && !(tombstone && ts < delete_horizon)
+                latest.get(k).is_some_and(|l| l.offset == r.offset)
+                    && !(r.tombstone && r.timestamp < delete_horizon)
             }
         }
     };
@@ -156,8 +177,8 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
         for_each_batch(seg, |_, _, recs| {
             let kept: u64 = recs
                 .iter()
-                .filter(|r| keep(r.0, r.1, r.2, r.3))
-                .map(|r| r.4.len() as u64)
+                .filter(|r| keep(r))
+                .map(|r| r.raw.len() as u64)
                 .sum();
             if kept > 0 {
                 size += kept + 64;
@@ -200,7 +221,7 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
 fn clean_group(
     part: &Partition,
     inputs: &[Arc<Segment>],
-    keep: &dyn Fn(u64, Option<&[u8]>, bool, i64) -> bool,
+    keep: &Keep<'_>,
     level: Option<i32>,
     stats: &mut Cleaned,
 ) -> Result<u64> {
@@ -224,7 +245,7 @@ fn clean_group(
                 return;
             }
             let is_last = si == last_seg && bi == batches;
-            let kept: Vec<_> = recs.iter().filter(|r| keep(r.0, r.1, r.2, r.3)).collect();
+            let kept: Vec<&Rec<'_>> = recs.iter().filter(|r| keep(r)).collect();
             removed += (recs.len() - kept.len()) as u64;
             let encoded: Vec<u8>;
             let out: &[u8] = if kept.len() == recs.len() && (!recs.is_empty() || is_last) {
@@ -232,8 +253,12 @@ fn clean_group(
             } else if kept.is_empty() && !is_last {
                 return;
             } else {
-                let section: Vec<u8> = kept.iter().flat_map(|r| r.4.iter().copied()).collect();
-                let max_ts = kept.iter().map(|r| r.3).max().unwrap_or(h.base_timestamp);
+                let section: Vec<u8> = kept.iter().flat_map(|r| r.raw.iter().copied()).collect();
+                let max_ts = kept
+                    .iter()
+                    .map(|r| r.timestamp)
+                    .max()
+                    .unwrap_or(h.base_timestamp);
                 let zstd = if h.attributes & CODEC_MASK == 0 {
                     None
                 } else {
