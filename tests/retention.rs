@@ -31,7 +31,7 @@ fn retention_by_bytes_bounds_disk_use_and_moves_the_start() {
     .unwrap();
     let p = log.producer();
     let tp = TopicPartition::new("t", 0);
-    let value = vec![7u8; 200];
+    let value = [7u8; 200];
     for i in 0..5000u32 {
         p.send("t", Record::new(&value[..]).key(i.to_be_bytes().to_vec()))
             .unwrap();
