@@ -47,6 +47,8 @@ mod storage;
 mod topic;
 
 #[cfg(test)]
+mod power_cut_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::config::{

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 #[cfg(test)]
 pub(crate) mod faulty;
+#[cfg(test)]
+pub(crate) mod sim;
 mod std_fs;
 pub(crate) use std_fs::StdFs;
 

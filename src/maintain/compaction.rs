@@ -149,11 +149,14 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
     }
     cleanable.truncate(mapped);
     // Later records (not cleaned this pass, the active segment included)
-    // still supersede older ones of keys already in the map. No new keys
-    // are added, so the map stays within its budget.
+    // still supersede older ones of keys already in the map — but only
+    // durable ones: a record a power cut could still take away must not
+    // cause the record it supersedes to be removed. No new keys are added,
+    // so the map stays within its budget.
+    let durable = part.durable_offset();
     for seg in &segs[mapped..] {
         for_each_batch(seg, |_, _, recs| {
-            for r in recs {
+            for r in recs.iter().filter(|r| r.offset < durable) {
                 if let Some(l) = r.key.and_then(|k| latest.get_mut(k)) {
                     l.offset = r.offset;
                 }

@@ -1,0 +1,466 @@
+//! A simulated file system for power-cut and fault tests.
+//!
+//! It keeps what was *written* apart from what was *made durable*: file
+//! contents become durable with `sync_data`, directory entries (creations,
+//! renames, removals) with `sync_dir` of their parent. A power cut, at a
+//! chosen operation number, takes an image of the durable state in which
+//! each file's unsynced tail may survive torn at any byte; from then on every
+//! operation fails, as if the machine were off. The image opens as a fresh
+//! file system, on which recovery runs.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{FileHandle, FileSystem, Mapping, OpenMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    Dir,
+    File(usize),
+}
+
+#[derive(Debug, Clone, Default)]
+struct Inode {
+    data: Vec<u8>,
+    synced: Vec<u8>,
+}
+
+/// The durable state at a power cut: what a reboot finds.
+#[derive(Debug, Clone)]
+pub(crate) struct Image {
+    inodes: Vec<Inode>,
+    entries: BTreeMap<PathBuf, Entry>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    inodes: Vec<Inode>,
+    live: BTreeMap<PathBuf, Entry>,
+    durable: BTreeMap<PathBuf, Entry>,
+    ops: u64,
+    cut_at: Option<u64>,
+    image: Option<Image>,
+    rng: u64,
+    /// Bytes that allocations may still add (ENOSPC beyond).
+    space_left: Option<u64>,
+    fail_sync_at: Option<u64>,
+    syncs: u64,
+    locks: HashSet<PathBuf>,
+}
+
+/// The simulated file system. Clones share state.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SimFs {
+    state: Arc<Mutex<State>>,
+}
+
+fn dead() -> io::Error {
+    io::Error::other("power cut: the machine is off")
+}
+
+fn not_found(p: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", p.display()),
+    )
+}
+
+impl State {
+    fn xorshift(&mut self) -> u64 {
+        let mut x = self.rng.max(1);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// Counts an operation; at the cut, takes the image. Errors once the
+    /// power is off.
+    fn op(&mut self) -> io::Result<()> {
+        if self.image.is_some() {
+            return Err(dead());
+        }
+        self.ops += 1;
+        if self.cut_at == Some(self.ops) {
+            self.take_image();
+            return Err(dead());
+        }
+        Ok(())
+    }
+
+    fn take_image(&mut self) {
+        let mut inodes = Vec::with_capacity(self.inodes.len());
+        for i in 0..self.inodes.len() {
+            let (r1, r2) = (self.xorshift(), self.xorshift());
+            let ino = &self.inodes[i];
+            let mut content = ino.synced.clone();
+            // Unsynced bytes appended after the synced content may have
+            // reached the disk, in part: a torn write.
+            if ino.data.len() > content.len() && ino.data.starts_with(&content) {
+                let extra = &ino.data[content.len()..];
+                let keep = if r2 % 3 == 0 {
+                    (r1 % (extra.len() as u64 + 1)) as usize
+                } else {
+                    0
+                };
+                content.extend_from_slice(&extra[..keep]);
+            }
+            inodes.push(Inode {
+                data: content.clone(),
+                synced: content,
+            });
+        }
+        self.image = Some(Image {
+            inodes,
+            entries: self.durable.clone(),
+        });
+    }
+
+    fn file(&self, p: &Path) -> io::Result<usize> {
+        match self.live.get(p) {
+            Some(Entry::File(i)) => Ok(*i),
+            _ => Err(not_found(p)),
+        }
+    }
+
+    fn parent_exists(&self, p: &Path) -> bool {
+        match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => self.live.get(d) == Some(&Entry::Dir),
+            _ => true,
+        }
+    }
+}
+
+impl SimFs {
+    /// A fresh, empty file system whose power is cut at operation `cut_at`
+    /// (never if `None`); `seed` drives how unsynced writes are torn.
+    pub fn new(cut_at: Option<u64>, seed: u64) -> SimFs {
+        let fs = SimFs::default();
+        {
+            let mut s = fs.state.lock();
+            s.cut_at = cut_at;
+            s.rng = seed | 1;
+        }
+        fs
+    }
+
+    /// A file system booted from a power-cut image.
+    pub fn from_image(image: &Image, cut_at: Option<u64>, seed: u64) -> SimFs {
+        let fs = SimFs::new(cut_at, seed);
+        {
+            let mut s = fs.state.lock();
+            s.inodes = image.inodes.clone();
+            s.live = image.entries.clone();
+            s.durable = image.entries.clone();
+        }
+        fs
+    }
+
+    /// The image taken at the power cut, once it happened.
+    pub fn image(&self) -> Option<Image> {
+        self.state.lock().image.clone()
+    }
+
+    /// Cuts the power now.
+    pub fn cut_now(&self) -> Image {
+        let mut s = self.state.lock();
+        if s.image.is_none() {
+            s.take_image();
+        }
+        s.image.clone().expect("image just taken")
+    }
+
+    /// Allocations beyond `bytes` more fail with ENOSPC.
+    pub fn set_space_left(&self, bytes: Option<u64>) {
+        self.state.lock().space_left = bytes;
+    }
+
+    /// The `n`th fdatasync from now fails with EIO.
+    pub fn fail_sync_after(&self, n: u64) {
+        let mut s = self.state.lock();
+        s.fail_sync_at = Some(s.syncs + n + 1);
+    }
+}
+
+struct LockGuard(SimFs, PathBuf);
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.0.state.lock().locks.remove(&self.1);
+    }
+}
+
+impl FileSystem for SimFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.op()?;
+        let mut p = PathBuf::new();
+        for c in path.components() {
+            p.push(c);
+            match s.live.get(&p) {
+                Some(Entry::Dir) => {}
+                Some(Entry::File(_)) => return Err(io::Error::other("a file is in the way")),
+                None => {
+                    s.live.insert(p.clone(), Entry::Dir);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut s = self.state.lock();
+        s.op()?;
+        if s.live.get(path) != Some(&Entry::Dir) {
+            return Err(not_found(path));
+        }
+        Ok(s.live
+            .keys()
+            .filter(|k| k.parent() == Some(path))
+            .filter_map(|k| k.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .collect())
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.state.lock().live.get(path) == Some(&Entry::Dir)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        self.state.lock().live.contains_key(path)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.op()?;
+        s.file(path)?;
+        s.live.remove(path);
+        Ok(())
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.op()?;
+        if !s.live.contains_key(path) {
+            return Err(not_found(path));
+        }
+        s.live.retain(|k, _| !k.starts_with(path));
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.op()?;
+        let e = s.live.remove(from).ok_or_else(|| not_found(from))?;
+        s.live.insert(to.to_owned(), e);
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.state.lock();
+        s.op()?;
+        if s.live.get(path) != Some(&Entry::Dir) {
+            return Err(not_found(path));
+        }
+        let children: Vec<(PathBuf, Entry)> = s
+            .live
+            .iter()
+            .filter(|(k, _)| k.parent() == Some(path))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        s.durable.retain(|k, _| k.parent() != Some(path));
+        s.durable.extend(children);
+        Ok(())
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
+        let mut s = self.state.lock();
+        s.op()?;
+        let ino = match (mode, s.live.get(path).copied()) {
+            (_, Some(Entry::Dir)) => return Err(io::Error::other("is a directory")),
+            (OpenMode::CreateTruncate, Some(Entry::File(i))) => {
+                s.inodes[i].data.clear();
+                i
+            }
+            (OpenMode::CreateTruncate, None) => {
+                if !s.parent_exists(path) {
+                    return Err(not_found(path));
+                }
+                s.inodes.push(Inode::default());
+                let i = s.inodes.len() - 1;
+                s.live.insert(path.to_owned(), Entry::File(i));
+                i
+            }
+            (_, Some(Entry::File(i))) => i,
+            (_, None) => return Err(not_found(path)),
+        };
+        Ok(Arc::new(SimFile {
+            fs: self.clone(),
+            ino,
+        }))
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send + Sync>> {
+        {
+            let mut s = self.state.lock();
+            s.op()?;
+            if s.locks.contains(path) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            s.locks.insert(path.to_owned());
+        }
+        if !self.exists(path) {
+            self.open(path, OpenMode::CreateTruncate)?;
+        }
+        Ok(Box::new(LockGuard(self.clone(), path.to_owned())))
+    }
+}
+
+struct SimFile {
+    fs: SimFs,
+    ino: usize,
+}
+
+impl FileHandle for SimFile {
+    fn len(&self) -> io::Result<u64> {
+        let mut s = self.fs.state.lock();
+        s.op()?;
+        Ok(s.inodes[self.ino].data.len() as u64)
+    }
+
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        let mut s = self.fs.state.lock();
+        s.op()?;
+        let d = &s.inodes[self.ino].data;
+        let src = usize::try_from(pos)
+            .ok()
+            .and_then(|p| d.get(p..p.checked_add(buf.len())?))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        let mut s = self.fs.state.lock();
+        s.op()?;
+        let d = &mut s.inodes[self.ino].data;
+        let end = pos as usize + buf.len();
+        if d.len() < end {
+            d.resize(end, 0);
+        }
+        d[pos as usize..end].copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut s = self.fs.state.lock();
+        s.op()?;
+        s.inodes[self.ino].data.resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        let mut s = self.fs.state.lock();
+        s.op()?;
+        let have = s.inodes[self.ino].data.len() as u64;
+        if len <= have {
+            return Ok(());
+        }
+        if let Some(left) = s.space_left {
+            if len - have > left {
+                return Err(io::Error::from(io::ErrorKind::StorageFull));
+            }
+            s.space_left = Some(left - (len - have));
+        }
+        s.inodes[self.ino].data.resize(len as usize, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut s = self.fs.state.lock();
+        s.op()?;
+        s.syncs += 1;
+        if s.fail_sync_at == Some(s.syncs) {
+            return Err(io::Error::other("injected fdatasync failure"));
+        }
+        let ino = &mut s.inodes[self.ino];
+        ino.synced = ino.data.clone();
+        Ok(())
+    }
+
+    fn map(&self, capacity: usize) -> io::Result<Box<dyn Mapping>> {
+        let mut s = self.fs.state.lock();
+        s.op()?;
+        let mut buf = vec![0u8; capacity].into_boxed_slice();
+        let d = &s.inodes[self.ino].data;
+        let n = d.len().min(capacity);
+        buf[..n].copy_from_slice(&d[..n]);
+        let cap = buf.len();
+        let ptr = Box::into_raw(buf) as *mut u8;
+        Ok(Box::new(SimMap {
+            fs: self.fs.clone(),
+            ino: self.ino,
+            ptr,
+            cap,
+        }))
+    }
+}
+
+/// A private buffer standing in for the mapping; writes also go to the
+/// inode, as a shared mapping's would.
+struct SimMap {
+    fs: SimFs,
+    ino: usize,
+    ptr: *mut u8,
+    cap: usize,
+}
+
+// SAFETY: the buffer is owned by the SimMap and only accessed through the
+// `Mapping` contract (one writer per range, readers of published ranges).
+unsafe impl Send for SimMap {}
+// SAFETY: as above.
+unsafe impl Sync for SimMap {}
+
+impl Drop for SimMap {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`cap` came from `Box::into_raw` of a boxed slice of
+        // exactly `cap` bytes, and are freed once.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.ptr, self.cap,
+            )))
+        };
+    }
+}
+
+impl Mapping for SimMap {
+    fn as_ptr(&self) -> *const u8 {
+        self.ptr
+    }
+
+    fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    unsafe fn write(&self, pos: usize, data: &[u8]) {
+        // SAFETY: the caller guarantees the range is inside the buffer and
+        // not accessed concurrently.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(pos), data.len()) };
+        let mut s = self.fs.state.lock();
+        if s.op().is_err() {
+            // The machine is off: the store never reaches the page cache
+            // that the image was taken from.
+            return;
+        }
+        let d = &mut s.inodes[self.ino].data;
+        if d.len() < pos + data.len() {
+            d.resize(pos + data.len(), 0);
+        }
+        d[pos..pos + data.len()].copy_from_slice(data);
+    }
+}
