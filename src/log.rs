@@ -490,6 +490,11 @@ impl Log {
         self.inner.group_offsets(group)
     }
 
+    /// The consumer groups that have committed offsets, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        self.inner.group_ids()
+    }
+
     /// The first offset whose timestamp is `>= timestamp_ms`, or `None` if
     /// every record is older (Kafka's `offsetsForTimes`).
     ///

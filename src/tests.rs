@@ -190,3 +190,36 @@ mod on_the_simulated_fs {
         assert!(log.partition_info(&tp).unwrap().end_offset >= 5);
     }
 }
+
+/// Regression (found by the kill -9 crash test): bytes of a batch are
+/// published before the end offset covers them, and a fetch in that window
+/// returned the batch, moving a consumer's position past the end.
+#[test]
+fn a_fetch_never_returns_a_batch_the_end_offset_does_not_cover() {
+    use crate::format::batch::{encode_record, EncodeRecord, EncodedBatch};
+    let log = Log::temporary().unwrap();
+    log.create_topic("t", TopicConfig::new()).unwrap();
+    log.producer().send("t", Record::new(b"visible")).unwrap();
+    let part = log.inner.partition("t", 0).unwrap();
+    // Write a second batch the way `append` does, but stop before the end
+    // offset moves: the window the race hit.
+    let mut section = Vec::new();
+    let r = EncodeRecord {
+        offset_delta: 0,
+        timestamp: 1,
+        key: None,
+        value: Some(b"in flight"),
+        headers: &[],
+    };
+    encode_record(&mut section, &r, 1);
+    let mut batch = EncodedBatch::new(section, 1, 0, 1, 1, None).unwrap();
+    let head = batch.seal(1);
+    let seg = part.segments().last().cloned().unwrap();
+    let end = seg.log.write_unpublished(&[&head, &batch.payload]).unwrap();
+    seg.log.publish(end);
+    assert_eq!(part.end_offset(), 1);
+    let mut out = Vec::new();
+    part.fetch(0, 1 << 20, 100, &mut out).unwrap();
+    assert_eq!(out.len(), 1, "only the batch below the end offset");
+    assert_eq!(out[0].header.next_offset(), 1);
+}

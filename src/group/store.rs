@@ -57,6 +57,19 @@ impl LogInner {
             .cloned()
     }
 
+    /// Every group with committed offsets, sorted.
+    pub(crate) fn group_ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .offsets
+            .lock()
+            .keys()
+            .map(|(g, _, _)| g.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// A group's committed offsets, sorted by partition.
     pub(crate) fn group_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
         let mut v: Vec<_> = self

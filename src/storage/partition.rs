@@ -583,6 +583,12 @@ impl Partition {
                     Ok(h) => h,
                     Err(e) => damaged!(self.corrupted(seg, pos, want, e)),
                 };
+                // A batch's bytes are published before the end offset moves
+                // past it: never return more than the end read above, so
+                // that a reader's position can never pass the end offset.
+                if h.base_offset >= end {
+                    return Ok(());
+                }
                 let in_order = match expected {
                     Some(e) if compacted => h.base_offset >= e,
                     Some(e) => h.base_offset == e,

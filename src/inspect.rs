@@ -1,0 +1,289 @@
+//! Read-only inspection of segment files and log directories, for tools
+//! like the `streamlog` command line (`dump`, `verify`). Nothing here takes
+//! the directory lock or changes a file.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{io_err, Result};
+use crate::format::batch::{
+    decode_batch, peek_header, records_section, DecodeError, HeaderIter, RecordIter, CODEC_MASK,
+};
+use crate::format::index::{
+    offset_entry, valid_offset_entries, valid_time_entries, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
+};
+use crate::storage::segment::{parse_segment_name, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+
+/// One batch of a segment file, as [`dump_segment`] found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchInfo {
+    /// Byte position in the file.
+    pub position: u64,
+    /// Bytes on disk.
+    pub size: u64,
+    /// First and last offset.
+    pub base_offset: u64,
+    /// The batch's last offset.
+    pub last_offset: u64,
+    /// Records in the batch.
+    pub record_count: u32,
+    /// `"none"` or `"zstd"`.
+    pub compression: &'static str,
+    /// Smallest and largest record timestamps (ms).
+    pub base_timestamp: i64,
+    /// The largest record timestamp (ms).
+    pub max_timestamp: i64,
+    /// Whether the CRC matched.
+    pub crc_ok: bool,
+    /// The records, when the batch is valid.
+    pub records: Vec<RecordInfo>,
+}
+
+/// One record inside a [`BatchInfo`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordInfo {
+    /// The offset.
+    pub offset: u64,
+    /// Timestamp (ms).
+    pub timestamp: i64,
+    /// The key, `None` when null.
+    pub key: Option<Vec<u8>>,
+    /// The value, `None` when null.
+    pub value: Option<Vec<u8>>,
+    /// Header names and values.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// What [`dump_segment`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SegmentDump {
+    /// The batches, in file order.
+    pub batches: Vec<BatchInfo>,
+    /// Where and why reading stopped before the end of the file.
+    pub stopped: Option<(u64, String)>,
+}
+
+/// Reads every batch of a segment file (`.log`), checking each CRC.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if the file cannot be read. Damage is
+/// reported in the result, not as an error.
+pub fn dump_segment(path: &Path) -> Result<SegmentDump> {
+    let data = std::fs::read(path).map_err(io_err("read", path))?;
+    let mut pos = 0usize;
+    let mut batches = Vec::new();
+    let mut stopped = None;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        let h = match peek_header(rest) {
+            Ok(h) => h,
+            Err(e) => {
+                let why = if rest.iter().all(|&b| b == 0) {
+                    "zero-filled (preallocated) space".to_owned()
+                } else {
+                    describe(&e)
+                };
+                stopped = Some((pos as u64, why));
+                break;
+            }
+        };
+        let mut info = BatchInfo {
+            position: pos as u64,
+            size: h.total_len() as u64,
+            base_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            record_count: h.record_count,
+            compression: if h.attributes & CODEC_MASK == 0 {
+                "none"
+            } else {
+                "zstd"
+            },
+            base_timestamp: h.base_timestamp,
+            max_timestamp: h.max_timestamp,
+            crc_ok: false,
+            records: Vec::new(),
+        };
+        match decode_batch(rest) {
+            Ok(h) => {
+                info.crc_ok = true;
+                let batch = &rest[..h.total_len()];
+                if let Ok(section) = records_section(&h, batch) {
+                    for r in RecordIter::new(&h, &section).map_while(|r| r.ok()) {
+                        let mut hs = HeaderIter {
+                            buf: r.headers,
+                            remaining: r.header_count,
+                        };
+                        let mut headers = Vec::new();
+                        while let Some((k, v)) = hs.next_checked() {
+                            headers.push((k.to_owned(), v.to_vec()));
+                        }
+                        info.records.push(RecordInfo {
+                            offset: h.base_offset + u64::from(r.offset_delta),
+                            timestamp: h.base_timestamp.wrapping_add(r.timestamp_delta),
+                            key: r.key.map(<[u8]>::to_vec),
+                            value: r.value.map(<[u8]>::to_vec),
+                            headers,
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                batches.push(info);
+                stopped = Some((pos as u64, describe(&e)));
+                break;
+            }
+        }
+        pos += h.total_len();
+        batches.push(info);
+    }
+    Ok(SegmentDump { batches, stopped })
+}
+
+fn describe(e: &DecodeError) -> String {
+    match e {
+        DecodeError::Incomplete { needed } => format!("a batch of {needed} bytes is cut off"),
+        DecodeError::Corrupt(k) => k.to_string(),
+        DecodeError::UnsupportedVersion(v) => format!("format version {v} is not supported"),
+    }
+}
+
+/// One problem found by [`verify_dir`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The damaged file.
+    pub path: PathBuf,
+    /// Byte position, when it applies.
+    pub position: Option<u64>,
+    /// What is wrong.
+    pub what: String,
+}
+
+/// What [`verify_dir`] checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Segment files read.
+    pub segments: usize,
+    /// Batches whose CRC was checked.
+    pub batches: usize,
+    /// Everything wrong. Empty means the directory is consistent.
+    pub problems: Vec<Problem>,
+}
+
+/// Checks every batch's CRC, the offset order within and across segments,
+/// and the consistency of every index, in every partition directory under
+/// `dir`. Zero-filled space at the end of a partition's last segment (left
+/// by a crash) is not a problem.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if a directory cannot be listed.
+pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
+    let mut report = VerifyReport::default();
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io_err("list", dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    parts.sort();
+    for p in parts {
+        verify_partition(&p, &mut report)?;
+    }
+    Ok(report)
+}
+
+fn verify_partition(dir: &Path, report: &mut VerifyReport) -> Result<()> {
+    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+        .map_err(io_err("list", dir))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|n| parse_segment_name(&n, LOG_EXT))
+        .collect();
+    bases.sort_unstable();
+    let mut expected: Option<u64> = None;
+    for (i, &base) in bases.iter().enumerate() {
+        let last = i + 1 == bases.len();
+        let path = dir.join(format!("{base:020}.{LOG_EXT}"));
+        let dump = dump_segment(&path)?;
+        report.segments += 1;
+        report.batches += dump.batches.len();
+        let mut problem = |position: Option<u64>, what: String| {
+            report.problems.push(Problem {
+                path: path.clone(),
+                position,
+                what,
+            })
+        };
+        if let Some(e) = expected {
+            if e != base {
+                problem(
+                    None,
+                    format!("segment starts at {base}, but the previous one ends at {e}"),
+                );
+            }
+        }
+        let mut next = base;
+        for b in &dump.batches {
+            if !b.crc_ok {
+                problem(Some(b.position), "CRC mismatch".into());
+            }
+            if b.base_offset < next {
+                problem(
+                    Some(b.position),
+                    format!("offset {} after {}", b.base_offset, next),
+                );
+            }
+            next = b.last_offset + 1;
+        }
+        if let Some((pos, why)) = &dump.stopped {
+            let tail_zeros = why.starts_with("zero-filled");
+            if !(last && tail_zeros) {
+                problem(Some(*pos), why.clone());
+            }
+        }
+        expected = Some(next);
+        // Indexes: every valid entry must point at a batch with its offset.
+        let data = std::fs::read(&path).map_err(io_err("read", &path))?;
+        let idx_path = dir.join(format!("{base:020}.{INDEX_EXT}"));
+        if let Ok(idx) = std::fs::read(&idx_path) {
+            let n = valid_offset_entries(&idx);
+            if !last && n * OFFSET_ENTRY_LEN != idx.len() {
+                report.problems.push(Problem {
+                    path: idx_path.clone(),
+                    position: Some((n * OFFSET_ENTRY_LEN) as u64),
+                    what: "bytes after the valid entries of a sealed index".into(),
+                });
+            }
+            for e in (0..n).filter_map(|i| offset_entry(&idx, i)) {
+                let ok = data
+                    .get(e.pos as usize..)
+                    .and_then(|b| peek_header(b).ok())
+                    .is_some_and(|h| h.base_offset == base + u64::from(e.rel));
+                if !ok {
+                    report.problems.push(Problem {
+                        path: idx_path.clone(),
+                        position: None,
+                        what: format!(
+                            "entry for offset {} points at no such batch (position {})",
+                            base + u64::from(e.rel),
+                            e.pos
+                        ),
+                    });
+                }
+            }
+        }
+        let time_path = dir.join(format!("{base:020}.{TIME_INDEX_EXT}"));
+        if let Ok(t) = std::fs::read(&time_path) {
+            let n = valid_time_entries(&t);
+            if !last && n * TIME_ENTRY_LEN != t.len() {
+                report.problems.push(Problem {
+                    path: time_path,
+                    position: Some((n * TIME_ENTRY_LEN) as u64),
+                    what: "bytes after the valid entries of a sealed time index".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
