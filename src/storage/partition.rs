@@ -469,9 +469,9 @@ impl Partition {
         let w = self.writer.lock();
         let _s = self.sync_lock.lock();
         let seg = &w.active;
-        seg.log
-            .trim()
-            .map_err(|e| self.poison("trim", seg.log.path(), e))?;
+        for f in [&seg.log, &seg.offsets, &seg.times] {
+            f.trim().map_err(|e| self.poison("trim", f.path(), e))?;
+        }
         if !self.shared.no_sync {
             for f in [&seg.log, &seg.offsets, &seg.times] {
                 f.sync()
