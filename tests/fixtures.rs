@@ -128,7 +128,10 @@ fn open_copy(name: &str) -> (TestDir, Log) {
     (dir, log)
 }
 
-fn read(log: &Log, topic: &str, p: u32) -> Vec<(u64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+/// `(offset, key, value)` rows.
+type Rows = Vec<(u64, Option<Vec<u8>>, Option<Vec<u8>>)>;
+
+fn read(log: &Log, topic: &str, p: u32) -> Rows {
     let tp = TopicPartition::new(topic, p);
     let mut c = log.consumer(
         ConsumerConfig::new()
