@@ -315,8 +315,9 @@ impl TopicConfig {
         segment_bytes: u64, "64 << 20"
     );
     setter!(
-        /// Age at which the active segment rolls, measured from its first
-        /// record's timestamp to the clock. Default: 7 days.
+        /// Age at which the active segment rolls: a record whose timestamp is
+        /// this much newer than the segment's first record starts a new
+        /// segment (as Kafka's `segment.ms`). Default: 7 days.
         segment_age: Duration, "Duration::from_secs(3600)"
     );
     setter!(

@@ -162,7 +162,7 @@ pub(crate) fn append_records(
     let part: &Arc<Partition> = t.partition(p)?;
     let now = inner.shared.clock.now_ms();
     let mut batch = encode(t, records, now)?;
-    let appended = part.append(&mut batch, now)?;
+    let appended = part.append(&mut batch)?;
     let next = appended.base_offset + records.len() as u64;
     if appended.rolled {
         inner.on_roll(part)?;

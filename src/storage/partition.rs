@@ -266,9 +266,7 @@ impl Partition {
     }
 
     /// Appends one encoded batch, rolling first if a rule says so.
-    /// `now` is the clock reading the producer stamped the batch with; it
-    /// drives the age roll.
-    pub fn append(&self, batch: &mut EncodedBatch, now: i64) -> Result<Appended> {
+    pub fn append(&self, batch: &mut EncodedBatch) -> Result<Appended> {
         let len = batch.total_len() as u64;
         let mut w = self.writer.lock();
         // Checked under the append lock, so that nothing is appended after
@@ -293,7 +291,7 @@ impl Partition {
         let seg_len = w.active.log.len();
         if seg_len == 0 && len > w.active.log.capacity() {
             self.replace_empty_active(&mut w, len)?;
-        } else if seg_len > 0 && self.should_roll(&w, len, next, now) {
+        } else if seg_len > 0 && self.should_roll(&w, len, next, batch.header.max_timestamp) {
             self.roll(&mut w, len)?;
             rolled = true;
         }
@@ -336,14 +334,18 @@ impl Partition {
         })
     }
 
-    fn should_roll(&self, w: &Writer, len: u64, next: u64, now: i64) -> bool {
+    /// Whether to roll before appending a batch of `len` bytes ending at
+    /// `next` whose newest record has timestamp `ts`. Age is measured, as in
+    /// Kafka, from the segment's first record to the incoming one, so that
+    /// records carrying their own (old) timestamps do not roll every time.
+    fn should_roll(&self, w: &Writer, len: u64, next: u64, ts: i64) -> bool {
         let seg = &w.active;
         let age_ms = self.cfg.segment_age.as_millis().min(i64::MAX as u128) as i64;
         seg.log.len() + len > self.cfg.segment_bytes
             || seg.log.len() + len > seg.log.capacity()
             || w.cursor
                 .first_ts
-                .is_some_and(|t| now.saturating_sub(t) >= age_ms)
+                .is_some_and(|t| ts.saturating_sub(t) >= age_ms)
             || !seg.index_has_room()
             || next - seg.base > u64::from(u32::MAX)
     }
