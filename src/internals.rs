@@ -78,7 +78,7 @@ impl From<DecodeError> for DecodeFailure {
 pub fn decode(bytes: &[u8]) -> Result<DecodedBatch, DecodeFailure> {
     let h = decode_batch(bytes)?;
     let section = records_section(&h, &bytes[..h.total_len()]).map_err(DecodeFailure::Corrupt)?;
-    let mut records = Vec::with_capacity(h.record_count as usize);
+    let mut records = Vec::with_capacity((h.record_count as usize).min(section.len() / 7));
     for r in RecordIter::new(&h, &section) {
         let r = r.map_err(DecodeFailure::Corrupt)?;
         let mut it = HeaderIter {

@@ -1,7 +1,7 @@
 //! Bad input gets a typed error, creates nothing, and leaves the log usable.
 mod common;
 
-use common::TestDir;
+use common::{crc32, TestDir};
 use std::path::Path;
 use streamlog::{Error, Log, Record, TopicConfig, TopicPartition};
 
@@ -294,20 +294,4 @@ fn a_batch_from_a_newer_format_version_is_unsupported() {
     }
     // Nothing was truncated by the failed open.
     assert_eq!(std::fs::read(&seg).unwrap(), bytes);
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    // Bitwise CRC-32 (IEEE), independent of the crate's implementation.
-    let mut crc = !0u32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }

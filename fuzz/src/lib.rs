@@ -34,16 +34,3 @@ pub fn fix_crcs(bytes: &[u8]) -> Option<Vec<u8>> {
     }
     changed.then_some(out)
 }
-
-/// Known finding segment_scan-1 / batch_decode-2: `internals::decode` does
-/// `Vec::with_capacity(record_count)` with the header's record count before
-/// parsing any record, so a CRC-valid header claiming ~2^32 records makes it
-/// allocate tens of GiB. With the `allow-known-findings` feature the targets
-/// skip `decode` for such headers (more records than the input could hold).
-pub fn skip_known_huge_alloc(batch: &[u8]) -> bool {
-    if !cfg!(feature = "allow-known-findings") || batch.len() < 32 {
-        return false;
-    }
-    let count = u32::from_le_bytes(batch[28..32].try_into().unwrap());
-    count as usize > 1 << 16 && count as usize > batch.len()
-}

@@ -229,6 +229,17 @@ pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         }
         .into());
     }
+    // Version 1 reserves the producer fields for idempotent producers and
+    // always writes -1 there; anything else is not a v1 batch.
+    if h.producer_id != NO_PRODUCER_ID
+        || h.producer_epoch != NO_PRODUCER_EPOCH
+        || h.base_sequence != NO_SEQUENCE
+    {
+        return Err(CorruptionKind::BadRecord {
+            reason: "reserved producer fields are set",
+        }
+        .into());
+    }
     match h.codec() {
         CODEC_NONE | CODEC_ZSTD => {}
         _ => {

@@ -81,7 +81,9 @@ fn for_each_batch(
         })?;
         let bytes = &data[pos..pos + h.total_len()];
         let section = records_section(&h, bytes).map_err(bad)?;
-        let mut recs = Vec::with_capacity(h.record_count as usize);
+        // Capacity from the bytes, not the header's count: a record takes at
+        // least 7 bytes, and a crafted count must not allocate gigabytes.
+        let mut recs = Vec::with_capacity((h.record_count as usize).min(section.len() / 7));
         for r in RecordIter::new(&h, &section) {
             let r = r.map_err(bad)?;
             recs.push(Rec {

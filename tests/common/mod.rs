@@ -90,3 +90,19 @@ pub fn read_all(
     }
     out
 }
+
+/// Bitwise CRC-32 (IEEE), independent of the crate's implementation.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

@@ -1,0 +1,111 @@
+//! Regressions for the fuzzers' findings:
+//! 1. a batch header claiming ~4 billion records (with a valid CRC) made the
+//!    reader allocate for all of them up front (9.7 GB) before parsing any;
+//! 2. a v1 batch with producer id/epoch/sequence other than -1 was accepted,
+//!    although v1 reserves those fields (and re-encoding changed its bytes).
+mod common;
+
+use common::{crc32, segment_files, TestDir};
+use std::path::Path;
+use std::time::Duration;
+use streamlog::{
+    CleanupPolicy, ConsumerConfig, CorruptionKind, Error, Log, OffsetReset, Record, TopicConfig,
+    TopicPartition,
+};
+
+/// Batch positions in a segment file.
+fn batches(bytes: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 4 <= bytes.len() {
+        out.push(pos);
+        pos += u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize + 4;
+    }
+    out
+}
+
+/// Rewrites a header field of the first segment's last batch, fixing the CRC.
+fn patch_last_batch(dir: &Path, at: usize, field: &[u8]) {
+    let seg = segment_files(&dir.join("t-0"), "log").remove(0);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let b = *batches(&bytes).last().unwrap();
+    bytes[b + at..b + at + field.len()].copy_from_slice(field);
+    let end = b + 4 + u32::from_le_bytes(bytes[b..b + 4].try_into().unwrap()) as usize;
+    let crc = crc32(&bytes[b + 8..end]);
+    bytes[b + 4..b + 8].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&seg, bytes).unwrap();
+}
+
+fn setup(dir: &Path) {
+    let log = Log::open(dir).unwrap();
+    log.create_topic(
+        "t",
+        TopicConfig::new()
+            .segment_bytes(1024)
+            .cleanup_policy(CleanupPolicy::Compact),
+    )
+    .unwrap();
+    for i in 0..60u32 {
+        log.producer()
+            .send(
+                "t",
+                Record::new(vec![b'v'; 40]).key(format!("k{}", i % 3).into_bytes()),
+            )
+            .unwrap();
+    }
+    log.close().unwrap();
+}
+
+#[test]
+fn a_huge_record_count_is_an_error_not_an_allocation() {
+    let dir = TestDir::new("huge-count");
+    setup(dir.path());
+    // last_offset_delta (byte 24) and record_count (byte 28) of a one-record
+    // batch, raised as far as the header's own check allows.
+    let mut field = Vec::new();
+    field.extend_from_slice(&(u32::MAX - 1).to_le_bytes());
+    field.extend_from_slice(&u32::MAX.to_le_bytes());
+    patch_last_batch(dir.path(), 24, &field);
+    let log = Log::open(dir.path()).unwrap();
+    // Compaction reads every record of the sealed segment.
+    match log.compact("t") {
+        Err(Error::Corrupted { .. }) => {}
+        other => panic!("expected Corrupted, got {other:?}"),
+    }
+}
+
+#[test]
+fn reserved_producer_fields_are_rejected_in_v1() {
+    let dir = TestDir::new("producer-fields");
+    setup(dir.path());
+    patch_last_batch(dir.path(), 48, &7i64.to_le_bytes()); // producer id
+    let log = Log::open(dir.path()).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .max_poll_records(1000),
+    );
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    let mut err = None;
+    for _ in 0..100 {
+        match c.poll(Duration::ZERO) {
+            Ok(r) if r.is_empty() => break,
+            Ok(_) => {}
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(
+            err,
+            Some(Error::Corrupted {
+                kind: CorruptionKind::BadRecord { .. },
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
