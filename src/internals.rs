@@ -198,6 +198,17 @@ pub fn offset_index_lookup(bytes: &[u8], target: u32) -> Option<(u32, u32)> {
     lookup_offset(bytes, n, target).map(|e| (e.rel, e.pos))
 }
 
+/// [`offset_index_lookup`] over the first `n` entries, which the caller
+/// has validated (no recount): the search alone.
+pub fn offset_index_lookup_in(bytes: &[u8], n: usize, target: u32) -> Option<(u32, u32)> {
+    lookup_offset(bytes, n.min(bytes.len() / 8), target).map(|e| (e.rel, e.pos))
+}
+
+/// [`time_index_lookup`] over the first `n` validated entries.
+pub fn time_index_lookup_in(bytes: &[u8], n: usize, target: i64) -> Option<(i64, u32)> {
+    lookup_time(bytes, n.min(bytes.len() / 12), target).map(|e| (e.ts, e.rel))
+}
+
 /// The last valid time-index entry `(timestamp, relative offset)` with a
 /// timestamp `< target`.
 pub fn time_index_lookup(bytes: &[u8], target: i64) -> Option<(i64, u32)> {
