@@ -23,7 +23,6 @@ use super::retention::ms;
 use crate::config::Compression;
 use crate::error::{io_err, Error, Result};
 use crate::format::batch::{decode_batch, records_section, EncodedBatch, RecordIter, CODEC_MASK};
-use crate::format::index::TimeEntry;
 use crate::io::{FileSystem, OpenMode};
 use crate::storage::mapped::MappedFile;
 use crate::storage::partition::Partition;
@@ -359,17 +358,7 @@ fn clean_group(
         );
         return Err(poison(e));
     }
-    let mut times = scan.times.clone();
-    if next > base {
-        let rel = u32::try_from(next - base).unwrap_or(u32::MAX);
-        times.extend_from_slice(
-            &TimeEntry {
-                ts: scan.cursor.max_ts,
-                rel,
-            }
-            .encode(),
-        );
-    }
+    let times = scan.sealed_time_index(base, next);
     let offsets = write_index(part, &*fs, base, INDEX_EXT, &scan.offsets).map_err(poison)?;
     let times = write_index(part, &*fs, base, TIME_INDEX_EXT, &times).map_err(poison)?;
     let seg = Arc::new(Segment::from_parts(

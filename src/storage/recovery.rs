@@ -97,6 +97,26 @@ pub(crate) struct Scan {
     pub stop: Option<Stop>,
 }
 
+impl Scan {
+    /// The time index of the scanned segment once sealed: the rebuilt
+    /// entries plus the seal entry (the segment's max timestamp at its next
+    /// offset), which recovery checks to trust a sealed time index.
+    pub fn sealed_time_index(&self, base: u64, next: u64) -> Vec<u8> {
+        let mut times = self.times.clone();
+        if next > base {
+            let rel = u32::try_from(next - base).unwrap_or(u32::MAX);
+            times.extend_from_slice(
+                &TimeEntry {
+                    ts: self.cursor.max_ts,
+                    rel,
+                }
+                .encode(),
+            );
+        }
+        times
+    }
+}
+
 /// Walks `bytes` from the start, validating every batch (CRC, version,
 /// offsets in order, relative offsets representable) and building the
 /// indexes the append path would have built.
@@ -421,17 +441,7 @@ fn open_trusted(
     }
     // Rebuild both indexes from the log.
     let scan = scan_segment(log.bytes(), base, ctx.index_interval);
-    let mut times = scan.times.clone();
-    if scan.next_offset > base {
-        let rel = u32::try_from(scan.next_offset - base).unwrap_or(u32::MAX);
-        times.extend_from_slice(
-            &TimeEntry {
-                ts: scan.cursor.max_ts,
-                rel,
-            }
-            .encode(),
-        );
-    }
+    let times = scan.sealed_time_index(base, scan.next_offset);
     let offsets = write_sealed_index(ctx, base, INDEX_EXT, &scan.offsets, report)?;
     let times = write_sealed_index(ctx, base, TIME_INDEX_EXT, &times, report)?;
     // A damaged batch inside a trusted segment is left in place: reads that
@@ -568,17 +578,7 @@ fn open_scanned(
     }
     if !keep_appending {
         let seg_next = scan.next_offset;
-        let mut times = scan.times.clone();
-        if seg_next > base {
-            let rel = u32::try_from(seg_next - base).unwrap_or(u32::MAX);
-            times.extend_from_slice(
-                &TimeEntry {
-                    ts: scan.cursor.max_ts,
-                    rel,
-                }
-                .encode(),
-            );
-        }
+        let times = scan.sealed_time_index(base, seg_next);
         let log = MappedFile::open(fs, &log_path, scan.valid_len, scan.valid_len)
             .map_err(io_err("map", &log_path))?;
         if ctx.sync {

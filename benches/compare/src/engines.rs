@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+#[allow(unused_imports)]
+use redb::ReadableDatabase;
 
 use streamlog::{
     Compression, ConsumerConfig, Log, LogOptions, OffsetReset, Producer, Record, SyncPolicy,
@@ -257,6 +259,7 @@ impl Cl {
         let mut opts = commitlog::LogOptions::new(dir);
         opts.segment_max_bytes(1 << 30);
         opts.index_max_items(2_000_000);
+        opts.message_max_bytes(8 << 20);
         let log = commitlog::CommitLog::new(opts).unwrap();
         Cl { log, buf: Default::default(), durable: mode == Mode::Durable }
     }
@@ -354,7 +357,6 @@ impl Store for Rdb {
         self.append_batch(&[v]);
     }
     fn read_all(&mut self) -> (u64, u64) {
-        use redb::ReadableTable;
         let tx = self.db.begin_read().unwrap();
         let t = tx.open_table(RT).unwrap();
         let (mut n, mut bytes) = (0u64, 0u64);
