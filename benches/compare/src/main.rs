@@ -151,7 +151,7 @@ fn primary(kind: Kind, r: &Res) -> Option<f64> {
 fn fmt_primary(kind: Kind, r: &Res) -> String {
     match kind {
         Kind::Rate => match (r.rps, r.mbps, r.p99) {
-            (Some(x), _, Some(p)) => format!("{:.3}M/s p99 {:.0}us", x / 1e6, p),
+            (Some(x), _, Some(p)) => format!("{:.2}k/s p99 {:.0}us", x / 1e3, p),
             (Some(x), Some(m), None) => format!("{:.2}M/s {:.0}MB/s", x / 1e6, m),
             (Some(x), None, None) => format!("{:.2}M/s", x / 1e6),
             _ => "?".into(),
