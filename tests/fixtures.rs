@@ -216,19 +216,7 @@ fn the_torn_tail_fixture_recovers_to_a_prefix() {
 fn the_bad_crc_fixture_is_detected_when_read() {
     let (_dir, log) = open_copy("v1-bad-crc");
     let tp = TopicPartition::new("plain", 0);
-    let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
-    c.assign(std::slice::from_ref(&tp)).unwrap();
-    let mut err = None;
-    for _ in 0..100 {
-        match c.poll(Duration::ZERO) {
-            Ok(r) if r.is_empty() => break,
-            Ok(_) => {}
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
-        }
-    }
+    let err = common::first_read_error(&log, &tp);
     assert!(matches!(err, Some(Error::Corrupted { .. })), "{err:?}");
 }
 

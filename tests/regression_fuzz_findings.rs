@@ -7,11 +7,7 @@ mod common;
 
 use common::{crc32, segment_files, TestDir};
 use std::path::Path;
-use std::time::Duration;
-use streamlog::{
-    CleanupPolicy, ConsumerConfig, CorruptionKind, Error, Log, OffsetReset, Record, TopicConfig,
-    TopicPartition,
-};
+use streamlog::{CleanupPolicy, CorruptionKind, Error, Log, Record, TopicConfig, TopicPartition};
 
 /// Batch positions in a segment file.
 fn batches(bytes: &[u8]) -> Vec<usize> {
@@ -81,23 +77,7 @@ fn reserved_producer_fields_are_rejected_in_v1() {
     patch_last_batch(dir.path(), 48, &7i64.to_le_bytes()); // producer id
     let log = Log::open(dir.path()).unwrap();
     let tp = TopicPartition::new("t", 0);
-    let mut c = log.consumer(
-        ConsumerConfig::new()
-            .auto_offset_reset(OffsetReset::Earliest)
-            .max_poll_records(1000),
-    );
-    c.assign(std::slice::from_ref(&tp)).unwrap();
-    let mut err = None;
-    for _ in 0..100 {
-        match c.poll(Duration::ZERO) {
-            Ok(r) if r.is_empty() => break,
-            Ok(_) => {}
-            Err(e) => {
-                err = Some(e);
-                break;
-            }
-        }
-    }
+    let err = common::first_read_error(&log, &tp);
     assert!(
         matches!(
             err,

@@ -106,3 +106,26 @@ pub fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// Reads partition `tp` from the start until a poll fails or the data runs
+/// out; returns the error, if one came.
+pub fn first_read_error(
+    log: &streamlog::Log,
+    tp: &streamlog::TopicPartition,
+) -> Option<streamlog::Error> {
+    use streamlog::{ConsumerConfig, OffsetReset};
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .max_poll_records(1000),
+    );
+    c.assign(std::slice::from_ref(tp)).unwrap();
+    for _ in 0..10_000 {
+        match c.poll(std::time::Duration::ZERO) {
+            Ok(r) if r.is_empty() => return None,
+            Ok(_) => {}
+            Err(e) => return Some(e),
+        }
+    }
+    None
+}
