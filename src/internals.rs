@@ -126,7 +126,7 @@ pub fn encode(b: &DecodedBatch) -> Vec<u8> {
                 .collect()
         })
         .collect();
-    let mut section = Vec::new();
+    let mut section = EncodedBatch::section_buffer(0);
     for (r, hs) in b.records.iter().zip(&headers) {
         let e = EncodeRecord {
             offset_delta: r.offset_delta,
@@ -148,10 +148,7 @@ pub fn encode(b: &DecodedBatch) -> Vec<u8> {
     )
     .expect("batch within the format's limits");
     batch.header.attributes = b.attributes;
-    let head = batch.seal(b.base_offset);
-    let mut out = head.to_vec();
-    out.extend_from_slice(&batch.payload);
-    out
+    batch.seal(b.base_offset).to_vec()
 }
 
 /// What a recovery scan of a segment's bytes concluded.

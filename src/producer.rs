@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::format::batch::{encode_record, record_encoded_len, EncodeRecord, EncodedBatch};
+use crate::format::batch::{encode_record_body, record_body_len, EncodeRecord, EncodedBatch};
+use crate::format::varint::{uvarint_len, varint_len};
 use crate::log::LogInner;
 use crate::record::{Record, RecordMetadata};
 use crate::storage::partition::Partition;
@@ -55,8 +56,7 @@ impl Producer {
     pub fn send(&self, topic: &str, record: Record<'_>) -> Result<RecordMetadata> {
         let t = self.inner.topic(topic)?;
         let p = t.choose(record.key.as_deref());
-        let mut mds = self.append(&t, p, &[&record])?;
-        Ok(mds.swap_remove(0))
+        self.send_one(&t, p, &record)
     }
 
     /// Appends one record to an explicit partition.
@@ -80,8 +80,19 @@ impl Producer {
     ) -> Result<RecordMetadata> {
         let t = self.inner.topic(topic)?;
         t.partition(partition)?;
-        let mut mds = self.append(&t, partition, &[&record])?;
-        Ok(mds.swap_remove(0))
+        self.send_one(&t, partition, &record)
+    }
+
+    fn send_one(&self, t: &Topic, p: u32, record: &Record<'_>) -> Result<RecordMetadata> {
+        let now = self.inner.shared.clock.now_ms();
+        let mut batch = encode(t, std::slice::from_ref(record).iter(), now)?;
+        let offset = append_encoded(&self.inner, t, p, &mut batch)?;
+        Ok(RecordMetadata {
+            topic: t.name.clone(),
+            partition: p,
+            offset,
+            timestamp: record.timestamp.unwrap_or(now),
+        })
     }
 
     /// Appends many records. The records bound for one partition are
@@ -111,31 +122,54 @@ impl Producer {
             return Ok(Vec::new());
         }
         let keyless = t.choose(None);
-        let n = t.partitions.len();
-        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for (i, r) in records.iter().enumerate() {
-            let p = match r.key.as_deref() {
+        let parts: Vec<u32> = records
+            .iter()
+            .map(|r| match r.key.as_deref() {
                 Some(k) => t.choose(Some(k)),
                 None => keyless,
-            };
-            groups[p as usize].push(i);
-        }
-        // Validate sizes for every record before writing any batch.
-        for r in &records {
-            check_size(&t, r)?;
-        }
-        let mut out: Vec<Option<RecordMetadata>> = vec![None; records.len()];
-        for (p, idx) in groups.iter().enumerate() {
-            if idx.is_empty() {
-                continue;
+            })
+            .collect();
+        let now = self.inner.shared.clock.now_ms();
+        let mut out = Vec::with_capacity(records.len());
+        let push = |out: &mut Vec<RecordMetadata>, p: u32, offset: u64, r: &Record<'_>| {
+            out.push(RecordMetadata {
+                topic: t.name.clone(),
+                partition: p,
+                offset,
+                timestamp: r.timestamp.unwrap_or(now),
+            });
+        };
+        if parts.iter().all(|&p| p == parts[0]) {
+            // One partition (always so for keyless records): one batch
+            // straight from the caller's records.
+            let mut batch = encode(&t, records.iter(), now)?;
+            let base = append_encoded(&self.inner, &t, parts[0], &mut batch)?;
+            for (i, r) in records.iter().enumerate() {
+                push(&mut out, parts[0], base + i as u64, r);
             }
-            let batch: Vec<&Record<'_>> = idx.iter().map(|&i| &records[i]).collect();
-            let mds = self.append(&t, p as u32, &batch)?;
-            for (&i, md) in idx.iter().zip(mds) {
-                out[i] = Some(md);
+            return Ok(out);
+        }
+        // Several partitions: encode every batch first, so that a record
+        // that is too large fails the call before anything is written.
+        let mut batches = Vec::new();
+        for p in 0..t.partitions.len() as u32 {
+            let mine = || records.iter().zip(&parts).filter(move |(_, &q)| q == p);
+            if mine().next().is_some() {
+                batches.push((p, encode(&t, mine().map(|(r, _)| r), now)?));
             }
         }
-        Ok(out.into_iter().flatten().collect())
+        let mut offsets = vec![0u64; records.len()];
+        for (p, batch) in &mut batches {
+            let base = append_encoded(&self.inner, &t, *p, batch)?;
+            let mine = offsets.iter_mut().zip(&parts).filter(|(_, &q)| q == *p);
+            for (next, (o, _)) in (base..).zip(mine) {
+                *o = next;
+            }
+        }
+        for ((r, &p), &o) in records.iter().zip(&parts).zip(&offsets) {
+            push(&mut out, p, o, r);
+        }
+        Ok(out)
     }
 
     /// Makes everything sent so far durable, whatever the sync policy.
@@ -145,39 +179,41 @@ impl Producer {
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
-
-    fn append(&self, t: &Topic, p: u32, records: &[&Record<'_>]) -> Result<Vec<RecordMetadata>> {
-        append_records(&self.inner, t, p, records)
-    }
 }
 
 /// Appends records to one partition as one batch, then applies the sync
-/// policy. Shared by the producer and the offsets store.
+/// policy. Used by the offsets store.
 pub(crate) fn append_records(
     inner: &LogInner,
     t: &Topic,
     p: u32,
     records: &[&Record<'_>],
 ) -> Result<Vec<RecordMetadata>> {
-    let part: &Arc<Partition> = t.partition(p)?;
     let now = inner.shared.clock.now_ms();
-    let mut batch = encode(t, records, now)?;
-    let appended = part.append(&mut batch)?;
-    let next = appended.base_offset + records.len() as u64;
-    if appended.rolled {
-        inner.on_roll(part)?;
-    }
-    part.sync_after_append(next)?;
+    let mut batch = encode(t, records.iter().copied(), now)?;
+    let base = append_encoded(inner, t, p, &mut batch)?;
     Ok(records
         .iter()
         .enumerate()
         .map(|(i, r)| RecordMetadata {
             topic: t.name.clone(),
             partition: p,
-            offset: appended.base_offset + i as u64,
+            offset: base + i as u64,
             timestamp: r.timestamp.unwrap_or(now),
         })
         .collect())
+}
+
+/// Appends an encoded batch to partition `p` of `t` and applies the sync
+/// policy. Returns the batch's base offset.
+fn append_encoded(inner: &LogInner, t: &Topic, p: u32, batch: &mut EncodedBatch) -> Result<u64> {
+    let part: &Arc<Partition> = t.partition(p)?;
+    let appended = part.append(batch)?;
+    if appended.rolled {
+        inner.on_roll(part)?;
+    }
+    part.sync_after_append(appended.base_offset + u64::from(batch.header.record_count))?;
+    Ok(appended.base_offset)
 }
 
 fn view<'r>(r: &'r Record<'_>, offset_delta: u32, now: i64) -> EncodeRecord<'r> {
@@ -190,44 +226,57 @@ fn view<'r>(r: &'r Record<'_>, offset_delta: u32, now: i64) -> EncodeRecord<'r> 
     }
 }
 
-fn check_size(t: &Topic, r: &Record<'_>) -> Result<()> {
-    let v = view(r, 0, 0);
-    let size = record_encoded_len(&v, v.timestamp) as u64;
-    if size > t.config.max_record_bytes {
-        return Err(Error::RecordTooLarge {
-            size,
-            max: t.config.max_record_bytes,
-        });
-    }
-    Ok(())
-}
-
-/// Encodes records as one batch for topic `t`.
-fn encode(t: &Topic, records: &[&Record<'_>], now: i64) -> Result<EncodedBatch> {
-    let count = u32::try_from(records.len()).map_err(|_| Error::InvalidConfig {
+/// Encodes records as one batch for topic `t`, in one pass: each record's
+/// size is computed once, checked against the topic's limit and used as its
+/// length prefix. Fails with `RecordTooLarge` before anything is written.
+fn encode<'a, 'r: 'a>(
+    t: &Topic,
+    records: impl Iterator<Item = &'a Record<'r>> + Clone,
+    now: i64,
+) -> Result<EncodedBatch> {
+    let count = u32::try_from(records.clone().count()).map_err(|_| Error::InvalidConfig {
         what: "a batch holds at most 4 billion records".into(),
     })?;
-    let base_ts = records.first().and_then(|r| r.timestamp).unwrap_or(now);
+    let base_ts = records
+        .clone()
+        .next()
+        .and_then(|r| r.timestamp)
+        .unwrap_or(now);
+    // A capacity guess: exact for keyless records without headers and
+    // small timestamp deltas.
+    let guess: usize = records
+        .clone()
+        .map(|r| {
+            r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len()) + 8
+        })
+        .sum();
+    let mut section = EncodedBatch::section_buffer(guess);
     let mut max_ts = i64::MIN;
-    let mut size = 0usize;
-    for r in records {
-        check_size(t, r)?;
-        let v = view(r, 0, now);
-        size += record_encoded_len(&v, base_ts) + 5;
+    let max = t.config.max_record_bytes;
+    for (i, r) in records.enumerate() {
+        let v = view(r, i as u32, now);
+        let body = record_body_len(&v, base_ts);
+        // The limit applies to the record on its own (timestamp delta 0,
+        // offset delta 0), whatever batch it travels in.
+        let alone = body - varint_len(v.timestamp.wrapping_sub(base_ts)) + 1
+            - uvarint_len(u64::from(v.offset_delta))
+            + 1;
+        let size = (uvarint_len(alone as u64) + alone) as u64;
+        if size > max {
+            return Err(Error::RecordTooLarge { size, max });
+        }
+        encode_record_body(&mut section, &v, base_ts, body);
         max_ts = max_ts.max(v.timestamp);
-    }
-    let mut section = Vec::with_capacity(size);
-    for (i, r) in records.iter().enumerate() {
-        encode_record(&mut section, &view(r, i as u32, now), base_ts);
     }
     let level = match t.config.compression {
         Compression::Zstd(l) => Some(l),
         Compression::None => None,
     };
+    let size = section.len() as u64;
     EncodedBatch::new(section, count, count - 1, base_ts, max_ts, level).map_err(|e| {
         if e.kind() == std::io::ErrorKind::InvalidInput {
             Error::RecordTooLarge {
-                size: size as u64,
+                size,
                 max: crate::format::batch::MAX_BATCH_BYTES as u64,
             }
         } else {

@@ -478,13 +478,6 @@ pub(crate) struct EncodeRecord<'r> {
     pub headers: &'r [(Cow<'r, str>, Cow<'r, [u8]>)],
 }
 
-/// The encoded size of one record, including its length prefix, relative to
-/// a base timestamp.
-pub(crate) fn record_encoded_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
-    let body = body_len(r, base_timestamp);
-    uvarint_len(body as u64) + body
-}
-
 fn opt_len(b: Option<&[u8]>) -> usize {
     match b {
         None => varint_len(-1),
@@ -517,7 +510,25 @@ fn put_opt(out: &mut Vec<u8>, b: Option<&[u8]>) {
 
 /// Appends one encoded record to a records section.
 pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timestamp: i64) {
-    put_uvarint(out, body_len(r, base_timestamp) as u64);
+    encode_record_body(out, r, base_timestamp, body_len(r, base_timestamp));
+}
+
+/// The encoded size of a record without its length prefix, relative to a
+/// base timestamp.
+pub(crate) fn record_body_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
+    body_len(r, base_timestamp)
+}
+
+/// [`encode_record`] for a caller that already knows the body length
+/// ([`record_body_len`] with the same base timestamp).
+pub(crate) fn encode_record_body(
+    out: &mut Vec<u8>,
+    r: &EncodeRecord<'_>,
+    base_timestamp: i64,
+    body: usize,
+) {
+    debug_assert_eq!(body, body_len(r, base_timestamp));
+    put_uvarint(out, body as u64);
     out.push(0);
     put_varint(out, r.timestamp.wrapping_sub(base_timestamp));
     put_uvarint(out, u64::from(r.offset_delta));
@@ -535,9 +546,13 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timest
 /// A batch encoded except for its base offset, which is assigned under the
 /// partition's append lock. The payload's CRC is computed outside the lock
 /// and combined with the header's.
+///
+/// The batch lives in one buffer: `HEADER_LEN` bytes reserved for the
+/// header, then the payload, so that sealing writes the header in place and
+/// the whole batch reaches the segment in one copy.
 pub(crate) struct EncodedBatch {
     pub header: BatchHeader,
-    pub payload: Vec<u8>,
+    buf: Vec<u8>,
     payload_crc: Option<crc32fast::Hasher>,
 }
 
@@ -546,11 +561,20 @@ pub(crate) struct EncodedBatch {
 const COMBINE_THRESHOLD: usize = 16 << 10;
 
 impl EncodedBatch {
+    /// An empty records section with room reserved in front for the header:
+    /// encode records into it, then pass it to [`EncodedBatch::new`].
+    pub fn section_buffer(capacity: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(HEADER_LEN + capacity);
+        v.resize(HEADER_LEN, 0);
+        v
+    }
+
     /// Builds a batch from a finished records section.
     ///
-    /// `section` holds `record_count` records encoded against
-    /// `base_timestamp`; it is zstd-compressed here when `zstd_level` is set.
-    #[allow(clippy::too_many_arguments)]
+    /// `section` comes from [`section_buffer`](Self::section_buffer) and
+    /// holds, after the reserved header space, `record_count` records
+    /// encoded against `base_timestamp`; they are zstd-compressed here when
+    /// `zstd_level` is set.
     pub fn new(
         section: Vec<u8>,
         record_count: u32,
@@ -559,11 +583,12 @@ impl EncodedBatch {
         max_timestamp: i64,
         zstd_level: Option<i32>,
     ) -> std::io::Result<Self> {
-        let (payload, codec) = match zstd_level {
-            Some(level) => (zstd::bulk::compress(&section, level)?, CODEC_ZSTD),
+        debug_assert!(section.len() >= HEADER_LEN);
+        let (buf, codec) = match zstd_level {
+            Some(level) => (compress_section(&section[HEADER_LEN..], level)?, CODEC_ZSTD),
             None => (section, CODEC_NONE),
         };
-        let total = HEADER_LEN + payload.len();
+        let total = buf.len();
         if total > MAX_BATCH_BYTES {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -573,9 +598,10 @@ impl EncodedBatch {
         // A large payload's CRC is computed here, outside the append lock,
         // and combined with the header's under it. For a small one,
         // combining costs more than hashing it again under the lock.
+        let payload = &buf[HEADER_LEN..];
         let payload_crc = (payload.len() >= COMBINE_THRESHOLD).then(|| {
             let mut h = crc32fast::Hasher::new();
-            h.update(&payload);
+            h.update(payload);
             h
         });
         Ok(EncodedBatch {
@@ -593,7 +619,7 @@ impl EncodedBatch {
                 producer_epoch: NO_PRODUCER_EPOCH,
                 base_sequence: NO_SEQUENCE,
             },
-            payload,
+            buf,
             payload_crc,
         })
     }
@@ -603,22 +629,56 @@ impl EncodedBatch {
         self.header.total_len()
     }
 
-    /// Fixes the base offset and returns the finished header bytes.
-    pub fn seal(&mut self, base_offset: u64) -> [u8; HEADER_LEN] {
+    /// Fixes the base offset, writes the header with its CRC in place and
+    /// returns the finished batch.
+    pub fn seal(&mut self, base_offset: u64) -> &[u8] {
         self.header.base_offset = base_offset;
         self.header.crc = 0;
-        let mut out = [0u8; HEADER_LEN];
-        self.header.write_to(&mut out);
+        let mut head = [0u8; HEADER_LEN];
+        self.header.write_to(&mut head);
         let mut crc = crc32fast::Hasher::new();
-        crc.update(&out[CRC_FROM..]);
         match &self.payload_crc {
-            Some(p) => crc.combine(p),
-            None => crc.update(&self.payload),
+            Some(p) => {
+                crc.update(&head[CRC_FROM..]);
+                crc.combine(p);
+            }
+            None => {
+                self.buf[..HEADER_LEN].copy_from_slice(&head);
+                crc.update(&self.buf[CRC_FROM..]);
+            }
         }
         self.header.crc = crc.finalize();
-        out[CRC_AT..MAGIC_AT].copy_from_slice(&self.header.crc.to_le_bytes());
-        out
+        head[CRC_AT..MAGIC_AT].copy_from_slice(&self.header.crc.to_le_bytes());
+        self.buf[..HEADER_LEN].copy_from_slice(&head);
+        &self.buf
     }
+
+    /// The whole batch, as last sealed.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+/// Compresses a records section into a new buffer with header space
+/// reserved in front. The compression context is kept per thread: making a
+/// new one per batch costs more than compressing a small batch.
+fn compress_section(section: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static CTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let bound = zstd::zstd_safe::compress_bound(section.len());
+    let mut out = vec![0u8; HEADER_LEN + bound];
+    let n = CTX.with(|cell| -> std::io::Result<usize> {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, c) = slot.as_mut().expect("set above");
+        c.compress_to_buffer(section, &mut out[HEADER_LEN..])
+    })?;
+    out.truncate(HEADER_LEN + n);
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -642,7 +702,7 @@ mod tests {
 
     fn build(records: &[EncodeRecord<'_>], base_offset: u64, zstd: Option<i32>) -> Vec<u8> {
         let base_ts = records[0].timestamp;
-        let mut section = Vec::new();
+        let mut section = EncodedBatch::section_buffer(0);
         for r in records {
             encode_record(&mut section, r, base_ts);
         }
@@ -650,10 +710,7 @@ mod tests {
         let last = records.last().map(|r| r.offset_delta).unwrap_or(0);
         let mut b =
             EncodedBatch::new(section, records.len() as u32, last, base_ts, max_ts, zstd).unwrap();
-        let head = b.seal(base_offset);
-        let mut out = head.to_vec();
-        out.extend_from_slice(&b.payload);
-        out
+        b.seal(base_offset).to_vec()
     }
 
     /// The example batch of FORMAT.md, byte for byte.

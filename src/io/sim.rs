@@ -51,6 +51,9 @@ struct State {
     fail_sync_at: Option<u64>,
     syncs: u64,
     locks: HashSet<PathBuf>,
+    /// Live mappings as (inode, buffer address, capacity): a write through
+    /// the file reaches them too, as one page cache would.
+    maps: Vec<(usize, usize, usize)>,
 }
 
 /// The simulated file system. Clones share state.
@@ -354,6 +357,22 @@ impl FileHandle for SimFile {
             d.resize(end, 0);
         }
         d[pos as usize..end].copy_from_slice(buf);
+        for &(ino, addr, cap) in &s.maps {
+            if ino == self.ino && (pos as usize) < cap {
+                let n = buf.len().min(cap - pos as usize);
+                // SAFETY: the buffer is live while registered (removed in
+                // `SimMap::drop` under this lock), `[pos, pos + n)` is inside
+                // it, and by the `Mapping` contract nobody reads a range
+                // that is being appended.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        buf.as_ptr(),
+                        (addr as *mut u8).add(pos as usize),
+                        n,
+                    )
+                };
+            }
+        }
         Ok(())
     }
 
@@ -402,6 +421,7 @@ impl FileHandle for SimFile {
         buf[..n].copy_from_slice(&d[..n]);
         let cap = buf.len();
         let ptr = Box::into_raw(buf) as *mut u8;
+        s.maps.push((self.ino, ptr as usize, cap));
         Ok(Box::new(SimMap {
             fs: self.fs.clone(),
             ino: self.ino,
@@ -428,6 +448,8 @@ unsafe impl Sync for SimMap {}
 
 impl Drop for SimMap {
     fn drop(&mut self) {
+        let addr = self.ptr as usize;
+        self.fs.state.lock().maps.retain(|m| m.1 != addr);
         // SAFETY: `ptr`/`cap` came from `Box::into_raw` of a boxed slice of
         // exactly `cap` bytes, and are freed once.
         unsafe {

@@ -252,13 +252,17 @@ fn clean_group(
             let is_last = si == last_seg && bi == batches;
             let kept: Vec<&Rec<'_>> = recs.iter().filter(|r| keep(r)).collect();
             removed += (recs.len() - kept.len()) as u64;
-            let encoded: Vec<u8>;
+            let encoded: EncodedBatch;
             let out: &[u8] = if kept.len() == recs.len() && (!recs.is_empty() || is_last) {
                 bytes
             } else if kept.is_empty() && !is_last {
                 return;
             } else {
-                let section: Vec<u8> = kept.iter().flat_map(|r| r.raw.iter().copied()).collect();
+                let mut section =
+                    EncodedBatch::section_buffer(kept.iter().map(|r| r.raw.len()).sum());
+                for r in &kept {
+                    section.extend_from_slice(r.raw);
+                }
                 let max_ts = kept
                     .iter()
                     .map(|r| r.timestamp)
@@ -278,11 +282,9 @@ fn clean_group(
                     zstd,
                 ) {
                     Ok(mut b) => {
-                        let head = b.seal(h.base_offset);
-                        let mut v = head.to_vec();
-                        v.extend_from_slice(&b.payload);
-                        encoded = v;
-                        &encoded
+                        b.seal(h.base_offset);
+                        encoded = b;
+                        encoded.bytes()
                     }
                     Err(e) => {
                         write_err = Some(Error::io("re-encode a batch for", &cleaned_path, e));

@@ -307,10 +307,9 @@ impl Partition {
             seg.push_time_entry(t)
                 .map_err(|e| self.poison("write time index", seg.times.path(), e))?;
         }
-        let header = batch.seal(base_offset);
         let end = seg
             .log
-            .write_unpublished(&[&header, &batch.payload])
+            .write_unpublished(batch.seal(base_offset))
             .map_err(|e| self.poison("append to", seg.log.path(), e))?;
         seg.log.publish(end);
         let h = &batch.header;

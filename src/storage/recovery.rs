@@ -614,7 +614,7 @@ fn open_scanned(
     for (f, bytes) in [(&offsets, &scan.offsets), (&times, &scan.times)] {
         if !bytes.is_empty() {
             let end = f
-                .write_unpublished(&[bytes])
+                .write_unpublished(bytes)
                 .map_err(io_err("write", f.path()))?;
             f.publish(end);
         }

@@ -137,13 +137,13 @@ impl Segment {
 
     /// Appends index entries. Writer only.
     pub fn push_offset_entry(&self, e: OffsetEntry) -> io::Result<()> {
-        let end = self.offsets.write_unpublished(&[&e.encode()])?;
+        let end = self.offsets.write_unpublished(&e.encode())?;
         self.offsets.publish(end);
         Ok(())
     }
 
     pub fn push_time_entry(&self, e: TimeEntry) -> io::Result<()> {
-        let end = self.times.write_unpublished(&[&e.encode()])?;
+        let end = self.times.write_unpublished(&e.encode())?;
         self.times.publish(end);
         Ok(())
     }
