@@ -18,7 +18,7 @@ use crate::group::offsets::{OffsetAndMetadata, OffsetKey};
 use crate::io::{FileSystem, OpenMode, StdFs};
 use crate::producer::Producer;
 use crate::record::TopicPartition;
-use crate::storage::partition::Partition;
+use crate::storage::partition::{AppendCounters, Partition};
 use crate::storage::recovery::{load_partition, LoadCtx, Loaded, RecoveryReport};
 use crate::storage::segment::Segment;
 use crate::storage::{Checkpoint, Shared};
@@ -426,18 +426,27 @@ impl Log {
     /// Counters for appends, syncs, rolls and recovery.
     pub fn metrics(&self) -> Metrics {
         let m = &self.inner.shared.metrics;
-        let disk_bytes = self
+        let live: Vec<Arc<Partition>> = self
             .inner
             .topics
             .read()
             .values()
-            .flat_map(|t| t.partitions.iter())
-            .map(|p| p.size_bytes())
-            .sum();
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect();
+        let disk_bytes = live.iter().map(|p| p.size_bytes()).sum();
+        // Live partitions count their own appends; deleted topics' counts
+        // were folded into the log's totals when they were deleted.
+        let total = |own: &AtomicU64, f: fn(&AppendCounters) -> &AtomicU64| {
+            own.load(Ordering::Relaxed)
+                + live
+                    .iter()
+                    .map(|p| f(p.counters()).load(Ordering::Relaxed))
+                    .sum::<u64>()
+        };
         Metrics {
-            records_appended: m.records_appended.load(Ordering::Relaxed),
-            batches_appended: m.batches_appended.load(Ordering::Relaxed),
-            bytes_appended: m.bytes_appended.load(Ordering::Relaxed),
+            records_appended: total(&m.records_appended, |c| &c.records),
+            batches_appended: total(&m.batches_appended, |c| &c.batches),
+            bytes_appended: total(&m.bytes_appended, |c| &c.bytes),
             fsyncs: m.fsyncs.load(Ordering::Relaxed),
             segments_rolled: m.segments_rolled.load(Ordering::Relaxed),
             recovery_truncations: self.inner.report.truncations.len() as u64,
@@ -772,6 +781,15 @@ impl LogInner {
         let _g = self.admin.lock();
         for p in &topic.partitions {
             p.mark_deleted();
+            // Keep the deleted partition's appends in the log's totals.
+            let (c, m) = (p.counters(), &self.shared.metrics);
+            for (from, to) in [
+                (&c.records, &m.records_appended),
+                (&c.batches, &m.batches_appended),
+                (&c.bytes, &m.bytes_appended),
+            ] {
+                to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
             self.shared
                 .fs
                 .remove_dir_all(&p.dir)

@@ -192,3 +192,29 @@ fn poll_respects_record_and_byte_limits_and_pause() {
         .iter()
         .all(|r| r.partition() == 0));
 }
+
+/// Append counters are kept per partition (no shared atomic on the append
+/// path) and summed on demand; a deleted topic's appends stay counted.
+#[test]
+fn metrics_count_appends_of_live_and_deleted_topics() {
+    let log = Log::temporary().unwrap();
+    log.create_topic("a", TopicConfig::new().partitions(3))
+        .unwrap();
+    log.create_topic("b", TopicConfig::new()).unwrap();
+    let p = log.producer();
+    for i in 0..30u32 {
+        p.send("a", Record::new(b"0123456789").key(&i.to_le_bytes()[..]))
+            .unwrap();
+    }
+    p.send_batch("b", vec![Record::new(b"x"); 5]).unwrap();
+    let before = log.metrics();
+    assert_eq!(before.records_appended, 35);
+    assert_eq!(before.batches_appended, 31);
+    log.delete_topic("a").unwrap();
+    let after = log.metrics();
+    assert_eq!(after.records_appended, 35);
+    assert_eq!(after.batches_appended, 31);
+    assert_eq!(after.bytes_appended, before.bytes_appended);
+    p.send("b", Record::new(b"y")).unwrap();
+    assert_eq!(log.metrics().records_appended, 36);
+}

@@ -509,6 +509,7 @@ fn put_opt(out: &mut Vec<u8>, b: Option<&[u8]>) {
 }
 
 /// Appends one encoded record to a records section.
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timestamp: i64) {
     encode_record_body(out, r, base_timestamp, body_len(r, base_timestamp));
 }

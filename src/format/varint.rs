@@ -44,6 +44,18 @@ pub(crate) fn varint_len(v: i64) -> usize {
 /// or whose tenth byte carries more than the top bit of a `u64`.
 #[inline]
 pub(crate) fn get_uvarint(buf: &[u8]) -> Option<(u64, usize)> {
+    // One- and two-byte encodings (every length, delta and count of a
+    // record below 16 KiB) skip the loop.
+    match *buf {
+        [b0, ..] if b0 < 0x80 => return Some((u64::from(b0), 1)),
+        [b0, b1, ..] if b1 < 0x80 => {
+            if b1 == 0 {
+                return None;
+            }
+            return Some((u64::from(b0 & 0x7f) | u64::from(b1) << 7, 2));
+        }
+        _ => {}
+    }
     let mut v: u64 = 0;
     for (i, &b) in buf.iter().enumerate().take(MAX_VARINT_LEN) {
         if i == MAX_VARINT_LEN - 1 && b > 1 {
@@ -122,5 +134,33 @@ mod tests {
             None
         );
         assert_eq!(get_uvarint(&[0x80, 0x00]), None);
+    }
+
+    /// The loop alone, as a reference for the short-encoding fast path.
+    fn reference(buf: &[u8]) -> Option<(u64, usize)> {
+        let mut v: u64 = 0;
+        for (i, &b) in buf.iter().enumerate().take(MAX_VARINT_LEN) {
+            if i == MAX_VARINT_LEN - 1 && b > 1 {
+                return None;
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return (i == 0 || b != 0).then_some((v, i + 1));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_loop_on_every_short_input() {
+        for a in 0..=255u8 {
+            assert_eq!(get_uvarint(&[a]), reference(&[a]));
+            for b in 0..=255u8 {
+                assert_eq!(get_uvarint(&[a, b]), reference(&[a, b]));
+                for c in [0u8, 1, 0x7f, 0x80, 0xff] {
+                    assert_eq!(get_uvarint(&[a, b, c]), reference(&[a, b, c]));
+                }
+            }
+        }
     }
 }

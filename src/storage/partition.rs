@@ -108,6 +108,15 @@ pub(crate) struct Partition {
     waiters: Mutex<Vec<Arc<Signal>>>,
     has_waiters: AtomicBool,
     deleted: AtomicBool,
+    counters: AppendCounters,
+}
+
+/// What a partition has appended since the log was opened.
+#[derive(Debug, Default)]
+pub(crate) struct AppendCounters {
+    pub records: AtomicU64,
+    pub batches: AtomicU64,
+    pub bytes: AtomicU64,
 }
 
 impl std::fmt::Debug for Partition {
@@ -162,6 +171,7 @@ impl Partition {
             waiters: Mutex::new(Vec::new()),
             has_waiters: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            counters: AppendCounters::default(),
         }
     }
 
@@ -246,6 +256,11 @@ impl Partition {
         self.segments().iter().map(|s| s.size_bytes()).sum()
     }
 
+    /// What this partition has appended since the log was opened.
+    pub fn counters(&self) -> &AppendCounters {
+        &self.counters
+    }
+
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::SeqCst)
     }
@@ -295,10 +310,12 @@ impl Partition {
             self.roll(&mut w, len)?;
             rolled = true;
         }
-        let seg = w.active.clone();
+        // Split borrows: the active segment and the cursor side by side.
+        let wr = &mut *w;
+        let seg = &wr.active;
         let pos = seg.log.len();
         let rel = (base_offset - seg.base) as u32;
-        let (o, t) = w.cursor.before_batch(pos, rel);
+        let (o, t) = wr.cursor.before_batch(pos, rel);
         if let Some(o) = o {
             seg.push_offset_entry(o)
                 .map_err(|e| self.poison("write index", seg.offsets.path(), e))?;
@@ -313,20 +330,21 @@ impl Partition {
             .map_err(|e| self.poison("append to", seg.log.path(), e))?;
         seg.log.publish(end);
         let h = &batch.header;
-        w.cursor.after_batch(h.base_timestamp, h.max_timestamp);
         seg.note_append(next, h.max_timestamp);
-        w.next_offset = next;
+        wr.cursor.after_batch(h.base_timestamp, h.max_timestamp);
+        wr.next_offset = next;
         self.end.store(next, Ordering::SeqCst);
         if self.shared.no_sync {
             self.durable.store(next, Ordering::Release);
         }
+        // Only the writer-lock holder changes the counters: a load and a
+        // store, no locked read-modify-write on a line all partitions share.
+        let add = |c: &AtomicU64, n: u64| c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        add(&self.counters.records, u64::from(h.record_count));
+        add(&self.counters.batches, 1);
+        add(&self.counters.bytes, len);
         drop(w);
         self.wake();
-        let m = &self.shared.metrics;
-        m.records_appended
-            .fetch_add(u64::from(h.record_count), Ordering::Relaxed);
-        m.batches_appended.fetch_add(1, Ordering::Relaxed);
-        m.bytes_appended.fetch_add(len, Ordering::Relaxed);
         Ok(Appended {
             base_offset,
             rolled,
