@@ -111,6 +111,54 @@ fn a_failed_fsync_poisons_and_is_never_acknowledged() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A failed group-commit fsync with many writers waiting on it: nobody
+/// hangs, nobody whose record the failed sync was to cover is acknowledged,
+/// and every acknowledged record was durable when acknowledged.
+#[test]
+fn a_failed_group_commit_fails_every_waiter_and_acks_nothing_it_covered() {
+    let dir = test_dir("eio-group");
+    let fs = FaultyFs::new();
+    let opts = LogOptions::new().sync(SyncPolicy::EveryWrite);
+    let log = Log::open_on(
+        Arc::new(fs.clone()) as Arc<dyn FileSystem>,
+        &dir,
+        opts,
+        false,
+    )
+    .unwrap();
+    log.create_topic("t", TopicConfig::new()).unwrap();
+    fs.syncs_left.store(20, Ordering::SeqCst);
+    let tp = TopicPartition::new("t", 0);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (p, log, tp) = (log.producer(), log.clone(), tp.clone());
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                loop {
+                    match p.send("t", Record::new(b"v")) {
+                        Ok(md) => {
+                            let durable = log.partition_info(&tp).unwrap().durable_offset;
+                            assert!(durable > md.offset(), "acked {} above durable", md.offset());
+                            acked.push(md.offset());
+                        }
+                        Err(Error::Io { .. } | Error::Poisoned { .. }) => return acked,
+                        Err(e) => panic!("unexpected error {e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let acked: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let durable = log.partition_info(&tp).unwrap().durable_offset;
+    assert!(acked.iter().all(|&o| o < durable));
+    assert!(matches!(log.flush(), Err(Error::Poisoned { .. })));
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The same two failure scenarios on the simulated file system.
 mod on_the_simulated_fs {
     use super::*;

@@ -228,3 +228,41 @@ fn fetch_min_bytes_waits_for_enough_data() {
     c2.assign(&[tp]).unwrap();
     assert_eq!(c2.poll(Duration::from_millis(10)).unwrap().len(), 11);
 }
+
+/// A consumer that busy-waits between records (records arriving faster than
+/// `max_spin`) still sees every record once, in order, and a spin never
+/// outlives the poll's timeout.
+#[test]
+fn a_spinning_consumer_sees_every_record_in_order() {
+    let log = Log::temporary().unwrap();
+    log.create_topic("t", TopicConfig::new()).unwrap();
+    let n = 5_000u64;
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .enable_auto_commit(false)
+            .max_spin(Duration::from_secs(3600)),
+    );
+    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    let p = log.producer();
+    let sender = thread::spawn(move || {
+        for i in 0..n {
+            p.send("t", Record::new(&i.to_le_bytes()[..])).unwrap();
+            if i % 100 == 0 {
+                thread::yield_now();
+            }
+        }
+    });
+    let mut next = 0u64;
+    while next < n {
+        for r in &c.poll(Duration::from_secs(10)).unwrap() {
+            assert_eq!(r.offset(), next);
+            assert_eq!(r.value().unwrap(), &next.to_le_bytes()[..]);
+            next += 1;
+        }
+    }
+    sender.join().unwrap();
+    // Records came fast, so the consumer is in spinning mode; on a now idle
+    // partition the hour-long spin is cut short by the poll's timeout.
+    assert!(c.poll(Duration::from_millis(5)).unwrap().is_empty());
+}

@@ -60,6 +60,10 @@ pub struct Consumer {
     listener: Option<Box<dyn RebalanceListener>>,
     in_listener: bool,
     last_auto_commit: i64,
+    /// When a poll last returned records, and the gap before that one:
+    /// `park` spins only while records arrive faster than `max_spin`.
+    last_records_at: Option<Instant>,
+    last_gap: Option<Duration>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -84,6 +88,8 @@ impl Consumer {
             listener: None,
             in_listener: false,
             last_auto_commit: i64::MIN,
+            last_records_at: None,
+            last_gap: None,
         }
     }
 
@@ -288,9 +294,56 @@ impl Consumer {
                 if !self.assigned.is_empty() {
                     self.rr = (self.rr + 1) % self.assigned.len();
                 }
+                if !out.is_empty() {
+                    self.last_gap = self.last_records_at.map(|t| now.duration_since(t));
+                    self.last_records_at = Some(now);
+                }
                 return Ok(out);
             }
-            self.park(&ends, deadline);
+            if !self.spin(&ends, deadline) {
+                self.park(&ends, deadline);
+            }
+        }
+    }
+
+    /// Busy-waits, up to `max_spin` and never past the deadline, for an
+    /// assigned partition's end offset to move past `ends` or the group to
+    /// change. Only while records have been arriving less than `max_spin`
+    /// apart: then the next one most likely comes before the spin ends, and
+    /// the consumer skips the scheduler's wake-up latency. Returns whether
+    /// something moved.
+    fn spin(&self, ends: &[u64], deadline: Option<Instant>) -> bool {
+        let budget = self.config.max_spin;
+        if budget.is_zero() || self.last_gap.is_none_or(|g| g > budget) {
+            return false;
+        }
+        let version = self.membership.as_ref().map(|m| m.group.version());
+        let start = Instant::now();
+        let until = deadline.map_or(start + budget, |d| d.min(start + budget));
+        loop {
+            for _ in 0..64 {
+                let moved = self
+                    .assigned
+                    .iter()
+                    .zip(ends)
+                    .any(|(a, &e)| a.part.end_offset() != e);
+                if moved {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            // The group version sits behind the group's lock: checked once
+            // a round, not once a load.
+            let regrouped = self
+                .membership
+                .as_ref()
+                .is_some_and(|m| Some(m.group.version()) != version);
+            if regrouped {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
         }
     }
 

@@ -14,7 +14,7 @@
 //! acknowledge data the kernel already dropped.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -109,6 +109,52 @@ pub(crate) struct Partition {
     has_waiters: AtomicBool,
     deleted: AtomicBool,
     counters: AppendCounters,
+    group_commit: GroupCommit,
+}
+
+/// Group-commit state: who leads the current sync, and who waits for it.
+#[derive(Debug, Default)]
+struct GroupCommit {
+    leading: AtomicBool,
+    waiting: Mutex<Vec<std::thread::Thread>>,
+    /// How many waiters the last leader woke.
+    last_woken: AtomicUsize,
+}
+
+/// How many times a new leader yields the CPU, at most, to let the
+/// writers the previous sync woke append before it reads the end offset.
+const GATHER_YIELDS: u32 = 16;
+
+impl GroupCommit {
+    /// Called by a new leader before it syncs. The writers the previous
+    /// leader woke are about to append again; syncing before they have
+    /// would leave them all for the sync after, halving the records per
+    /// fdatasync. So the leader yields until they have joined the waiting
+    /// list (or a few yields have passed). A single writer never waits.
+    fn gather(&self) {
+        let expect = self.last_woken.load(Ordering::Relaxed);
+        for _ in 0..GATHER_YIELDS {
+            if self.waiting.lock().len() + 1 >= expect {
+                break;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Ends a leader's turn, even if its sync panics: clears `leading`, then
+/// wakes every waiter so that one of them can lead the next sync.
+struct Leading<'a>(&'a GroupCommit);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.leading.store(false, Ordering::Release);
+        let waiting = std::mem::take(&mut *self.0.waiting.lock());
+        self.0.last_woken.store(waiting.len(), Ordering::Relaxed);
+        for t in waiting {
+            t.unpark();
+        }
+    }
 }
 
 /// What a partition has appended since the log was opened.
@@ -172,6 +218,7 @@ impl Partition {
             has_waiters: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
             counters: AppendCounters::default(),
+            group_commit: GroupCommit::default(),
         }
     }
 
@@ -451,12 +498,53 @@ impl Partition {
     }
 
     /// Makes every offset below `target` durable. Concurrent callers share
-    /// one fdatasync: whoever holds `sync_lock` syncs everything appended so
-    /// far, and the callers queued behind it find their target covered.
+    /// fdatasyncs (group commit): one caller at a time leads and syncs
+    /// everything appended so far; the others park until it finishes and
+    /// are woken all at once. A follower whose record landed after the
+    /// leader read the end offset leads the next sync, which covers every
+    /// record appended meanwhile.
+    ///
+    /// Followers do not queue on a lock: handing a lock from one woken
+    /// thread to the next costs a context switch each, and with many
+    /// writers that chain, not the disk, set the pace.
     pub fn sync_to(&self, target: u64) -> Result<()> {
         if self.shared.no_sync || self.durable_offset() >= target {
             return Ok(());
         }
+        loop {
+            if self.durable_offset() >= target {
+                return Ok(());
+            }
+            self.shared.check_not_poisoned()?;
+            let gc = &self.group_commit;
+            if gc
+                .leading
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                let _lead = Leading(gc);
+                gc.gather();
+                return self.sync_now(target);
+            }
+            {
+                let mut waiting = gc.waiting.lock();
+                // Checked under the list lock: a leader clears `leading`
+                // before it takes the list, so either we see it cleared
+                // (and retry) or it sees us in the list (and wakes us).
+                if !gc.leading.load(Ordering::Acquire) || self.durable_offset() >= target {
+                    continue;
+                }
+                waiting.push(std::thread::current());
+            }
+            // A wake-up that came before the park makes it return at once;
+            // spurious ones just go round the loop.
+            std::thread::park();
+        }
+    }
+
+    /// One fdatasync of the active segment, under `sync_lock`, covering
+    /// everything appended before it starts.
+    fn sync_now(&self, target: u64) -> Result<()> {
         let _s = self.sync_lock.lock();
         if self.durable_offset() >= target {
             return Ok(());
