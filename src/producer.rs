@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::format::batch::{encode_record_body, record_body_len, EncodeRecord, EncodedBatch};
 use crate::format::varint::{uvarint_len, varint_len};
 use crate::log::LogInner;
-use crate::record::{Record, RecordMetadata};
+use crate::record::{Record, RecordMetadata, TopicName};
 use crate::storage::partition::Partition;
 use crate::topic::Topic;
 use crate::Compression;
@@ -88,7 +88,7 @@ impl Producer {
         let mut batch = encode(t, std::slice::from_ref(record).iter(), now)?;
         let offset = append_encoded(&self.inner, t, p, &mut batch)?;
         Ok(RecordMetadata {
-            topic: t.name.clone(),
+            topic: TopicName::new(&t.name),
             partition: p,
             offset,
             timestamp: record.timestamp.unwrap_or(now),
@@ -131,9 +131,10 @@ impl Producer {
             .collect();
         let now = self.inner.shared.clock.now_ms();
         let mut out = Vec::with_capacity(records.len());
+        let name = TopicName::new(&t.name);
         let push = |out: &mut Vec<RecordMetadata>, p: u32, offset: u64, r: &Record<'_>| {
             out.push(RecordMetadata {
-                topic: t.name.clone(),
+                topic: name.clone(),
                 partition: p,
                 offset,
                 timestamp: r.timestamp.unwrap_or(now),
@@ -192,11 +193,12 @@ pub(crate) fn append_records(
     let now = inner.shared.clock.now_ms();
     let mut batch = encode(t, records.iter().copied(), now)?;
     let base = append_encoded(inner, t, p, &mut batch)?;
+    let name = TopicName::new(&t.name);
     Ok(records
         .iter()
         .enumerate()
         .map(|(i, r)| RecordMetadata {
-            topic: t.name.clone(),
+            topic: name.clone(),
             partition: p,
             offset: base + i as u64,
             timestamp: r.timestamp.unwrap_or(now),

@@ -100,10 +100,62 @@ impl<'a> Record<'a> {
     }
 }
 
+/// A topic name inside each [`RecordMetadata`]. Short names (almost all)
+/// are held by value, so that making and dropping one metadata per record
+/// of a large batch touches no shared reference count; longer names share
+/// the topic's `Arc`.
+#[derive(Clone)]
+pub(crate) enum TopicName {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Shared(Arc<str>),
+}
+
+/// Names up to this many bytes are held inline.
+const INLINE_NAME: usize = 30;
+
+impl TopicName {
+    pub fn new(name: &Arc<str>) -> Self {
+        if name.len() <= INLINE_NAME {
+            let mut bytes = [0u8; INLINE_NAME];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            TopicName::Inline {
+                len: name.len() as u8,
+                bytes,
+            }
+        } else {
+            TopicName::Shared(name.clone())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole, so always valid UTF-8.
+            TopicName::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            TopicName::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for TopicName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for TopicName {}
+
+impl std::fmt::Debug for TopicName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// Where a sent record landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    pub(crate) topic: Arc<str>,
+    pub(crate) topic: TopicName,
     pub(crate) partition: u32,
     pub(crate) offset: u64,
     pub(crate) timestamp: i64,
@@ -112,7 +164,7 @@ pub struct RecordMetadata {
 impl RecordMetadata {
     /// The topic.
     pub fn topic(&self) -> &str {
-        &self.topic
+        self.topic.as_str()
     }
     /// The partition.
     pub fn partition(&self) -> u32 {
@@ -471,5 +523,35 @@ impl<'a> Iterator for Headers<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         // Headers were validated when the batch was read.
         self.inner.next_checked()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_inline_and_shared_read_back_and_compare_by_text() {
+        let limit = "é".repeat(INLINE_NAME / 2); // 30 bytes of two-byte chars
+        let longer = format!("{limit}x");
+        for name in ["", "orders", limit.as_str(), longer.as_str()] {
+            let arc: Arc<str> = Arc::from(name);
+            let t = TopicName::new(&arc);
+            assert_eq!(t.as_str(), name);
+            assert_eq!(t.clone(), TopicName::Shared(arc.clone()));
+            assert_eq!(format!("{t:?}"), format!("{name:?}"));
+        }
+        assert!(matches!(
+            TopicName::new(&Arc::from(limit.as_str())),
+            TopicName::Inline { .. }
+        ));
+        assert!(matches!(
+            TopicName::new(&Arc::from(longer.as_str())),
+            TopicName::Shared(_)
+        ));
+        assert_ne!(
+            TopicName::new(&Arc::from("a")),
+            TopicName::new(&Arc::from("b"))
+        );
     }
 }

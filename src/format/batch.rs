@@ -669,17 +669,21 @@ fn compress_section(section: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
             const { std::cell::RefCell::new(None) };
     }
     let bound = zstd::zstd_safe::compress_bound(section.len());
-    let mut out = vec![0u8; HEADER_LEN + bound];
-    let n = CTX.with(|cell| -> std::io::Result<usize> {
+    let mut out = Vec::with_capacity(HEADER_LEN + bound);
+    out.resize(HEADER_LEN, 0);
+    // Compressed straight in after the header space: the cursor starts
+    // there, and nothing past what zstd writes is ever initialized.
+    let mut cursor = std::io::Cursor::new(out);
+    cursor.set_position(HEADER_LEN as u64);
+    CTX.with(|cell| -> std::io::Result<usize> {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
             *slot = Some((level, zstd::bulk::Compressor::new(level)?));
         }
         let (_, c) = slot.as_mut().expect("set above");
-        c.compress_to_buffer(section, &mut out[HEADER_LEN..])
+        c.compress_to_buffer(section, &mut cursor)
     })?;
-    out.truncate(HEADER_LEN + n);
-    Ok(out)
+    Ok(cursor.into_inner())
 }
 
 #[cfg(test)]
