@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use crate::io::{FileHandle, FileSystem, Mapping, OpenMode};
 
 /// The smallest block of file space reserved at a time.
@@ -23,7 +25,11 @@ pub(crate) const WRITE_THROUGH_FILE: usize = 16 << 10;
 
 pub(crate) struct MappedFile {
     path: PathBuf,
-    file: Arc<dyn FileHandle>,
+    /// The open file, until [`release_handle`](Self::release_handle): a
+    /// sealed file is only read, through its mapping, which stays valid
+    /// without a descriptor. Releasing keeps a log's open descriptors to
+    /// the active segments, however many sealed ones it has.
+    file: Mutex<Option<Arc<dyn FileHandle>>>,
     map: Option<Box<dyn Mapping>>,
     published: AtomicU64,
     /// Bytes of file space reserved. Only the writer changes it.
@@ -70,7 +76,7 @@ impl MappedFile {
         };
         Ok(MappedFile {
             path: path.to_owned(),
-            file,
+            file: Mutex::new(Some(file)),
             map,
             published: AtomicU64::new(valid),
             allocated: AtomicU64::new(len.min(capacity)),
@@ -126,7 +132,7 @@ impl MappedFile {
         }
         self.reserve(end)?;
         if data.len() >= WRITE_THROUGH_FILE {
-            self.file.write_at(data, start)?;
+            self.handle()?.write_at(data, start)?;
         } else {
             // SAFETY: `[start, end)` is within capacity (checked above) and
             // within the allocated file (reserve). It lies past the
@@ -150,7 +156,7 @@ impl MappedFile {
         }
         let step = allocated.clamp(MIN_ALLOCATION, MAX_ALLOCATION);
         let target = end.max(allocated + step).min(self.capacity()).max(end);
-        self.file.allocate(target)?;
+        self.handle()?.allocate(target)?;
         self.allocated.store(target, Ordering::Relaxed);
         Ok(())
     }
@@ -158,14 +164,30 @@ impl MappedFile {
     /// Cuts the file to the published length, returning reserved space.
     pub fn trim(&self) -> io::Result<()> {
         let len = self.len();
-        if self.file.len()? != len {
-            self.file.set_len(len)?;
+        let file = self.handle()?;
+        if file.len()? != len {
+            file.set_len(len)?;
         }
         self.allocated.store(len, Ordering::Relaxed);
         Ok(())
     }
 
     pub fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        self.handle()?.sync_data()
+    }
+
+    fn handle(&self) -> io::Result<Arc<dyn FileHandle>> {
+        self.file.lock().clone().ok_or_else(|| {
+            io::Error::other(format!(
+                "{} is sealed: its handle was released",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// Closes the file's descriptor; the mapping stays. For sealed files,
+    /// which are never written, trimmed or synced again.
+    pub fn release_handle(&self) {
+        *self.file.lock() = None;
     }
 }

@@ -192,6 +192,9 @@ impl Partition {
             .expect("a loaded partition has a segment");
         let end = active.next_offset();
         let first_base = loaded.segments.first().map_or(end, |s| s.base);
+        for sealed in &loaded.segments[..loaded.segments.len() - 1] {
+            sealed.release_handles();
+        }
         // Everything loaded was on disk when we read it; whether it is
         // durable past a power cut is what the recovery point says, and
         // the next sync or roll covers the rest.
@@ -275,6 +278,9 @@ impl Partition {
         let matches = run.is_some_and(|r| r.iter().zip(old).all(|(a, b)| Arc::ptr_eq(a, b)));
         if !matches || at + old.len() >= segs.len() {
             return false;
+        }
+        if let Some(n) = &new {
+            n.release_handles();
         }
         let mut list = Vec::with_capacity(segs.len());
         list.extend_from_slice(&segs[..at]);
@@ -440,6 +446,8 @@ impl Partition {
         list.push(new.clone());
         *segs = Arc::new(list);
         drop(segs);
+        // Only now: a syncer picks the last segment of the list.
+        old.release_handles();
         w.active = new;
         w.cursor = IndexCursor::new(self.cfg.index_interval_bytes);
         self.shared

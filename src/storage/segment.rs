@@ -178,6 +178,14 @@ impl Segment {
         }
     }
 
+    /// Closes the three files' descriptors, keeping their mappings: the
+    /// segment is sealed and from now on only read.
+    pub fn release_handles(&self) {
+        for f in [&self.log, &self.offsets, &self.times] {
+            f.release_handle();
+        }
+    }
+
     /// Paths of the three files.
     pub fn paths(&self) -> [PathBuf; 3] {
         [
