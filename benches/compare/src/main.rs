@@ -772,8 +772,9 @@ fn w_groups(rep: &mut Report, sc: &Scale, dirs: &Dirs) {
                 c.poll(Duration::from_millis(20)).unwrap();
                 state[i].store(c.assignment().len(), Ordering::Release);
             }
-            state[i].store(0, Ordering::Release);
             c.close().unwrap();
+            // After close: closing revokes, which the listener publishes.
+            state[i].store(0, Ordering::Release);
         })
     };
     let stop_all = Arc::new(AtomicBool::new(false));
