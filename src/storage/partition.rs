@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -119,26 +119,38 @@ struct GroupCommit {
     waiting: Mutex<Vec<std::thread::Thread>>,
     /// How many waiters the last leader woke.
     last_woken: AtomicUsize,
+    /// How long the last leader's sync took, in nanoseconds.
+    last_sync_ns: AtomicU64,
 }
-
-/// How many times a new leader yields the CPU, at most, to let the
-/// writers the previous sync woke append before it reads the end offset.
-const GATHER_YIELDS: u32 = 16;
 
 impl GroupCommit {
     /// Called by a new leader before it syncs. The writers the previous
     /// leader woke are about to append again; syncing before they have
     /// would leave them all for the sync after, halving the records per
-    /// fdatasync. So the leader yields until they have joined the waiting
-    /// list (or a few yields have passed). A single writer never waits.
+    /// fdatasync. So the leader yields the CPU until they have joined the
+    /// waiting list, for at most half the duration of the last fdatasync
+    /// (each of them waits that long for the next one anyway). A single
+    /// writer never waits.
     fn gather(&self) {
         let expect = self.last_woken.load(Ordering::Relaxed);
-        for _ in 0..GATHER_YIELDS {
-            if self.waiting.lock().len() + 1 >= expect {
-                break;
-            }
+        if expect == 0 {
+            return;
+        }
+        let budget = Duration::from_nanos(self.last_sync_ns.load(Ordering::Relaxed) / 2)
+            .min(Duration::from_millis(1));
+        let start = Instant::now();
+        while self.waiting.lock().len() < expect && start.elapsed() < budget {
             std::thread::yield_now();
         }
+    }
+
+    /// Runs a leader's fdatasync, remembering how long it took.
+    fn timed<T>(&self, sync: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let r = sync();
+        let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_sync_ns.store(ns, Ordering::Relaxed);
+        r
     }
 }
 
@@ -532,7 +544,7 @@ impl Partition {
             {
                 let _lead = Leading(gc);
                 gc.gather();
-                return self.sync_now(target);
+                return gc.timed(|| self.sync_now(target));
             }
             {
                 let mut waiting = gc.waiting.lock();
