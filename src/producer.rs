@@ -152,19 +152,20 @@ impl Producer {
         }
         // Several partitions: encode every batch first, so that a record
         // that is too large fails the call before anything is written.
+        // Record indices grouped by partition, in partition order and, within
+        // one, in the caller's order (a stable sort).
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by_key(|&i| parts[i]);
         let mut batches = Vec::new();
-        for p in 0..t.partitions.len() as u32 {
-            let mine = || records.iter().zip(&parts).filter(move |(_, &q)| q == p);
-            if mine().next().is_some() {
-                batches.push((p, encode(&t, mine().map(|(r, _)| r), now)?));
-            }
+        for run in order.chunk_by(|&a, &b| parts[a] == parts[b]) {
+            let batch = encode(&t, run.iter().map(|&i| &records[i]), now)?;
+            batches.push((run, batch));
         }
         let mut offsets = vec![0u64; records.len()];
-        for (p, batch) in &mut batches {
-            let base = append_encoded(&self.inner, &t, *p, batch)?;
-            let mine = offsets.iter_mut().zip(&parts).filter(|(_, &q)| q == *p);
-            for (next, (o, _)) in (base..).zip(mine) {
-                *o = next;
+        for (run, batch) in &mut batches {
+            let base = append_encoded(&self.inner, &t, parts[run[0]], batch)?;
+            for (next, &i) in (base..).zip(run.iter()) {
+                offsets[i] = next;
             }
         }
         for ((r, &p), &o) in records.iter().zip(&parts).zip(&offsets) {

@@ -218,3 +218,54 @@ fn metrics_count_appends_of_live_and_deleted_topics() {
     p.send("b", Record::new(b"y")).unwrap();
     assert_eq!(log.metrics().records_appended, 36);
 }
+
+/// A keyed `send_batch` spreads over partitions: one batch per partition,
+/// metadata in the caller's order, each record at the partition and offset
+/// its metadata names, and within a partition in the caller's order. A
+/// too-large record anywhere in the call writes nothing to any partition.
+#[test]
+fn keyed_batches_spread_over_partitions_in_order() {
+    let log = Log::temporary().unwrap();
+    log.create_topic("k", TopicConfig::new().partitions(5).max_record_bytes(500))
+        .unwrap();
+    let p = log.producer();
+    let values: Vec<Vec<u8>> = (0..200u32).map(|i| format!("v{i}").into_bytes()).collect();
+    let recs: Vec<Record<'_>> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record::new(&v[..]).key(format!("key{}", i % 17).into_bytes()))
+        .collect();
+    let mds = p.send_batch("k", recs).unwrap();
+    assert_eq!(mds.len(), 200);
+    assert_eq!(log.metrics().batches_appended, 5);
+    let mut last = [None::<u64>; 5];
+    for (md, v) in mds.iter().zip(&values) {
+        let got = read_all(&log, "k", md.partition(), md.offset());
+        assert_eq!(got[0], (md.offset(), v.clone()));
+        let prev = &mut last[md.partition() as usize];
+        assert!(prev.is_none_or(|o| md.offset() == o + 1));
+        *prev = Some(md.offset());
+    }
+    let ends = |log: &Log| -> Vec<u64> {
+        (0..5)
+            .map(|i| {
+                log.partition_info(&TopicPartition::new("k", i))
+                    .unwrap()
+                    .end_offset
+            })
+            .collect()
+    };
+    let before = ends(&log);
+    let big = vec![0u8; 600];
+    let bad: Vec<Record<'_>> = (0..40u32)
+        .map(|i| {
+            let v = if i == 39 { &big[..] } else { &b"small"[..] };
+            Record::new(v).key(i.to_le_bytes().to_vec())
+        })
+        .collect();
+    assert!(matches!(
+        p.send_batch("k", bad),
+        Err(streamlog::Error::RecordTooLarge { .. })
+    ));
+    assert_eq!(ends(&log), before);
+}
