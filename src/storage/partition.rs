@@ -137,9 +137,12 @@ impl Partition {
             .expect("a loaded partition has a segment");
         let end = active.next_offset();
         let first_base = loaded.segments.first().map_or(end, |s| s.base);
-        // Everything loaded was on disk when we read it; whether it is
-        // durable past a power cut is what the recovery point says, and
-        // the next sync or roll covers the rest.
+        // Recovery synced everything it loaded, unless it left the active
+        // segment's tail to the next sync (a same-boot recovery): then only
+        // what lies below `loaded.durable` is known to be durable, and the
+        // next `sync_to` (flush, sync policy, group commit) or roll syncs
+        // the active segment, which holds all the rest.
+        let durable = loaded.durable.map_or(end, |d| d.min(end));
         Partition {
             topic,
             id,
@@ -155,7 +158,7 @@ impl Partition {
             start: AtomicU64::new(cp.log_start.max(first_base).min(end)),
             cleaner_point: AtomicU64::new(cp.cleaner_point),
             end: AtomicU64::new(end),
-            durable: AtomicU64::new(end),
+            durable: AtomicU64::new(durable),
             sync_lock: Mutex::new(()),
             last_sync_ns: AtomicU64::new(0),
             created: Instant::now(),
