@@ -187,6 +187,43 @@ impl SimFs {
         fs
     }
 
+    /// Kills the process at its `n`th operation from now (1: the next).
+    pub fn kill_after(&self, n: u64) {
+        let mut s = self.state.lock();
+        s.kill_at = Some(s.ops + n.max(1));
+    }
+
+    /// Kills the process now: every later call through this handle (and
+    /// the files and mappings opened through it) fails, so a `Log` dropped
+    /// afterwards cannot close cleanly.
+    pub fn kill_now(&self) {
+        self.state.lock().killed = true;
+    }
+
+    /// Whether the process was killed.
+    pub fn was_killed(&self) -> bool {
+        self.state.lock().killed
+    }
+
+    /// The same machine after a process kill: what was written is all
+    /// there (synced or not), the boot id is unchanged, locks and
+    /// mappings of the dead process are gone. The power may be cut at
+    /// operation `cut_at` of the new process.
+    pub fn restart(&self, cut_at: Option<u64>) -> SimFs {
+        let s = self.state.lock();
+        let fs = SimFs::default();
+        {
+            let mut n = fs.state.lock();
+            n.inodes = s.inodes.clone();
+            n.live = s.live.clone();
+            n.durable = s.durable.clone();
+            n.rng = s.rng;
+            n.boot = s.boot;
+            n.cut_at = cut_at;
+        }
+        fs
+    }
+
     /// A file system booted from a power-cut image.
     pub fn from_image(image: &Image, cut_at: Option<u64>, seed: u64) -> SimFs {
         let fs = SimFs::new(cut_at, seed);
