@@ -29,6 +29,7 @@ pub(crate) const LOCK_FILE: &str = ".lock";
 pub(crate) const REGISTRY_FILE: &str = "topics.registry";
 pub(crate) const CHECKPOINT_FILE: &str = "partitions.checkpoint";
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = "clean-shutdown";
+pub(crate) const SESSION_FILE: &str = "session";
 
 /// An open log directory. Cheap to clone: clones share one log.
 ///
@@ -230,6 +231,7 @@ impl Log {
             }
         }
         report.clean_shutdown = clean;
+        let same_boot = !clean && !temporary && session_is_this_boot(&*fs, dir);
         let checkpoints = read_checkpoint(&*fs, dir).unwrap_or_else(|e| {
             // The checkpoint only saves work: if it is damaged, scan everything.
             report.checkpoint_ignored = Some(e.to_string());
@@ -260,6 +262,7 @@ impl Log {
                     dir: &pdir,
                     mode: opts.recovery,
                     clean,
+                    same_boot,
                     recovery_point: rp,
                     log_start: start,
                     segment_bytes: cfg.segment_bytes,
@@ -300,6 +303,9 @@ impl Log {
         if !inner.report.truncations.is_empty() || !clean {
             let _g = inner.admin.lock();
             inner.write_checkpoint()?;
+        }
+        if !temporary {
+            write_session(&*fs, dir)?;
         }
         Ok(Log { inner })
     }
@@ -546,6 +552,41 @@ fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn Any + Send + Syn
     }
 }
 
+/// Whether the session marker names the boot the machine is on now, so that
+/// the run that last had the log open shared this page cache: whatever it
+/// wrote is there, synced or not (see `storage::tail`). A missing, torn or
+/// damaged marker, or a platform without boot ids, means no.
+fn session_is_this_boot(fs: &dyn FileSystem, dir: &Path) -> bool {
+    let Some(now) = fs.boot_id() else {
+        return false;
+    };
+    fs.read(&dir.join(SESSION_FILE))
+        .ok()
+        .and_then(|b| meta::decode_session(&b))
+        .is_some_and(|id| id == now)
+}
+
+/// Records the current boot in the session marker, once every partition is
+/// loaded: only then is what the page cache holds something recovery has
+/// validated (after a power cut, the marker still names the old boot until
+/// this point, so a crash while loading is recovered the slow way again).
+///
+/// Written in place and never synced, on purpose. On the same boot the page
+/// cache serves it whole, or torn by a crash mid-write (its CRC then fails,
+/// which only costs a full scan). After a machine crash the next boot has a
+/// different id, so whether the marker reached the disk, whole or at all,
+/// cannot matter: either way recovery takes the power-cut path.
+fn write_session(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let path = dir.join(SESSION_FILE);
+    let Some(bytes) = fs.boot_id().and_then(|id| meta::encode_session(&id)) else {
+        return Ok(());
+    };
+    let f = fs
+        .open(&path, OpenMode::CreateTruncate)
+        .map_err(io_err("create", &path))?;
+    f.write_at(&bytes, 0).map_err(io_err("write", &path))
+}
+
 fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
     let path = dir.join(CHECKPOINT_FILE);
     let mut out = HashMap::new();
@@ -739,6 +780,7 @@ impl LogInner {
                 let loaded = Loaded {
                     segments: vec![Arc::new(seg)],
                     cursor: crate::storage::recovery::IndexCursor::new(cfg.index_interval_bytes),
+                    durable: None,
                 };
                 parts.push(Arc::new(Partition::new(
                     name.clone(),

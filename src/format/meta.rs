@@ -1,5 +1,5 @@
-//! Metadata files (the topic registry and the partition checkpoint): UTF-8
-//! text, one item per line, framed by a header line naming the kind and
+//! Metadata files (the topic registry, the partition checkpoint and the
+//! session marker): UTF-8 text, one item per line, framed by a header line naming the kind and
 //! version and a trailer line holding the CRC32 of everything before it.
 //!
 //! ```text
@@ -69,6 +69,26 @@ pub(crate) fn decode(kind: &str, bytes: &[u8]) -> Result<Vec<String>, MetaError>
     Ok(lines.map(str::to_owned).collect())
 }
 
+/// The one line of the session marker: `boot <boot id>`.
+const SESSION_KIND: &str = "session";
+
+/// Encodes the session marker naming the boot the log was opened on, or
+/// `None` for an id that cannot be one line.
+pub(crate) fn encode_session(boot_id: &str) -> Option<Vec<u8>> {
+    let ok = !boot_id.is_empty() && !boot_id.contains(['\n', '\r']);
+    ok.then(|| encode(SESSION_KIND, &[format!("boot {boot_id}")]))
+}
+
+/// The boot id a session marker names; `None` if the file is damaged, torn
+/// or of another version, which recovery treats as "another boot".
+pub(crate) fn decode_session(bytes: &[u8]) -> Option<String> {
+    let lines = decode(SESSION_KIND, bytes).ok()?;
+    match &lines[..] {
+        [line] => line.strip_prefix("boot ").map(str::to_owned),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +129,29 @@ mod tests {
             decode("topics", v2.as_bytes()),
             Err(MetaError::UnsupportedVersion(2))
         );
+    }
+
+    #[test]
+    fn pins_session_marker_bytes() {
+        let bytes = encode_session("8cc40b0a-ea27-479a-9789-dcde13d97510").unwrap();
+        let body = "streamlog-session 1\nboot 8cc40b0a-ea27-479a-9789-dcde13d97510\n";
+        let crc = crc32fast::hash(body.as_bytes());
+        assert_eq!(crc, 0x5740_22fa, "FORMAT.md §9.1 quotes this CRC");
+        assert_eq!(bytes, format!("{body}crc32 {crc:08x}\n").into_bytes());
+        assert_eq!(
+            decode_session(&bytes).as_deref(),
+            Some("8cc40b0a-ea27-479a-9789-dcde13d97510")
+        );
+        // A torn marker (any prefix short of the trailer's final newline)
+        // or a damaged one names no boot.
+        for n in 0..bytes.len() - 1 {
+            assert_eq!(decode_session(&bytes[..n]), None, "prefix of {n} bytes");
+        }
+        let mut bad = bytes.clone();
+        bad[30] ^= 1;
+        assert_eq!(decode_session(&bad), None);
+        assert_eq!(decode_session(&encode("session", &[])), None);
+        assert_eq!(encode_session(""), None);
+        assert_eq!(encode_session("a\nb"), None);
     }
 }

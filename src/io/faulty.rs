@@ -74,6 +74,9 @@ impl FileSystem for Arc<FaultyFs> {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send + Sync>> {
         StdFs.lock(path)
     }
+    fn boot_id(&self) -> Option<String> {
+        StdFs.boot_id()
+    }
 }
 
 struct FaultyFile {

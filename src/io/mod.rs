@@ -45,6 +45,12 @@ pub(crate) trait FileSystem: Send + Sync + fmt::Debug {
     /// held until the returned guard drops. Fails with
     /// `io::ErrorKind::WouldBlock` when someone else holds it.
     fn lock(&self, path: &Path) -> io::Result<Box<dyn Any + Send + Sync>>;
+    /// Identifies the running kernel instance: the same string for as long
+    /// as the machine stays up, a different one after any reboot. Two
+    /// opens that see the same id share one page cache, so every byte the
+    /// first wrote is still there for the second, synced or not. `None`
+    /// when the platform cannot tell; recovery then assumes the worst.
+    fn boot_id(&self) -> Option<String>;
 
     /// Reads a whole file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

@@ -7,11 +7,19 @@
 //! each file's unsynced tail may survive torn at any byte; from then on every
 //! operation fails, as if the machine were off. The image opens as a fresh
 //! file system, on which recovery runs.
+//!
+//! A process kill is the other kind of crash: at a chosen operation the
+//! writing process dies, its last write torn (a prefix of it lands), and
+//! every later call of that process fails. The page cache survives: a
+//! [`SimFs::restart`] sees every byte written so far, synced or not, under
+//! the same boot id, with the synced state kept apart so that a power cut
+//! can still follow. [`SimFs::from_image`] is a reboot and gets a new boot id.
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -45,6 +53,11 @@ struct State {
     ops: u64,
     cut_at: Option<u64>,
     image: Option<Image>,
+    /// The operation at which the process is killed.
+    kill_at: Option<u64>,
+    killed: bool,
+    /// Which boot of the simulated machine this is.
+    boot: u64,
     rng: u64,
     /// Bytes that allocations may still add (ENOSPC beyond).
     space_left: Option<u64>,
@@ -86,7 +99,7 @@ impl State {
     /// Counts an operation; at the cut, takes the image. Errors once the
     /// power is off.
     fn op(&mut self) -> io::Result<()> {
-        if self.image.is_some() {
+        if self.image.is_some() || self.killed {
             return Err(dead());
         }
         self.ops += 1;
@@ -94,7 +107,26 @@ impl State {
             self.take_image();
             return Err(dead());
         }
+        if self.kill_at == Some(self.ops) {
+            self.killed = true;
+            return Err(dead());
+        }
         Ok(())
+    }
+
+    /// Like [`op`](Self::op) for a write of `data` at `pos` of inode `ino`:
+    /// if the process dies at this very write, a random prefix of it lands
+    /// in the page cache first, as when a copy is interrupted.
+    fn write_op(&mut self, ino: usize, pos: usize, data: &[u8]) -> io::Result<()> {
+        if self.image.is_none() && !self.killed && self.kill_at == Some(self.ops + 1) {
+            let keep = (self.xorshift() % (data.len() as u64 + 1)) as usize;
+            let d = &mut self.inodes[ino].data;
+            if d.len() < pos + keep {
+                d.resize(pos + keep, 0);
+            }
+            d[pos..pos + keep].copy_from_slice(&data[..keep]);
+        }
+        self.op()
     }
 
     fn take_image(&mut self) {
@@ -144,11 +176,50 @@ impl SimFs {
     /// A fresh, empty file system whose power is cut at operation `cut_at`
     /// (never if `None`); `seed` drives how unsynced writes are torn.
     pub fn new(cut_at: Option<u64>, seed: u64) -> SimFs {
+        static BOOTS: AtomicU64 = AtomicU64::new(1);
         let fs = SimFs::default();
         {
             let mut s = fs.state.lock();
             s.cut_at = cut_at;
             s.rng = seed | 1;
+            s.boot = BOOTS.fetch_add(1, Ordering::Relaxed);
+        }
+        fs
+    }
+
+    /// Kills the process at its `n`th operation from now (1: the next).
+    pub fn kill_after(&self, n: u64) {
+        let mut s = self.state.lock();
+        s.kill_at = Some(s.ops + n.max(1));
+    }
+
+    /// Kills the process now: every later call through this handle (and
+    /// the files and mappings opened through it) fails, so a `Log` dropped
+    /// afterwards cannot close cleanly.
+    pub fn kill_now(&self) {
+        self.state.lock().killed = true;
+    }
+
+    /// Whether the process was killed.
+    pub fn was_killed(&self) -> bool {
+        self.state.lock().killed
+    }
+
+    /// The same machine after a process kill: what was written is all
+    /// there (synced or not), the boot id is unchanged, locks and
+    /// mappings of the dead process are gone. The power may be cut at
+    /// operation `cut_at` of the new process.
+    pub fn restart(&self, cut_at: Option<u64>) -> SimFs {
+        let s = self.state.lock();
+        let fs = SimFs::default();
+        {
+            let mut n = fs.state.lock();
+            n.inodes = s.inodes.clone();
+            n.live = s.live.clone();
+            n.durable = s.durable.clone();
+            n.rng = s.rng;
+            n.boot = s.boot;
+            n.cut_at = cut_at;
         }
         fs
     }
@@ -322,6 +393,11 @@ impl FileSystem for SimFs {
         }
         Ok(Box::new(LockGuard(self.clone(), path.to_owned())))
     }
+
+    /// Stable for one machine; a reboot from an image is another boot.
+    fn boot_id(&self) -> Option<String> {
+        Some(format!("sim-boot-{}", self.state.lock().boot))
+    }
 }
 
 struct SimFile {
@@ -350,7 +426,7 @@ impl FileHandle for SimFile {
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
         let mut s = self.fs.state.lock();
-        s.op()?;
+        s.write_op(self.ino, pos as usize, buf)?;
         let d = &mut s.inodes[self.ino].data;
         let end = pos as usize + buf.len();
         if d.len() < end {
@@ -474,9 +550,9 @@ impl Mapping for SimMap {
         // not accessed concurrently.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.add(pos), data.len()) };
         let mut s = self.fs.state.lock();
-        if s.op().is_err() {
-            // The machine is off: the store never reaches the page cache
-            // that the image was taken from.
+        if s.write_op(self.ino, pos, data).is_err() {
+            // The machine is off (the store never reaches the page cache
+            // the image was taken from), or the process died during it.
             return;
         }
         let d = &mut s.inodes[self.ino].data;

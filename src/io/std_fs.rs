@@ -76,6 +76,15 @@ impl FileSystem for StdFs {
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
     }
+
+    /// Linux draws a random UUID at every boot. Elsewhere (or if /proc is
+    /// not mounted) there is no id, and every unclean open takes the slow,
+    /// power-cut-safe recovery path.
+    fn boot_id(&self) -> Option<String> {
+        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim();
+        (!id.is_empty()).then(|| id.to_owned())
+    }
 }
 
 struct StdFile(File);

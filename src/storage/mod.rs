@@ -13,6 +13,7 @@ pub(crate) mod mapped;
 pub(crate) mod partition;
 pub(crate) mod recovery;
 pub(crate) mod segment;
+pub(crate) mod tail;
 
 /// What the partition checkpoint file records for one partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

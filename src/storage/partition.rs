@@ -207,9 +207,12 @@ impl Partition {
         for sealed in &loaded.segments[..loaded.segments.len() - 1] {
             sealed.release_handles();
         }
-        // Everything loaded was on disk when we read it; whether it is
-        // durable past a power cut is what the recovery point says, and
-        // the next sync or roll covers the rest.
+        // Recovery synced everything it loaded, unless it left the active
+        // segment's tail to the next sync (a same-boot recovery): then only
+        // what lies below `loaded.durable` is known to be durable, and the
+        // next `sync_to` (flush, sync policy, group commit) or roll syncs
+        // the active segment, which holds all the rest.
+        let durable = loaded.durable.map_or(end, |d| d.min(end));
         Partition {
             topic,
             id,
@@ -225,7 +228,7 @@ impl Partition {
             start: AtomicU64::new(cp.log_start.max(first_base).min(end)),
             cleaner_point: AtomicU64::new(cp.cleaner_point),
             end: AtomicU64::new(end),
-            durable: AtomicU64::new(end),
+            durable: AtomicU64::new(durable),
             sync_lock: Mutex::new(()),
             last_sync_ns: AtomicU64::new(0),
             created: Instant::now(),

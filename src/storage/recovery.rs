@@ -5,7 +5,8 @@
 //! trusted, with cheap checks of their indexes. Everything from the segment
 //! holding the recovery point on (after an unclean shutdown), and always the
 //! last segment, is scanned batch by batch with full CRC validation, and its
-//! indexes are rebuilt from the scan.
+//! indexes are rebuilt from the scan. After a process crash on the same boot
+//! the last segment's scan resumes near its end instead (`storage::tail`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use super::mapped::MappedFile;
 use super::segment::{
     index_capacities, parse_segment_name, segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
 };
+use super::tail;
 use crate::config::RecoveryMode;
 use crate::error::{io_err, CorruptionKind, Error, Result};
 use crate::format::batch::{decode_batch, DecodeError, VERSION};
@@ -25,7 +27,7 @@ use crate::io::{FileSystem, OpenMode};
 
 /// Decides where index entries go. Shared by the append path and by index
 /// rebuilds, so both produce identical indexes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct IndexCursor {
     interval: u64,
     last_pos: u64,
@@ -44,6 +46,27 @@ impl IndexCursor {
             last_time_ts: None,
             max_ts: i64::MIN,
             first_ts: None,
+        }
+    }
+
+    /// The state a cursor had just before the batch at `pos` was placed,
+    /// when the previous offset entry was at `last_pos`, the batches
+    /// before `pos` had `max_ts` as their largest timestamp, the last time
+    /// entry so far held `last_time_ts`, and the first batch had `first_ts`.
+    /// See `storage::tail` for how recovery derives these from an index.
+    pub fn resume(
+        interval: u64,
+        last_pos: u64,
+        max_ts: i64,
+        last_time_ts: Option<i64>,
+        first_ts: i64,
+    ) -> Self {
+        IndexCursor {
+            interval,
+            last_pos,
+            last_time_ts,
+            max_ts,
+            first_ts: Some(first_ts),
         }
     }
 
@@ -86,18 +109,95 @@ pub(crate) enum Stop {
     Unsupported(u8),
 }
 
-/// The result of walking a segment batch by batch.
+/// The result of walking (part of) a segment batch by batch.
 #[derive(Debug)]
 pub(crate) struct Scan {
+    /// Where the walk stopped: the end of the last valid batch.
     pub valid_len: u64,
     pub next_offset: u64,
     pub cursor: IndexCursor,
+    /// The index entries the walk placed, encoded.
     pub offsets: Vec<u8>,
     pub times: Vec<u8>,
     pub stop: Option<Stop>,
 }
 
 impl Scan {
+    /// A walk about to start at byte `pos`, where the batches before left
+    /// `next_offset` and `cursor`.
+    pub fn at(pos: u64, next_offset: u64, cursor: IndexCursor) -> Scan {
+        Scan {
+            valid_len: pos,
+            next_offset,
+            cursor,
+            offsets: Vec::new(),
+            times: Vec::new(),
+            stop: None,
+        }
+    }
+
+    /// Walks on from `valid_len`, validating every batch (CRC, version,
+    /// offsets in order, relative offsets representable) and placing the
+    /// index entries the append path would have placed, until the first
+    /// invalid batch (recorded in `stop`), the end of `bytes`, or the first
+    /// batch boundary at or past `until`.
+    pub fn run(&mut self, bytes: &[u8], base: u64, until: u64) {
+        let mut pos = self.valid_len as usize;
+        let until = until.min(bytes.len() as u64) as usize;
+        while pos < until {
+            let rest = &bytes[pos..];
+            let h = match decode_batch(rest) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.stop = Some(if rest.iter().all(|&b| b == 0) {
+                        Stop::Zeros
+                    } else {
+                        match e {
+                            DecodeError::Incomplete { needed } => {
+                                Stop::Damaged(CorruptionKind::Truncated {
+                                    needed: needed as u64,
+                                    available: rest.len() as u64,
+                                })
+                            }
+                            DecodeError::Corrupt(k) => Stop::Damaged(k),
+                            DecodeError::UnsupportedVersion(v) => Stop::Unsupported(v),
+                        }
+                    });
+                    break;
+                }
+            };
+            if h.base_offset < self.next_offset {
+                self.stop = Some(Stop::Damaged(CorruptionKind::OffsetOutOfOrder {
+                    expected: self.next_offset,
+                    found: h.base_offset,
+                }));
+                break;
+            }
+            let far = CorruptionKind::BadRecord {
+                reason: "offset too far from the segment's base offset",
+            };
+            let Ok(rel) = u32::try_from(h.base_offset - base) else {
+                self.stop = Some(Stop::Damaged(far));
+                break;
+            };
+            if h.next_offset() - base > u64::from(u32::MAX) {
+                self.stop = Some(Stop::Damaged(far));
+                break;
+            }
+            let (o, t) = self.cursor.before_batch(pos as u64, rel);
+            if let Some(o) = o {
+                self.offsets.extend_from_slice(&o.encode());
+            }
+            if let Some(t) = t {
+                self.times.extend_from_slice(&t.encode());
+            }
+            self.cursor.after_batch(h.base_timestamp, h.max_timestamp);
+            self.next_offset = h.next_offset();
+            pos += h.total_len();
+        }
+        self.valid_len = pos as u64;
+    }
+
     /// The time index of the scanned segment once sealed: the rebuilt
     /// entries plus the seal entry (the segment's max timestamp at its next
     /// offset), which recovery checks to trust a sealed time index.
@@ -117,74 +217,11 @@ impl Scan {
     }
 }
 
-/// Walks `bytes` from the start, validating every batch (CRC, version,
-/// offsets in order, relative offsets representable) and building the
-/// indexes the append path would have built.
+/// Walks a whole segment from its first byte (see [`Scan::run`]).
 pub(crate) fn scan_segment(bytes: &[u8], base: u64, interval: u64) -> Scan {
-    let mut cursor = IndexCursor::new(interval);
-    let mut offsets = Vec::new();
-    let mut times = Vec::new();
-    let mut pos = 0usize;
-    let mut next = base;
-    let stop = loop {
-        let rest = &bytes[pos..];
-        if rest.is_empty() {
-            break None;
-        }
-        let h = match decode_batch(rest) {
-            Ok(h) => h,
-            Err(e) => {
-                break Some(if rest.iter().all(|&b| b == 0) {
-                    Stop::Zeros
-                } else {
-                    match e {
-                        DecodeError::Incomplete { needed } => {
-                            Stop::Damaged(CorruptionKind::Truncated {
-                                needed: needed as u64,
-                                available: rest.len() as u64,
-                            })
-                        }
-                        DecodeError::Corrupt(k) => Stop::Damaged(k),
-                        DecodeError::UnsupportedVersion(v) => Stop::Unsupported(v),
-                    }
-                })
-            }
-        };
-        if h.base_offset < next {
-            break Some(Stop::Damaged(CorruptionKind::OffsetOutOfOrder {
-                expected: next,
-                found: h.base_offset,
-            }));
-        }
-        let Ok(rel) = u32::try_from(h.base_offset - base) else {
-            break Some(Stop::Damaged(CorruptionKind::BadRecord {
-                reason: "offset too far from the segment's base offset",
-            }));
-        };
-        if h.next_offset() - base > u64::from(u32::MAX) {
-            break Some(Stop::Damaged(CorruptionKind::BadRecord {
-                reason: "offset too far from the segment's base offset",
-            }));
-        }
-        let (o, t) = cursor.before_batch(pos as u64, rel);
-        if let Some(o) = o {
-            offsets.extend_from_slice(&o.encode());
-        }
-        if let Some(t) = t {
-            times.extend_from_slice(&t.encode());
-        }
-        cursor.after_batch(h.base_timestamp, h.max_timestamp);
-        next = h.next_offset();
-        pos += h.total_len();
-    };
-    Scan {
-        valid_len: pos as u64,
-        next_offset: next,
-        cursor,
-        offsets,
-        times,
-        stop,
-    }
+    let mut scan = Scan::at(0, base, IndexCursor::new(interval));
+    scan.run(bytes, base, bytes.len() as u64);
+    scan
 }
 
 /// What recovery did to one file.
@@ -211,6 +248,13 @@ pub struct RecoveryReport {
     pub clean_shutdown: bool,
     /// Segments scanned batch by batch.
     pub segments_scanned: usize,
+    /// Bytes of segment data validated batch by batch (CRC included).
+    pub bytes_scanned: u64,
+    /// Active segments whose scan resumed at one of their last index
+    /// entries instead of their first byte: possible after a crash of the
+    /// process (not of the machine), whose page cache still held every byte
+    /// written before it.
+    pub segments_resumed: usize,
     /// Damaged tails that were cut off.
     pub truncations: Vec<Truncation>,
     /// Segment files deleted because they followed a damaged one.
@@ -230,6 +274,10 @@ pub(crate) struct LoadCtx<'a> {
     pub dir: &'a Path,
     pub mode: RecoveryMode,
     pub clean: bool,
+    /// The previous run had the directory open on this boot of the machine
+    /// (the session marker says so): nothing it wrote can be lost or torn
+    /// except by the process's own last store.
+    pub same_boot: bool,
     pub recovery_point: u64,
     pub log_start: u64,
     pub segment_bytes: u64,
@@ -243,6 +291,9 @@ pub(crate) struct LoadCtx<'a> {
 pub(crate) struct Loaded {
     pub segments: Vec<Arc<Segment>>,
     pub cursor: IndexCursor,
+    /// Everything below this offset is on stable storage; `None`: all that
+    /// was loaded is (synced at the last close, or by this open).
+    pub durable: Option<u64>,
 }
 
 pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> Result<Loaded> {
@@ -287,6 +338,7 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
         return Ok(Loaded {
             segments: vec![Arc::new(seg)],
             cursor: IndexCursor::new(ctx.index_interval),
+            durable: None,
         });
     }
     let last = bases.len() - 1;
@@ -303,11 +355,17 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
         segments.push(Arc::new(open_trusted(ctx, base, bases[i + 1], report)?));
     }
     let mut cursor = IndexCursor::new(ctx.index_interval);
+    let mut durable = None;
     let mut i = scan_from;
     while i < bases.len() {
         let base = bases[i];
         let next_base = bases.get(i + 1).copied();
         let (seg, c, ok) = open_scanned(ctx, base, next_base, report)?;
+        if next_base.is_none() && unsynced_tail(ctx) {
+            // Every earlier segment was synced when it rolled (or by this
+            // open), and the recovery point was durable before the crash.
+            durable = Some(ctx.recovery_point.max(base));
+        }
         segments.push(Arc::new(seg));
         cursor = c;
         i += 1;
@@ -321,7 +379,23 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
             break;
         }
     }
-    Ok(Loaded { segments, cursor })
+    Ok(Loaded {
+        segments,
+        cursor,
+        durable,
+    })
+}
+
+/// Whether the last segment is left unsynced by this open: after a crash of
+/// the process on the same boot the page cache holds the segment, so
+/// syncing it now would only make the first poll wait for up to a whole
+/// segment of writeback. The partition starts with its durable offset at
+/// the recovery point (or the segment's base) instead of its end, and the
+/// next `flush`, sync-policy sync, group commit or roll syncs the segment.
+/// If the machine crashes first, the next open is on another boot and
+/// scans from the recovery point as after any power cut.
+fn unsynced_tail(ctx: &LoadCtx<'_>) -> bool {
+    !ctx.clean && ctx.same_boot && ctx.sync
 }
 
 /// Finishes or undoes a compaction that a crash interrupted (FORMAT.md §7):
@@ -441,6 +515,7 @@ fn open_trusted(
     }
     // Rebuild both indexes from the log.
     let scan = scan_segment(log.bytes(), base, ctx.index_interval);
+    report.bytes_scanned += scan.valid_len;
     let times = scan.sealed_time_index(base, scan.next_offset);
     let offsets = write_sealed_index(ctx, base, INDEX_EXT, &scan.offsets, report)?;
     let times = write_sealed_index(ctx, base, TIME_INDEX_EXT, &times, report)?;
@@ -495,6 +570,27 @@ fn write_sealed_index(
     MappedFile::open(ctx.fs, &path, len, len).map_err(io_err("map", &path))
 }
 
+/// Maps the active segment's indexes as the crashed process left them and
+/// resumes the scan near the end (`None`: scan from byte 0).
+fn resume_tail(ctx: &LoadCtx<'_>, base: u64, log: &[u8]) -> Option<tail::Resumed> {
+    let map = |ext| {
+        let path = segment_path(ctx.dir, base, ext);
+        let len = ctx
+            .fs
+            .open(&path, OpenMode::Read)
+            .and_then(|f| f.len())
+            .ok()?;
+        MappedFile::open(ctx.fs, &path, len, len).ok()
+    };
+    let (offsets, times) = (map(INDEX_EXT)?, map(TIME_INDEX_EXT)?);
+    let files = tail::Files {
+        log,
+        offsets: offsets.bytes(),
+        times: times.bytes(),
+    };
+    tail::resume(&files, base, ctx.index_interval)
+}
+
 /// Scans a segment, truncating it at the first invalid batch. Returns the
 /// segment (opened for appends if it is to stay the last one), its cursor,
 /// and whether it ended cleanly (false: later segments must go).
@@ -512,7 +608,24 @@ fn open_scanned(
         .map_err(io_err("open", &log_path))?;
     let reader =
         MappedFile::open(fs, &log_path, file_len, file_len).map_err(io_err("map", &log_path))?;
-    let mut scan = scan_segment(reader.bytes(), base, ctx.index_interval);
+    let is_last = next_base.is_none();
+    let resumed = if is_last && !ctx.clean && ctx.same_boot {
+        resume_tail(ctx, base, reader.bytes())
+    } else {
+        None
+    };
+    let mut scan = match resumed {
+        Some(r) => {
+            report.segments_resumed += 1;
+            report.bytes_scanned += r.scan.valid_len - r.from;
+            r.scan
+        }
+        None => {
+            let scan = scan_segment(reader.bytes(), base, ctx.index_interval);
+            report.bytes_scanned += scan.valid_len;
+            scan
+        }
+    };
     drop(reader);
     report.segments_scanned += 1;
     // A sealed segment must end exactly where the next one starts.
@@ -526,7 +639,6 @@ fn open_scanned(
             }
         }
     }
-    let is_last = next_base.is_none();
     let mut intact = true;
     match &scan.stop {
         None => {}
@@ -572,7 +684,10 @@ fn open_scanned(
             .map_err(io_err("open", &log_path))?;
         f.set_len(scan.valid_len)
             .map_err(io_err("truncate", &log_path))?;
-        if ctx.sync {
+        // Left unsynced with the rest of the tail: a machine crash before
+        // the next sync brings back at most the cut bytes, which the next
+        // (other-boot) open cuts again.
+        if ctx.sync && !(is_last && unsynced_tail(ctx)) {
             f.sync_data().map_err(io_err("sync", &log_path))?;
         }
     }
@@ -596,8 +711,9 @@ fn open_scanned(
         .map_err(io_err("map", &log_path))?;
     // What the scan accepted counts as durable from here on (the partition
     // starts with durable = end), so make it so: after a process crash it
-    // may still be only in the page cache.
-    if ctx.sync {
+    // may still be only in the page cache. On the same boot it is left to
+    // the next sync instead (see `unsynced_tail`).
+    if ctx.sync && !unsynced_tail(ctx) {
         log.sync().map_err(io_err("sync", &log_path))?;
     }
     let (oc, tc) = index_capacities(ctx.segment_index_bytes);
@@ -611,7 +727,11 @@ fn open_scanned(
         tc.max(scan.times.len() as u64 + TIME_ENTRY_LEN as u64),
     )
     .map_err(io_err("create", &time_path))?;
-    for (f, bytes) in [(&offsets, &scan.offsets), (&times, &scan.times)] {
+    // The time index first: a crash while rewriting leaves either no offset
+    // entries (and a scan from byte 0 next time) or a whole time index
+    // beside a prefix of the offset index, which is what the same-boot
+    // recovery of `storage::tail` relies on.
+    for (f, bytes) in [(&times, &scan.times), (&offsets, &scan.offsets)] {
         if !bytes.is_empty() {
             let end = f
                 .write_unpublished(bytes)
