@@ -88,6 +88,9 @@ impl FileHandle for FaultyFile {
     fn len(&self) -> io::Result<u64> {
         self.inner.len()
     }
+    fn data_after(&self, pos: u64) -> io::Result<Option<(u64, u64)>> {
+        self.inner.data_after(pos)
+    }
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
         self.inner.read_at(buf, pos)
     }

@@ -75,6 +75,15 @@ pub(crate) trait FileHandle: Send + Sync {
     /// fdatasync: makes the file's data, and the metadata needed to read it
     /// back, durable. Covers bytes written through a [`Mapping`].
     fn sync_data(&self) -> io::Result<()>;
+    /// The first stretch at or after `pos` that may hold non-zero bytes, as
+    /// `(start, end)`, or `None` if every byte from `pos` to the end of the
+    /// file reads as zero. Lets recovery recognize a never-written
+    /// preallocated tail without reading it (reading it through the mapping
+    /// would make the kernel zero-fill every page of it). The default
+    /// claims everything from `pos` on may be data, so callers check it all.
+    fn data_after(&self, pos: u64) -> io::Result<Option<(u64, u64)>> {
+        Ok(Some((pos, u64::MAX)))
+    }
     /// Maps `capacity` bytes of address space over the file, shared and
     /// writable. Only the part below the file's length may be touched.
     fn map(&self, capacity: usize) -> io::Result<Box<dyn Mapping>>;

@@ -135,6 +135,34 @@ impl FileHandle for StdFile {
         self.0.sync_data()
     }
 
+    /// `SEEK_DATA`/`SEEK_HOLE`: preallocated (unwritten) extents without
+    /// cached pages are holes, read as zeros. Both only move this handle's
+    /// file position, which nothing uses (all I/O is positioned).
+    #[cfg(target_os = "linux")]
+    fn data_after(&self, pos: u64) -> io::Result<Option<(u64, u64)>> {
+        use std::os::fd::AsRawFd;
+        let fd = self.0.as_raw_fd();
+        let at = libc::off_t::try_from(pos).map_err(io::Error::other)?;
+        // SAFETY: plain syscalls on a file descriptor we own.
+        let start = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+        if start < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                // Nothing but holes from `pos` to the end.
+                Some(libc::ENXIO) => Ok(None),
+                // The file system cannot tell: say it may all be data.
+                Some(libc::EINVAL | libc::EOPNOTSUPP) => Ok(Some((pos, u64::MAX))),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: as above.
+        let end = unsafe { libc::lseek(fd, start, libc::SEEK_HOLE) };
+        if end < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Some((start as u64, end as u64)))
+    }
+
     fn map(&self, capacity: usize) -> io::Result<Box<dyn Mapping>> {
         // SAFETY: the mapping is shared with the file; streamlog only reads
         // ranges that it wrote and published itself, and nothing else is

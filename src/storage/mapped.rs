@@ -176,6 +176,37 @@ impl MappedFile {
         self.handle()?.sync_data()
     }
 
+    /// Whether every published byte from `pos` on is zero. Asks the file
+    /// system where data may be and reads only those stretches, so a long
+    /// never-written preallocated tail costs a syscall, not a zero-filled
+    /// page fault per page. Without a handle (released), reads everything.
+    pub fn zeros_from(&self, pos: u64) -> bool {
+        let bytes = self.bytes();
+        let all_zero = |b: &[u8]| b.iter().all(|&x| x == 0);
+        let Some(file) = self.file.lock().clone() else {
+            return bytes.get(pos as usize..).is_none_or(all_zero);
+        };
+        let end = bytes.len() as u64;
+        let mut at = pos;
+        while at < end {
+            match file.data_after(at) {
+                Ok(None) => return true,
+                Ok(Some((start, stop))) => {
+                    let (start, stop) = (start.max(at), stop.min(end));
+                    if start >= end {
+                        return true;
+                    }
+                    if !all_zero(&bytes[start as usize..stop as usize]) {
+                        return false;
+                    }
+                    at = stop.max(start + 1);
+                }
+                Err(_) => return all_zero(&bytes[at as usize..]),
+            }
+        }
+        true
+    }
+
     fn handle(&self) -> io::Result<Arc<dyn FileHandle>> {
         self.file.lock().clone().ok_or_else(|| {
             io::Error::other(format!(
@@ -189,5 +220,50 @@ impl MappedFile {
     /// which are never written, trimmed or synced again.
     pub fn release_handle(&self) {
         *self.file.lock() = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::StdFs;
+
+    /// The zero check over a preallocated tail asks the file system where
+    /// data may be; it must still see every non-zero byte, whether written
+    /// through the file or through the mapping, and wherever it lies.
+    #[test]
+    fn zeros_from_sees_every_written_byte_of_a_preallocated_tail() {
+        let dir = std::env::temp_dir().join(format!("streamlog-zeros-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("f");
+        let cap = 8 << 20;
+        let f = MappedFile::create(&StdFs, &path, cap).unwrap();
+        let end = f.write_unpublished(&[7u8; 100]).unwrap();
+        f.publish(end);
+        f.reserve(cap).unwrap();
+        let file = f.handle().unwrap();
+        // Published up to the whole preallocation, as recovery maps it.
+        f.publish(cap);
+        assert!(!f.zeros_from(0));
+        assert!(f.zeros_from(100));
+        assert!(f.zeros_from(cap));
+        file.write_at(&[1], 5 << 20).unwrap();
+        assert!(!f.zeros_from(100));
+        assert!(f.zeros_from((5 << 20) + 1));
+        file.write_at(&[0], 5 << 20).unwrap();
+        assert!(f.zeros_from(100));
+        // And it does so without reading: the untouched stretch is a hole
+        // to the file system (ext4 and tmpfs report unwritten extents so).
+        #[cfg(target_os = "linux")]
+        assert_eq!(file.data_after(6 << 20).unwrap(), None);
+        // SAFETY: inside the mapping and the allocated file; no reader.
+        unsafe { f.map.as_ref().unwrap().write((7 << 20) + 3, &[9]) };
+        assert!(!f.zeros_from(100));
+        assert!(!f.zeros_from(7 << 20));
+        assert!(f.zeros_from((7 << 20) + 4));
+        f.release_handle();
+        assert!(!f.zeros_from(100), "without a handle everything is read");
+        drop(f);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

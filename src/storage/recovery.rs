@@ -141,7 +141,17 @@ impl Scan {
     /// index entries the append path would have placed, until the first
     /// invalid batch (recorded in `stop`), the end of `bytes`, or the first
     /// batch boundary at or past `until`.
-    pub fn run(&mut self, bytes: &[u8], base: u64, until: u64) {
+    ///
+    /// `zeros_from(p)` tells whether every byte of the file from `p` on is
+    /// zero — for a file, without reading its never-written preallocated
+    /// tail (see [`MappedFile::zeros_from`]).
+    pub fn run_checked(
+        &mut self,
+        bytes: &[u8],
+        base: u64,
+        until: u64,
+        zeros_from: &dyn Fn(usize) -> bool,
+    ) {
         let mut pos = self.valid_len as usize;
         let until = until.min(bytes.len() as u64) as usize;
         while pos < until {
@@ -149,7 +159,7 @@ impl Scan {
             let h = match decode_batch(rest) {
                 Ok(h) => h,
                 Err(e) => {
-                    self.stop = Some(if rest.iter().all(|&b| b == 0) {
+                    self.stop = Some(if zeros_from(pos) {
                         Stop::Zeros
                     } else {
                         match e {
@@ -217,11 +227,26 @@ impl Scan {
     }
 }
 
-/// Walks a whole segment from its first byte (see [`Scan::run`]).
+/// Walks a whole segment from its first byte (see [`Scan::run_checked`]).
 pub(crate) fn scan_segment(bytes: &[u8], base: u64, interval: u64) -> Scan {
+    scan_segment_checked(bytes, base, interval, &|p| all_zero(&bytes[p..]))
+}
+
+/// [`scan_segment`] with a zero check that need not read the bytes (see
+/// [`Scan::run_checked`]).
+pub(crate) fn scan_segment_checked(
+    bytes: &[u8],
+    base: u64,
+    interval: u64,
+    zeros_from: &dyn Fn(usize) -> bool,
+) -> Scan {
     let mut scan = Scan::at(0, base, IndexCursor::new(interval));
-    scan.run(bytes, base, bytes.len() as u64);
+    scan.run_checked(bytes, base, bytes.len() as u64, zeros_from);
     scan
+}
+
+pub(crate) fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// What recovery did to one file.
@@ -572,7 +597,12 @@ fn write_sealed_index(
 
 /// Maps the active segment's indexes as the crashed process left them and
 /// resumes the scan near the end (`None`: scan from byte 0).
-fn resume_tail(ctx: &LoadCtx<'_>, base: u64, log: &[u8]) -> Option<tail::Resumed> {
+fn resume_tail(
+    ctx: &LoadCtx<'_>,
+    base: u64,
+    log: &[u8],
+    zeros_from: &dyn Fn(usize) -> bool,
+) -> Option<tail::Resumed> {
     let map = |ext| {
         let path = segment_path(ctx.dir, base, ext);
         let len = ctx
@@ -587,6 +617,7 @@ fn resume_tail(ctx: &LoadCtx<'_>, base: u64, log: &[u8]) -> Option<tail::Resumed
         log,
         offsets: offsets.bytes(),
         times: times.bytes(),
+        zeros_from,
     };
     tail::resume(&files, base, ctx.index_interval)
 }
@@ -609,8 +640,9 @@ fn open_scanned(
     let reader =
         MappedFile::open(fs, &log_path, file_len, file_len).map_err(io_err("map", &log_path))?;
     let is_last = next_base.is_none();
+    let zeros_from = |p: usize| reader.zeros_from(p as u64);
     let resumed = if is_last && !ctx.clean && ctx.same_boot {
-        resume_tail(ctx, base, reader.bytes())
+        resume_tail(ctx, base, reader.bytes(), &zeros_from)
     } else {
         None
     };
@@ -621,7 +653,7 @@ fn open_scanned(
             r.scan
         }
         None => {
-            let scan = scan_segment(reader.bytes(), base, ctx.index_interval);
+            let scan = scan_segment_checked(reader.bytes(), base, ctx.index_interval, &zeros_from);
             report.bytes_scanned += scan.valid_len;
             scan
         }

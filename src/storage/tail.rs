@@ -59,6 +59,8 @@ pub(crate) struct Files<'a> {
     pub log: &'a [u8],
     pub offsets: &'a [u8],
     pub times: &'a [u8],
+    /// Whether the log's bytes from a position on are all zero.
+    pub zeros_from: &'a dyn Fn(usize) -> bool,
 }
 
 /// A scan of the segment that resumed at `from`: its index vectors hold the
@@ -245,7 +247,7 @@ fn try_entry(
     let mut scan = Scan::at(u64::from(prev.pos), base + u64::from(prev.rel), cursor);
     // Through the batch of entry `c`: it and every batch since entry `c - 1`
     // must be whole, and the entries placed must be the stored ones.
-    scan.run(files.log, base, u64::from(cand.pos) + 1);
+    scan.run_checked(files.log, base, u64::from(cand.pos) + 1, files.zeros_from);
     let placed_as_stored = scan.stop.is_none()
         && scan.valid_len > u64::from(cand.pos)
         && files.offsets.get(kept_offsets..(c + 1) * OFFSET_ENTRY_LEN) == Some(&scan.offsets[..])
@@ -253,7 +255,7 @@ fn try_entry(
     if !placed_as_stored {
         return Err(Reject::Next);
     }
-    scan.run(files.log, base, files.log.len() as u64);
+    scan.run_checked(files.log, base, files.log.len() as u64, files.zeros_from);
     if let Some(rel) = torn_time_slot(ix, used, &scan, base) {
         return Err(Reject::Below(rel));
     }
@@ -273,7 +275,7 @@ fn try_entry(
 mod tests {
     use super::*;
     use crate::format::batch::{encode_record, EncodeRecord, EncodedBatch};
-    use crate::storage::recovery::scan_segment;
+    use crate::storage::recovery::{all_zero, scan_segment};
 
     struct Rng(u64);
 
@@ -416,6 +418,7 @@ mod tests {
                     log,
                     offsets,
                     times,
+                    zeros_from: &|p| all_zero(&log[p..]),
                 };
                 cases += 1;
                 let Some(r) = resume(&f, base, interval) else {
