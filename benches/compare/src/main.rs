@@ -247,6 +247,7 @@ fn size_name(size: usize) -> &'static str {
 /// append-batched (and read on the same data).
 fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool) {
     let n: u64 = if size == 100 { sc.pick(1_000_000, 4_000_000) } else { sc.pick(150_000, 1_000_000) };
+    let measured = sc.pick(1, 3);
     let wl = format!("append-batched {} (os-buffered)", size_name(size));
     let rl = format!("read {} (crc-checked)", size_name(size));
     for &e in ENGINES.iter() {
@@ -255,8 +256,12 @@ fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, po
             rep.add(&rl, Kind::Rate, e, None);
             continue;
         }
-        let mut measured = None;
-        for pass in 0..2 {
+        // Pass 0 warms up (appends and a read); each later pass appends a
+        // fresh store and reads it twice, the second read measured. The
+        // median pass is reported: this machine's noise is larger than a
+        // single pass can average out.
+        let (mut appends, mut reads) = (Vec::new(), Vec::new());
+        for pass in 0..=measured {
             let d = dirs.fresh(e);
             let mut st = open_store(e, &d, Mode::Buffered, 1);
             let t = Instant::now();
@@ -268,37 +273,38 @@ fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, po
             }
             st.finish();
             let el = t.elapsed().as_secs_f64();
-            if pass == 1 {
-                measured = Some((st, d, el));
-            } else {
-                drop(st);
-                rm(&d);
+            if pass > 0 {
+                appends.push(el);
             }
+            for read in 0..2 {
+                let t = Instant::now();
+                let (got, bytes) = st.read_all();
+                let el = t.elapsed().as_secs_f64();
+                assert_eq!(got, n, "{e}: read {got} of {n}");
+                if pass > 0 && read == 1 {
+                    reads.push((el, bytes));
+                }
+            }
+            drop(st);
+            rm(&d);
         }
-        let (mut st, d, el) = measured.unwrap();
+        appends.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        reads.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+        let el = appends[appends.len() / 2];
         rep.add(&wl, Kind::Rate, e, Some(Res {
             rps: Some(n as f64 / el),
             mbps: Some((n * size as u64) as f64 / el / 1e6),
             ..Default::default()
         }));
-        // read: warm-up pass, then measured pass over the same data
-        let mut best = None;
-        for pass in 0..2 {
-            let t = Instant::now();
-            let (got, bytes) = st.read_all();
-            let el = t.elapsed().as_secs_f64();
-            assert_eq!(got, n, "{e}: read {got} of {n}");
-            if pass == 1 {
-                best = Some(Res {
-                    rps: Some(n as f64 / el),
-                    mbps: Some(bytes as f64 / el / 1e6),
-                    ..Default::default()
-                });
-            }
-        }
-        rep.add(&rl, Kind::Rate, e, best);
-        drop(st);
-        rm(&d);
+        let (el, bytes) = reads[reads.len() / 2];
+        rep.add(&rl, Kind::Rate, e, Some(Res {
+            rps: Some(n as f64 / el),
+            mbps: Some(bytes as f64 / el / 1e6),
+            ..Default::default()
+        }));
+    }
+    if !sc.quick {
+        rep.note(format!("{wl} / {rl}: median of {measured} measured passes after a warm-up pass, each on a fresh store"));
     }
 }
 
@@ -306,6 +312,7 @@ fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, po
 /// on return.
 fn w_single(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool) {
     let n: u64 = if size == 100 { sc.pick(200_000, 1_000_000) } else { sc.pick(100_000, 500_000) };
+    let measured = sc.pick(1, 3);
     let wl = format!("append-single {} (os-buffered, crash-safe)", size_name(size));
     for &e in ENGINES.iter() {
         if e.starts_with("redb") {
@@ -314,8 +321,8 @@ fn w_single(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool)
             rep.add(&wl, Kind::Rate, e, None);
             continue;
         }
-        let mut res = None;
-        for pass in 0..2 {
+        let mut times = Vec::new();
+        for pass in 0..=measured {
             let d = dirs.fresh(e);
             let mut st = open_store(e, &d, Mode::Buffered, 1);
             let t = Instant::now();
@@ -323,17 +330,22 @@ fn w_single(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool)
                 st.append_one(pool.get(i));
             }
             let el = t.elapsed().as_secs_f64();
-            if pass == 1 {
-                res = Some(Res {
-                    rps: Some(n as f64 / el),
-                    mbps: Some((n * size as u64) as f64 / el / 1e6),
-                    ..Default::default()
-                });
+            if pass > 0 {
+                times.push(el);
             }
             drop(st);
             rm(&d);
         }
-        rep.add(&wl, Kind::Rate, e, res);
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let el = times[times.len() / 2];
+        rep.add(&wl, Kind::Rate, e, Some(Res {
+            rps: Some(n as f64 / el),
+            mbps: Some((n * size as u64) as f64 / el / 1e6),
+            ..Default::default()
+        }));
+    }
+    if !sc.quick {
+        rep.note(format!("{wl}: median of {measured} measured passes after a warm-up pass"));
     }
 }
 
