@@ -344,6 +344,9 @@ impl Consumer {
             if Instant::now() >= until {
                 return false;
             }
+            // Let whatever else is runnable on this CPU (a kernel worker,
+            // the producer) have it now rather than preempt us later.
+            std::thread::yield_now();
         }
     }
 
