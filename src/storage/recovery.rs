@@ -5,8 +5,10 @@
 //! trusted, with cheap checks of their indexes. Everything from the segment
 //! holding the recovery point on (after an unclean shutdown), and always the
 //! last segment, is scanned batch by batch with full CRC validation, and its
-//! indexes are rebuilt from the scan. After a process crash on the same boot
-//! the last segment's scan resumes near its end instead (`storage::tail`).
+//! indexes are rebuilt from the scan. After a process crash on the same boot,
+//! and after a clean close, the last segment's scan resumes near its end
+//! instead (`storage::tail`): both leave its files exactly as they were
+//! stored.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -641,7 +643,11 @@ fn open_scanned(
         MappedFile::open(fs, &log_path, file_len, file_len).map_err(io_err("map", &log_path))?;
     let is_last = next_base.is_none();
     let zeros_from = |p: usize| reader.zeros_from(p as u64);
-    let resumed = if is_last && !ctx.clean && ctx.same_boot {
+    // The resume is sound wherever the files hold exactly what the writer
+    // stored, in order: after a crash of the process on this boot (the page
+    // cache has it all), and after a clean close on any boot (close synced
+    // the segment and both indexes before the shutdown marker).
+    let resumed = if is_last && (ctx.clean || ctx.same_boot) {
         resume_tail(ctx, base, reader.bytes(), &zeros_from)
     } else {
         None
