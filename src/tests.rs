@@ -16,17 +16,23 @@ fn test_dir(name: &str) -> std::path::PathBuf {
     p
 }
 
-#[test]
-fn a_full_disk_mid_append_poisons_until_reopen() {
-    let dir = test_dir("enospc");
+/// A log on the real file system behind a failure-injecting wrapper.
+fn open_faulty(dir: &std::path::Path, opts: LogOptions) -> (Arc<FaultyFs>, Log) {
     let fs = FaultyFs::new();
     let log = Log::open_on(
         Arc::new(fs.clone()) as Arc<dyn FileSystem>,
-        &dir,
-        LogOptions::new(),
+        dir,
+        opts,
         false,
     )
     .unwrap();
+    (fs, log)
+}
+
+#[test]
+fn a_full_disk_mid_append_poisons_until_reopen() {
+    let dir = test_dir("enospc");
+    let (fs, log) = open_faulty(&dir, LogOptions::new());
     // Small segments so that appends keep needing fresh allocations.
     log.create_topic("t", TopicConfig::new().segment_bytes(1 << 20))
         .unwrap();
@@ -79,15 +85,7 @@ fn a_full_disk_mid_append_poisons_until_reopen() {
 #[test]
 fn a_failed_fsync_poisons_and_is_never_acknowledged() {
     let dir = test_dir("eio");
-    let fs = FaultyFs::new();
-    let opts = LogOptions::new().sync(SyncPolicy::EveryWrite);
-    let log = Log::open_on(
-        Arc::new(fs.clone()) as Arc<dyn FileSystem>,
-        &dir,
-        opts,
-        false,
-    )
-    .unwrap();
+    let (fs, log) = open_faulty(&dir, LogOptions::new().sync(SyncPolicy::EveryWrite));
     log.create_topic("t", TopicConfig::new()).unwrap();
     let p = log.producer();
     fs.syncs_left.store(3, Ordering::SeqCst);
@@ -117,15 +115,7 @@ fn a_failed_fsync_poisons_and_is_never_acknowledged() {
 #[test]
 fn a_failed_group_commit_fails_every_waiter_and_acks_nothing_it_covered() {
     let dir = test_dir("eio-group");
-    let fs = FaultyFs::new();
-    let opts = LogOptions::new().sync(SyncPolicy::EveryWrite);
-    let log = Log::open_on(
-        Arc::new(fs.clone()) as Arc<dyn FileSystem>,
-        &dir,
-        opts,
-        false,
-    )
-    .unwrap();
+    let (fs, log) = open_faulty(&dir, LogOptions::new().sync(SyncPolicy::EveryWrite));
     log.create_topic("t", TopicConfig::new()).unwrap();
     fs.syncs_left.store(20, Ordering::SeqCst);
     let tp = TopicPartition::new("t", 0);

@@ -61,6 +61,14 @@ impl MappedFile {
         Self::with_file(path, file, capacity, valid)
     }
 
+    /// Opens an existing file and maps all of it, published: a sealed
+    /// file, or one recovery is about to scan.
+    pub fn open_whole(fs: &dyn FileSystem, path: &Path) -> io::Result<Self> {
+        let file = fs.open(path, OpenMode::ReadWrite)?;
+        let len = file.len()?;
+        Self::with_file(path, file, len, len)
+    }
+
     fn with_file(
         path: &Path,
         file: Arc<dyn FileHandle>,

@@ -502,11 +502,8 @@ fn open_trusted(
 ) -> Result<Segment> {
     let fs = ctx.fs;
     let log_path = segment_path(ctx.dir, base, LOG_EXT);
-    let len = fs
-        .open(&log_path, OpenMode::Read)
-        .and_then(|f| f.len())
-        .map_err(io_err("open", &log_path))?;
-    let log = MappedFile::open(fs, &log_path, len, len).map_err(io_err("map", &log_path))?;
+    let log = MappedFile::open_whole(fs, &log_path).map_err(io_err("map", &log_path))?;
+    let len = log.len();
     let next_rel = next_base - base;
     if let (Some(offsets), Some(times)) = (
         open_sealed_index(ctx, base, INDEX_EXT, OFFSET_ENTRY_LEN),
@@ -560,12 +557,8 @@ fn open_trusted(
 
 fn open_sealed_index(ctx: &LoadCtx<'_>, base: u64, ext: &str, entry: usize) -> Option<MappedFile> {
     let path = segment_path(ctx.dir, base, ext);
-    let len = ctx
-        .fs
-        .open(&path, OpenMode::Read)
-        .and_then(|f| f.len())
-        .ok()?;
-    let f = MappedFile::open(ctx.fs, &path, len, len).ok()?;
+    let f = MappedFile::open_whole(ctx.fs, &path).ok()?;
+    let len = f.len();
     let valid = if entry == OFFSET_ENTRY_LEN {
         valid_offset_entries(f.bytes())
     } else {
@@ -605,15 +598,7 @@ fn resume_tail(
     log: &[u8],
     zeros_from: &dyn Fn(usize) -> bool,
 ) -> Option<tail::Resumed> {
-    let map = |ext| {
-        let path = segment_path(ctx.dir, base, ext);
-        let len = ctx
-            .fs
-            .open(&path, OpenMode::Read)
-            .and_then(|f| f.len())
-            .ok()?;
-        MappedFile::open(ctx.fs, &path, len, len).ok()
-    };
+    let map = |ext| MappedFile::open_whole(ctx.fs, &segment_path(ctx.dir, base, ext)).ok();
     let (offsets, times) = (map(INDEX_EXT)?, map(TIME_INDEX_EXT)?);
     let files = tail::Files {
         log,
@@ -635,12 +620,8 @@ fn open_scanned(
 ) -> Result<(Segment, IndexCursor, bool)> {
     let fs = ctx.fs;
     let log_path = segment_path(ctx.dir, base, LOG_EXT);
-    let file_len = fs
-        .open(&log_path, OpenMode::Read)
-        .and_then(|f| f.len())
-        .map_err(io_err("open", &log_path))?;
-    let reader =
-        MappedFile::open(fs, &log_path, file_len, file_len).map_err(io_err("map", &log_path))?;
+    let reader = MappedFile::open_whole(fs, &log_path).map_err(io_err("map", &log_path))?;
+    let file_len = reader.len();
     let is_last = next_base.is_none();
     let zeros_from = |p: usize| reader.zeros_from(p as u64);
     // The resume is sound wherever the files hold exactly what the writer
