@@ -61,7 +61,7 @@ pub struct Consumer {
     in_listener: bool,
     last_auto_commit: i64,
     /// When a poll last returned records, and the gap before that one:
-    /// `park` spins only while records arrive faster than `max_spin`.
+    /// `spin` runs only while records arrive faster than `max_spin`.
     last_records_at: Option<Instant>,
     last_gap: Option<Duration>,
 }

@@ -485,7 +485,9 @@ fn opt_len(b: Option<&[u8]>) -> usize {
     }
 }
 
-fn body_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
+/// The encoded size of a record without its length prefix, relative to a
+/// base timestamp.
+pub(crate) fn record_body_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
     let mut n = 1
         + varint_len(r.timestamp.wrapping_sub(base_timestamp))
         + uvarint_len(u64::from(r.offset_delta))
@@ -511,13 +513,7 @@ fn put_opt(out: &mut Vec<u8>, b: Option<&[u8]>) {
 /// Appends one encoded record to a records section.
 #[cfg(any(test, feature = "internals"))]
 pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timestamp: i64) {
-    encode_record_body(out, r, base_timestamp, body_len(r, base_timestamp));
-}
-
-/// The encoded size of a record without its length prefix, relative to a
-/// base timestamp.
-pub(crate) fn record_body_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
-    body_len(r, base_timestamp)
+    encode_record_body(out, r, base_timestamp, record_body_len(r, base_timestamp));
 }
 
 /// [`encode_record`] for a caller that already knows the body length
@@ -528,7 +524,7 @@ pub(crate) fn encode_record_body(
     base_timestamp: i64,
     body: usize,
 ) {
-    debug_assert_eq!(body, body_len(r, base_timestamp));
+    debug_assert_eq!(body, record_body_len(r, base_timestamp));
     put_uvarint(out, body as u64);
     out.push(0);
     put_varint(out, r.timestamp.wrapping_sub(base_timestamp));
