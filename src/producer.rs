@@ -237,9 +237,12 @@ fn encode<'a, 'r: 'a>(
     records: impl Iterator<Item = &'a Record<'r>> + Clone,
     now: i64,
 ) -> Result<EncodedBatch> {
-    let count = u32::try_from(records.clone().count()).map_err(|_| Error::InvalidConfig {
-        what: "a batch holds at most 4 billion records".into(),
-    })?;
+    let count = u32::try_from(records.clone().count())
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| Error::InvalidConfig {
+            what: "a batch holds from 1 to 4 billion records".into(),
+        })?;
     let base_ts = records
         .clone()
         .next()
