@@ -274,13 +274,7 @@ fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, po
             let d = dirs.fresh(e);
             let mut st = open_store(e, &d, Mode::Buffered, 1);
             let t = Instant::now();
-            let mut i = 0;
-            while i < n {
-                let b = pool.batch(i, 1000.min((n - i) as usize));
-                st.append_batch(&b);
-                i += b.len() as u64;
-            }
-            st.finish();
+            append_batches(&mut *st, n, pool);
             let el = t.elapsed().as_secs_f64();
             if pass > 0 {
                 appends.push(el);
@@ -641,9 +635,8 @@ fn timed_open(e: &str, d: &Path) -> f64 {
     us
 }
 
-fn fill(e: &str, d: &Path, bytes: u64, pool: &Pool) {
-    let mut st = open_store(e, d, Mode::Buffered, 1);
-    let n = bytes / 1024;
+/// Appends records `0..n` of the pool in batches of 1000, then finishes.
+fn append_batches(st: &mut dyn Store, n: u64, pool: &Pool) {
     let mut i = 0;
     while i < n {
         let b = pool.batch(i, 1000.min((n - i) as usize));
@@ -651,6 +644,11 @@ fn fill(e: &str, d: &Path, bytes: u64, pool: &Pool) {
         i += b.len() as u64;
     }
     st.finish();
+}
+
+fn fill(e: &str, d: &Path, bytes: u64, pool: &Pool) {
+    let mut st = open_store(e, d, Mode::Buffered, 1);
+    append_batches(&mut *st, bytes / 1024, pool);
 }
 
 fn w_open(rep: &mut Report, dirs: &Dirs, sc: &Scale, pool: &Pool) {
