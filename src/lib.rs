@@ -54,7 +54,7 @@ mod tests;
 
 pub use crate::config::{
     Assignor, CleanupPolicy, Clock, Compression, ConsumerConfig, LogOptions, ManualClock,
-    OffsetReset, RecoveryMode, SyncPolicy, SystemClock, TopicConfig,
+    OffsetReset, RecoveryMode, SyncPolicy, SystemClock, TopicConfig, DEFAULT_MAX_MAPPED_SEGMENTS,
 };
 pub use crate::consumer::{Consumer, RebalanceListener};
 pub use crate::error::{CorruptionKind, Error, Result};

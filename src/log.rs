@@ -92,6 +92,10 @@ pub struct Metrics {
     pub recovery_truncations: u64,
     /// Bytes in all segment and index files now.
     pub disk_bytes: u64,
+    /// Sealed segments mapped now, at most
+    /// [`LogOptions::max_mapped_segments`](crate::LogOptions::max_mapped_segments).
+    /// Active segments are always mapped and not counted.
+    pub mapped_segments: usize,
 }
 
 /// A partition's offsets and size, from [`Log::partition_info`].
@@ -191,6 +195,7 @@ impl Log {
             opts.clock.clone(),
             opts.sync,
             temporary,
+            opts.max_mapped_segments,
         ));
         let mut report = RecoveryReport::default();
         let registry_path = dir.join(REGISTRY_FILE);
@@ -457,6 +462,7 @@ impl Log {
             segments_rolled: m.segments_rolled.load(Ordering::Relaxed),
             recovery_truncations: self.inner.report.truncations.len() as u64,
             disk_bytes,
+            mapped_segments: self.inner.shared.maps.mapped_segments(),
         }
     }
 

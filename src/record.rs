@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::batch::{records_section, HeaderIter, RecordIter, HEADER_LEN};
+use crate::storage::mapped::View;
 use crate::storage::partition::FetchedBatch;
-use crate::storage::segment::Segment;
 
 /// A record to send: an optional key, an optional value, headers and an
 /// optional timestamp. Borrows its bytes when it can.
@@ -256,7 +256,7 @@ struct Meta {
 #[derive(Debug)]
 enum Backing {
     /// Uncompressed batches are read in place from the mapped segment.
-    Segment(Arc<Segment>),
+    Segment(View),
     /// Decompressed records sections.
     Owned(Vec<u8>),
 }
@@ -264,7 +264,7 @@ enum Backing {
 impl Backing {
     fn bytes(&self) -> &[u8] {
         match self {
-            Backing::Segment(s) => s.log.bytes(),
+            Backing::Segment(v) => v,
             Backing::Owned(v) => v,
         }
     }
@@ -364,14 +364,19 @@ impl Records {
         } as u32;
         let section = records_section(h, batch.bytes()).map_err(bad)?;
         let backing = match section {
-            Cow::Borrowed(_) => Backing::Segment(batch.segment.clone()),
+            Cow::Borrowed(_) => Backing::Segment(batch.log.clone()),
             Cow::Owned(v) => Backing::Owned(v),
         };
-        let idx = match (&backing, self.backings.last()) {
-            (Backing::Segment(s), Some(Backing::Segment(l))) if Arc::ptr_eq(s, l) => {
+        let idx = match (backing, self.backings.last_mut()) {
+            // Views of one mapping differ only in how much of it was
+            // published: keep the longest, of which the others are prefixes.
+            (Backing::Segment(s), Some(Backing::Segment(l))) if s.same_mapping(l) => {
+                if s.len() > l.len() {
+                    *l = s;
+                }
                 self.backings.len() - 1
             }
-            _ => {
+            (backing, _) => {
                 self.backings.push(backing);
                 self.backings.len() - 1
             }

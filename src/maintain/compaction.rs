@@ -27,7 +27,7 @@ use crate::io::{FileSystem, OpenMode};
 use crate::storage::mapped::MappedFile;
 use crate::storage::partition::Partition;
 use crate::storage::recovery::scan_segment;
-use crate::storage::segment::{segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::storage::segment::{segment_path, Part, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 
 /// Most key bytes the key map holds in one pass; a larger key set is
 /// cleaned over several passes, as Kafka's cleaner does.
@@ -61,10 +61,10 @@ type Keep<'a> = dyn Fn(&Rec<'_>) -> bool + 'a;
 /// Calls `f(batch header, batch bytes, records)` for every batch of a
 /// segment, in order, validating each.
 fn for_each_batch(
-    seg: &Segment,
+    seg: &Arc<Segment>,
     mut f: impl FnMut(&crate::format::batch::BatchHeader, &[u8], &[Rec<'_>]),
 ) -> Result<()> {
-    let data = seg.log.bytes();
+    let data = seg.view(Part::Log).map_err(io_err("map", seg.log.path()))?;
     let mut pos = 0;
     while pos < data.len() {
         let bad = |k| Error::corrupted(seg.log.path(), pos as u64, None, k);
@@ -347,7 +347,13 @@ fn clean_group(
     let log = MappedFile::open(&*fs, &log_path, len, len)
         .map_err(io_err("map", &log_path))
         .map_err(poison)?;
-    let scan = scan_segment(log.bytes(), base, part.config().index_interval_bytes);
+    let scan = {
+        let bytes = log
+            .view()
+            .map_err(io_err("map", &log_path))
+            .map_err(poison)?;
+        scan_segment(&bytes, base, part.config().index_interval_bytes)
+    };
     let next = inputs[last_seg].next_offset();
     if scan.stop.is_some() || scan.next_offset != next {
         let e = Error::corrupted(
@@ -385,7 +391,7 @@ fn clean_group(
     Ok(removed)
 }
 
-fn count_batches(seg: &Segment) -> Result<usize> {
+fn count_batches(seg: &Arc<Segment>) -> Result<usize> {
     let mut n = 0;
     for_each_batch(seg, |_, _, _| n += 1)?;
     Ok(n)

@@ -5,13 +5,20 @@
 //! `[0, published)`, which never changes once published (until the file is
 //! dropped). Publication is a release store, reading an acquire load, so a
 //! reader that sees a length also sees the bytes below it.
+//!
+//! Readers take a [`View`]: the published bytes as of that moment, with a
+//! counted reference to the mapping. A sealed file's mapping may be dropped
+//! ([`unmap`](MappedFile::unmap)) and made again ([`remap`](MappedFile::remap))
+//! while views of the old one are still held: the old mapping goes away
+//! when the last of them does.
 
 use std::io;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::io::{FileHandle, FileSystem, Mapping, OpenMode};
 
@@ -23,6 +30,48 @@ const MAX_ALLOCATION: u64 = 64 << 20;
 /// copied into the mapping.
 pub(crate) const WRITE_THROUGH_FILE: usize = 16 << 10;
 
+/// A reader's hold on a file's published bytes. It keeps the mapping
+/// alive, so the bytes stay valid after the file is unmapped, sealed,
+/// deleted or dropped.
+#[derive(Clone, Default)]
+pub(crate) struct View {
+    map: Option<Arc<dyn Mapping>>,
+    len: usize,
+}
+
+impl View {
+    /// Whether `self` and `other` read the same mapping.
+    pub fn same_mapping(&self, other: &View) -> bool {
+        match (&self.map, &other.map) {
+            (Some(a), Some(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+            _ => false,
+        }
+    }
+}
+
+impl Deref for View {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match &self.map {
+            // SAFETY: `len` was published when the view was taken, so
+            // `[0, len)` lies inside the mapping and the file (the writer
+            // allocates before it writes and publishes after). Published
+            // bytes are never written again, and a file is only cut below
+            // its published length by recovery, before anyone reads it.
+            // The `Arc` keeps the mapping alive for as long as this view.
+            Some(m) if self.len > 0 => unsafe { std::slice::from_raw_parts(m.as_ptr(), self.len) },
+            _ => &[],
+        }
+    }
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View").field("len", &self.len).finish()
+    }
+}
+
 pub(crate) struct MappedFile {
     path: PathBuf,
     /// The open file, until [`release_handle`](Self::release_handle): a
@@ -30,7 +79,11 @@ pub(crate) struct MappedFile {
     /// without a descriptor. Releasing keeps a log's open descriptors to
     /// the active segments, however many sealed ones it has.
     file: Mutex<Option<Arc<dyn FileHandle>>>,
-    map: Option<Box<dyn Mapping>>,
+    /// The mapping; `None` once [`unmap`](Self::unmap)ped, and for a file
+    /// with no capacity.
+    map: RwLock<Option<Arc<dyn Mapping>>>,
+    /// The capacity the file was mapped with.
+    capacity: u64,
     published: AtomicU64,
     /// Bytes of file space reserved. Only the writer changes it.
     allocated: AtomicU64,
@@ -80,12 +133,15 @@ impl MappedFile {
         let map = if capacity == 0 {
             None
         } else {
-            Some(file.map(usize::try_from(capacity).map_err(io::Error::other)?)?)
+            Some(Arc::from(
+                file.map(usize::try_from(capacity).map_err(io::Error::other)?)?,
+            ))
         };
         Ok(MappedFile {
             path: path.to_owned(),
             file: Mutex::new(Some(file)),
-            map,
+            map: RwLock::new(map),
+            capacity,
             published: AtomicU64::new(valid),
             allocated: AtomicU64::new(len.min(capacity)),
         })
@@ -103,21 +159,73 @@ impl MappedFile {
 
     /// The largest size appends may reach.
     pub fn capacity(&self) -> u64 {
-        self.map.as_ref().map_or(0, |m| m.capacity() as u64)
+        self.capacity
     }
 
-    /// The published bytes.
+    /// The published bytes, or `None` if the file is unmapped (see
+    /// [`remap`](Self::remap)).
     #[inline]
-    pub fn bytes(&self) -> &[u8] {
+    pub fn try_view(&self) -> Option<View> {
+        let map = self.map.read();
         let len = self.len() as usize;
-        match &self.map {
-            // SAFETY: `[0, len)` lies inside the mapping and the file (the
-            // writer allocates before it writes and publishes after), and
-            // published bytes are never written again while this file is
-            // alive, so a shared slice over them is sound.
-            Some(m) if len > 0 => unsafe { std::slice::from_raw_parts(m.as_ptr(), len) },
-            _ => &[],
+        match &*map {
+            Some(m) => Some(View {
+                map: Some(m.clone()),
+                len,
+            }),
+            None if self.capacity == 0 || len == 0 => Some(View::default()),
+            None => None,
         }
+    }
+
+    /// The published bytes of a file that is never unmapped: one being
+    /// recovered, built, or appended to.
+    ///
+    /// # Errors
+    /// If the file was unmapped after all.
+    #[inline]
+    pub fn view(&self) -> io::Result<View> {
+        self.try_view()
+            .ok_or_else(|| io::Error::other(format!("{} is not mapped", self.path.display())))
+    }
+
+    /// Maps a sealed file again after [`unmap`](Self::unmap): opens it,
+    /// maps its published bytes and closes it. Returns the view (also when
+    /// someone else mapped it first).
+    pub fn remap(&self, fs: &dyn FileSystem) -> io::Result<View> {
+        let mut map = self.map.write();
+        let len = self.len();
+        if map.is_none() && len > 0 {
+            let file = fs.open(&self.path, OpenMode::ReadWrite)?;
+            if file.len()? < len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{} is shorter than the {len} bytes it had",
+                        self.path.display()
+                    ),
+                ));
+            }
+            let cap = usize::try_from(len).map_err(io::Error::other)?;
+            *map = Some(Arc::from(file.map(cap)?));
+        }
+        Ok(View {
+            map: map.clone(),
+            len: len as usize,
+        })
+    }
+
+    /// Drops this file's mapping (views already taken keep theirs). Only
+    /// for sealed files, which are never written again; a later reader
+    /// calls [`remap`](Self::remap).
+    pub fn unmap(&self) {
+        let old = self.map.write().take();
+        drop(old);
+    }
+
+    /// Whether the file currently holds a mapping.
+    pub fn is_mapped(&self) -> bool {
+        self.map.read().is_some()
     }
 
     /// Writes `data` at the published length without publishing it. Only
@@ -132,7 +240,8 @@ impl MappedFile {
     pub fn write_unpublished(&self, data: &[u8]) -> io::Result<u64> {
         let start = self.len();
         let end = start + data.len() as u64;
-        let Some(map) = &self.map else {
+        let map = self.map.read();
+        let Some(map) = &*map else {
             return Err(io::Error::other("file is not mapped for appends"));
         };
         if end > map.capacity() as u64 {
@@ -189,7 +298,9 @@ impl MappedFile {
     /// never-written preallocated tail costs a syscall, not a zero-filled
     /// page fault per page. Without a handle (released), reads everything.
     pub fn zeros_from(&self, pos: u64) -> bool {
-        let bytes = self.bytes();
+        let Some(bytes) = self.try_view() else {
+            return false;
+        };
         let all_zero = |b: &[u8]| b.iter().all(|&x| x == 0);
         let Some(file) = self.file.lock().clone() else {
             return bytes.get(pos as usize..).is_none_or(all_zero);
@@ -265,7 +376,7 @@ mod tests {
         #[cfg(target_os = "linux")]
         assert_eq!(file.data_after(6 << 20).unwrap(), None);
         // SAFETY: inside the mapping and the allocated file; no reader.
-        unsafe { f.map.as_ref().unwrap().write((7 << 20) + 3, &[9]) };
+        unsafe { f.map.read().as_ref().unwrap().write((7 << 20) + 3, &[9]) };
         assert!(!f.zeros_from(100));
         assert!(!f.zeros_from(7 << 20));
         assert!(f.zeros_from((7 << 20) + 4));

@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     /// process, so durability points would cost time and buy nothing.
     pub no_sync: bool,
     pub metrics: Counters,
+    /// Keeps the number of mapped sealed segments bounded.
+    pub maps: Arc<segment::MapCache>,
     poisoned: AtomicBool,
     poison_reason: Mutex<Option<String>>,
     closed: AtomicBool,
@@ -46,8 +48,10 @@ impl Shared {
         clock: Arc<dyn Clock>,
         sync: SyncPolicy,
         no_sync: bool,
+        max_mapped_segments: usize,
     ) -> Self {
         Shared {
+            maps: Arc::new(segment::MapCache::new(fs.clone(), max_mapped_segments)),
             fs,
             clock,
             sync,

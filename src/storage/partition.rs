@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::mapped::View;
 use super::recovery::{remove_segment_files, IndexCursor, Loaded};
-use super::segment::Segment;
+use super::segment::{Part, Segment};
 use super::{Checkpoint, Shared};
 use crate::config::{CleanupPolicy, SyncPolicy, TopicConfig};
 use crate::error::{CorruptionKind, Error, Result};
@@ -65,20 +66,28 @@ struct Writer {
     next_offset: u64,
 }
 
-/// A validated batch returned by a fetch: the segment keeps the mapping
-/// alive for as long as the caller holds it.
+/// A validated batch returned by a fetch: the view keeps the segment's
+/// mapping alive for as long as the caller holds it.
 #[derive(Debug, Clone)]
 pub(crate) struct FetchedBatch {
     pub segment: Arc<Segment>,
+    /// The segment's log, of which the batch is `[pos, pos + total_len)`.
+    pub log: View,
     pub pos: usize,
     pub header: BatchHeader,
 }
 
 impl FetchedBatch {
     pub fn bytes(&self) -> &[u8] {
-        let b = self.segment.log.bytes();
-        &b[self.pos..self.pos + self.header.total_len()]
+        &self.log[self.pos..self.pos + self.header.total_len()]
     }
+}
+
+/// The end of one read over a snapshot of the segment list.
+enum Read<T> {
+    Done(T),
+    /// A sealed segment of the snapshot could not be mapped.
+    Unmappable(Arc<Segment>, std::io::Error),
 }
 
 /// What an append did.
@@ -110,6 +119,10 @@ pub(crate) struct Partition {
     deleted: AtomicBool,
     counters: AppendCounters,
     group_commit: GroupCommit,
+    /// Runs after a read takes its snapshot of the segment list: lets a
+    /// test remove segments in that window.
+    #[cfg(test)]
+    pub after_snapshot: Mutex<Option<Box<dyn FnMut() + Send>>>,
 }
 
 /// Group-commit state: who leads the current sync, and who waits for it.
@@ -205,7 +218,7 @@ impl Partition {
         let end = active.next_offset();
         let first_base = loaded.segments.first().map_or(end, |s| s.base);
         for sealed in &loaded.segments[..loaded.segments.len() - 1] {
-            sealed.release_handles();
+            sealed.make_lazy(&shared.maps, false);
         }
         // Recovery synced everything it loaded, unless it left the active
         // segment's tail to the next sync (a same-boot recovery): then only
@@ -237,6 +250,8 @@ impl Partition {
             deleted: AtomicBool::new(false),
             counters: AppendCounters::default(),
             group_commit: GroupCommit::default(),
+            #[cfg(test)]
+            after_snapshot: Mutex::new(None),
         }
     }
 
@@ -295,7 +310,7 @@ impl Partition {
             return false;
         }
         if let Some(n) = &new {
-            n.release_handles();
+            n.make_lazy(&self.shared.maps, true);
         }
         let mut list = Vec::with_capacity(segs.len());
         list.extend_from_slice(&segs[..at]);
@@ -462,7 +477,7 @@ impl Partition {
         *segs = Arc::new(list);
         drop(segs);
         // Only now: a syncer picks the last segment of the list.
-        old.release_handles();
+        old.make_lazy(&self.shared.maps, true);
         w.active = new;
         w.cursor = IndexCursor::new(self.cfg.index_interval_bytes);
         self.shared
@@ -656,14 +671,49 @@ impl Partition {
         max_records: usize,
         out: &mut Vec<FetchedBatch>,
     ) -> Result<()> {
+        self.retry_if_removed(|| self.fetch_once(offset, max_bytes, max_records, out))
+    }
+
+    /// Runs a read over a snapshot of the segment list again, with a fresh
+    /// snapshot, when it failed because one of the snapshot's segments was
+    /// removed meanwhile (retention, compaction): a sealed segment is mapped
+    /// on demand, and its files may be gone by then. The next run sees the
+    /// new list, or a log start past the offset asked for.
+    fn retry_if_removed<T>(&self, mut read: impl FnMut() -> Result<Read<T>>) -> Result<T> {
+        let mut attempts = 0;
+        loop {
+            match read()? {
+                Read::Done(t) => return Ok(t),
+                Read::Unmappable(seg, e) => {
+                    let removed = !self.segments().iter().any(|s| Arc::ptr_eq(s, &seg));
+                    attempts += 1;
+                    if !removed || attempts >= 8 {
+                        return Err(Error::io("map", seg.log.path(), e));
+                    }
+                }
+            }
+        }
+    }
+
+    fn fetch_once(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_records: usize,
+        out: &mut Vec<FetchedBatch>,
+    ) -> Result<Read<()>> {
         let end = self.end_offset();
         if offset < self.start_offset() || offset > end {
             return Err(self.out_of_range(offset));
         }
         if offset == end {
-            return Ok(());
+            return Ok(Read::Done(()));
         }
         let segs = self.segments();
+        #[cfg(test)]
+        if let Some(f) = self.after_snapshot.lock().as_mut() {
+            f();
+        }
         let first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
         let compacted = self.cfg.cleanup_policy != CleanupPolicy::Delete;
         let (mut bytes, mut records, mut want) = (0usize, 0usize, offset);
@@ -675,10 +725,21 @@ impl Partition {
         macro_rules! damaged {
             ($err:expr) => {{
                 if !out.is_empty() {
-                    return Ok(());
+                    return Ok(Read::Done(()));
                 }
                 return Err($err);
             }};
+        }
+        // A segment that cannot be mapped ends the fetch the same way; the
+        // caller decides whether it was removed meanwhile.
+        macro_rules! mapped {
+            ($seg:expr, $part:expr) => {
+                match $seg.view($part) {
+                    Ok(v) => v,
+                    Err(_) if !out.is_empty() => return Ok(Read::Done(())),
+                    Err(e) => return Ok(Read::Unmappable($seg.clone(), e)),
+                }
+            };
         }
         for (i, seg) in segs.iter().enumerate().skip(first) {
             if let Some((p, ppos, reached)) = prev {
@@ -695,9 +756,13 @@ impl Partition {
                     ));
                 }
             }
-            let data = seg.log.bytes();
+            let data = mapped!(seg, Part::Log);
             let mut pos = if i == first {
-                seg.position_for(offset) as usize
+                match seg.position_for(&data, offset) {
+                    Ok(p) => p as usize,
+                    Err(e) if out.is_empty() => return Ok(Read::Unmappable(seg.clone(), e)),
+                    Err(_) => return Ok(Read::Done(())),
+                }
             } else {
                 0
             };
@@ -717,7 +782,7 @@ impl Partition {
                 // past it: never return more than the end read above, so
                 // that a reader's position can never pass the end offset.
                 if h.base_offset >= end {
-                    return Ok(());
+                    return Ok(Read::Done(()));
                 }
                 let in_order = match expected {
                     Some(e) if compacted => h.base_offset >= e,
@@ -745,6 +810,7 @@ impl Partition {
                 }
                 out.push(FetchedBatch {
                     segment: seg.clone(),
+                    log: data.clone(),
                     pos: at,
                     header: h,
                 });
@@ -752,25 +818,39 @@ impl Partition {
                 records += h.record_count as usize;
                 want = h.next_offset();
                 if bytes >= max_bytes || records >= max_records {
-                    return Ok(());
+                    return Ok(Read::Done(()));
                 }
             }
             prev = Some((seg, pos, reached));
         }
-        Ok(())
+        Ok(Read::Done(()))
     }
 
     /// The first offset at or after the log start whose record timestamp is
     /// `>= ts`, if any (Kafka's `offsetsForTimes`).
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+        self.retry_if_removed(|| self.offset_for_timestamp_once(ts))
+    }
+
+    fn offset_for_timestamp_once(&self, ts: i64) -> Result<Read<Option<u64>>> {
         let start = self.start_offset();
         for seg in self.segments().iter() {
             if seg.max_timestamp() < ts || seg.next_offset() <= start {
                 continue;
             }
-            let from = seg.time_scan_start(ts).max(start);
-            let data = seg.log.bytes();
-            let mut pos = seg.position_for(from) as usize;
+            let mapped = |r: std::io::Result<u64>| r.map_err(|e| Read::Unmappable(seg.clone(), e));
+            let data = match seg.view(Part::Log) {
+                Ok(v) => v,
+                Err(e) => return Ok(Read::Unmappable(seg.clone(), e)),
+            };
+            let located = mapped(seg.time_scan_start(ts)).and_then(|from| {
+                let from = from.max(start);
+                mapped(seg.position_for(&data, from)).map(|pos| (from, pos as usize))
+            });
+            let (from, mut pos) = match located {
+                Ok(l) => l,
+                Err(r) => return Ok(r),
+            };
             while pos < data.len() {
                 let h =
                     decode_batch(&data[pos..]).map_err(|e| self.corrupted(seg, pos, from, e))?;
@@ -783,14 +863,14 @@ impl Partition {
                         let r = r.map_err(bad)?;
                         let off = h.base_offset + u64::from(r.offset_delta);
                         if off >= from && h.base_timestamp.wrapping_add(r.timestamp_delta) >= ts {
-                            return Ok(Some(off));
+                            return Ok(Read::Done(Some(off)));
                         }
                     }
                 }
                 pos += h.total_len();
             }
         }
-        Ok(None)
+        Ok(Read::Done(None))
     }
 
     /// Registers a signal fired by the next append (or deletion).

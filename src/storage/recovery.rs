@@ -379,7 +379,12 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
     };
     let mut segments = Vec::with_capacity(bases.len());
     for (i, &base) in bases.iter().enumerate().take(scan_from) {
-        segments.push(Arc::new(open_trusted(ctx, base, bases[i + 1], report)?));
+        let seg = open_trusted(ctx, base, bases[i + 1], report)?;
+        // Sealed: no descriptors, and mapped again only when read, so that
+        // opening a log of any number of segments holds neither open.
+        seg.release_handles();
+        seg.unmap();
+        segments.push(Arc::new(seg));
     }
     let mut cursor = IndexCursor::new(ctx.index_interval);
     let mut durable = None;
@@ -503,29 +508,33 @@ fn open_trusted(
     let fs = ctx.fs;
     let log_path = segment_path(ctx.dir, base, LOG_EXT);
     let log = MappedFile::open_whole(fs, &log_path).map_err(io_err("map", &log_path))?;
+    let log_bytes = log.view().map_err(io_err("map", &log_path))?;
     let len = log.len();
     let next_rel = next_base - base;
     if let (Some(offsets), Some(times)) = (
         open_sealed_index(ctx, base, INDEX_EXT, OFFSET_ENTRY_LEN),
         open_sealed_index(ctx, base, TIME_INDEX_EXT, TIME_ENTRY_LEN),
     ) {
-        let n = offsets.len() as usize / OFFSET_ENTRY_LEN;
+        let (offsets_bytes, times_bytes) = (
+            offsets.view().unwrap_or_default(),
+            times.view().unwrap_or_default(),
+        );
+        let n = offsets_bytes.len() / OFFSET_ENTRY_LEN;
         let offsets_ok = match n
             .checked_sub(1)
-            .and_then(|i| offset_entry(offsets.bytes(), i))
+            .and_then(|i| offset_entry(&offsets_bytes, i))
         {
             None => true,
             Some(e) => {
                 u64::from(e.pos) < len
-                    && log
-                        .bytes()
+                    && log_bytes
                         .get(e.pos as usize..)
                         .and_then(|b| crate::format::batch::peek_header(b).ok())
                         .is_some_and(|h| h.base_offset == base + u64::from(e.rel))
             }
         };
-        let nt = times.len() as usize / TIME_ENTRY_LEN;
-        let seal = nt.checked_sub(1).and_then(|i| time_entry(times.bytes(), i));
+        let nt = times_bytes.len() / TIME_ENTRY_LEN;
+        let seal = nt.checked_sub(1).and_then(|i| time_entry(&times_bytes, i));
         let times_ok = match seal {
             Some(e) => u64::from(e.rel) == next_rel,
             None => len == 0,
@@ -538,7 +547,8 @@ fn open_trusted(
         }
     }
     // Rebuild both indexes from the log.
-    let scan = scan_segment(log.bytes(), base, ctx.index_interval);
+    let scan = scan_segment(&log_bytes, base, ctx.index_interval);
+    drop(log_bytes);
     report.bytes_scanned += scan.valid_len;
     let times = scan.sealed_time_index(base, scan.next_offset);
     let offsets = write_sealed_index(ctx, base, INDEX_EXT, &scan.offsets, report)?;
@@ -559,11 +569,13 @@ fn open_sealed_index(ctx: &LoadCtx<'_>, base: u64, ext: &str, entry: usize) -> O
     let path = segment_path(ctx.dir, base, ext);
     let f = MappedFile::open_whole(ctx.fs, &path).ok()?;
     let len = f.len();
+    let bytes = f.view().ok()?;
     let valid = if entry == OFFSET_ENTRY_LEN {
-        valid_offset_entries(f.bytes())
+        valid_offset_entries(&bytes)
     } else {
-        valid_time_entries(f.bytes())
+        valid_time_entries(&bytes)
     };
+    drop(bytes);
     // A sealed index is trimmed to its entries, so anything after the valid
     // prefix (zero fill, a torn entry, garbage) means it cannot be trusted.
     ((valid * entry) as u64 == len).then_some(f)
@@ -600,10 +612,11 @@ fn resume_tail(
 ) -> Option<tail::Resumed> {
     let map = |ext| MappedFile::open_whole(ctx.fs, &segment_path(ctx.dir, base, ext)).ok();
     let (offsets, times) = (map(INDEX_EXT)?, map(TIME_INDEX_EXT)?);
+    let (offsets, times) = (offsets.view().ok()?, times.view().ok()?);
     let files = tail::Files {
         log,
-        offsets: offsets.bytes(),
-        times: times.bytes(),
+        offsets: &offsets,
+        times: &times,
         zeros_from,
     };
     tail::resume(&files, base, ctx.index_interval)
@@ -621,6 +634,7 @@ fn open_scanned(
     let fs = ctx.fs;
     let log_path = segment_path(ctx.dir, base, LOG_EXT);
     let reader = MappedFile::open_whole(fs, &log_path).map_err(io_err("map", &log_path))?;
+    let reader_bytes = reader.view().map_err(io_err("map", &log_path))?;
     let file_len = reader.len();
     let is_last = next_base.is_none();
     let zeros_from = |p: usize| reader.zeros_from(p as u64);
@@ -629,7 +643,7 @@ fn open_scanned(
     // cache has it all), and after a clean close on any boot (close synced
     // the segment and both indexes before the shutdown marker).
     let resumed = if is_last && (ctx.clean || ctx.same_boot) {
-        resume_tail(ctx, base, reader.bytes(), &zeros_from)
+        resume_tail(ctx, base, &reader_bytes, &zeros_from)
     } else {
         None
     };
@@ -640,11 +654,12 @@ fn open_scanned(
             r.scan
         }
         None => {
-            let scan = scan_segment_checked(reader.bytes(), base, ctx.index_interval, &zeros_from);
+            let scan = scan_segment_checked(&reader_bytes, base, ctx.index_interval, &zeros_from);
             report.bytes_scanned += scan.valid_len;
             scan
         }
     };
+    drop(reader_bytes);
     drop(reader);
     report.segments_scanned += 1;
     // A sealed segment must end exactly where the next one starts.

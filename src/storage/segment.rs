@@ -1,11 +1,20 @@
 //! One segment: a `.log` file of batches with its sparse `.index` and
 //! `.timeindex`, all three mapped.
+//!
+//! The active segment's files stay mapped. Once sealed, a segment's
+//! mappings are made on demand and may be dropped again: the log's
+//! [`MapCache`] keeps at most a set number of sealed segments mapped and
+//! unmaps the least recently read ones beyond it. Readers hold [`View`]s,
+//! which keep the mapping they read alive.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
-use super::mapped::MappedFile;
+use parking_lot::Mutex;
+
+use super::mapped::{MappedFile, View};
 use crate::format::batch::peek_header;
 use crate::format::index::{
     lookup_offset, lookup_time, OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
@@ -40,6 +49,83 @@ pub(crate) fn index_capacities(segment_index_bytes: u64) -> (u64, u64) {
     )
 }
 
+/// One of a segment's three files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Log,
+    Offsets,
+    Times,
+}
+
+/// Bounds how many sealed segments a log keeps mapped. Each mapped segment
+/// costs three entries of the process's memory map (Linux allows 65,530 by
+/// default) and keeps the pages read through it counted in the resident
+/// set; unmapping the least recently read ones keeps both bounded however
+/// many segments the log holds.
+pub(crate) struct MapCache {
+    fs: Arc<dyn FileSystem>,
+    limit: usize,
+    /// Advanced at each admission; a read stamps its segment with it.
+    clock: AtomicU64,
+    /// Sealed segments holding mappings, in no particular order.
+    mapped: Mutex<Vec<Weak<Segment>>>,
+}
+
+impl std::fmt::Debug for MapCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapCache")
+            .field("limit", &self.limit)
+            .field("mapped", &self.mapped.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MapCache {
+    /// A cache keeping at most `limit` sealed segments mapped (at least 1).
+    pub fn new(fs: Arc<dyn FileSystem>, limit: usize) -> MapCache {
+        MapCache {
+            fs,
+            limit: limit.max(1),
+            clock: AtomicU64::new(1),
+            mapped: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// How many sealed segments are registered as mapped.
+    pub fn mapped_segments(&self) -> usize {
+        let mut m = self.mapped.lock();
+        m.retain(|w| w.strong_count() > 0);
+        m.len()
+    }
+
+    /// Registers a segment that has just been mapped, unmapping the least
+    /// recently read ones if that puts the cache over its limit. Evicts
+    /// down to seven eighths of the limit, so that a reader sweeping over
+    /// many segments pays for the sort once every `limit / 8` admissions.
+    fn admit(&self, seg: Weak<Segment>) {
+        self.clock.fetch_add(1, Ordering::Relaxed);
+        let mut m = self.mapped.lock();
+        m.push(seg);
+        if m.len() <= self.limit {
+            return;
+        }
+        let mut live: Vec<(u64, Arc<Segment>)> = m
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|s| (s.last_used.load(Ordering::Relaxed), s))
+            .collect();
+        if live.len() > self.limit {
+            let keep = self.limit - self.limit / 8;
+            live.sort_by_key(|(t, _)| *t);
+            let evict = live.len() - keep.max(1);
+            for (_, s) in live.drain(..evict) {
+                s.unmap();
+            }
+        }
+        *m = live.iter().map(|(_, s)| Arc::downgrade(s)).collect();
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub base: u64,
@@ -50,6 +136,14 @@ pub(crate) struct Segment {
     next_offset: AtomicU64,
     /// The largest record timestamp in the segment (`i64::MIN` if empty).
     max_ts: AtomicI64,
+    /// Set when the segment is sealed: from then on its mappings are made
+    /// on demand, through this cache.
+    cache: OnceLock<Arc<MapCache>>,
+    /// The cache's clock at the last read.
+    last_used: AtomicU64,
+    /// Whether the cache counts this segment as mapped. Its lock also
+    /// serializes mapping against unmapping.
+    registered: Mutex<bool>,
 }
 
 impl Segment {
@@ -69,6 +163,9 @@ impl Segment {
             times: MappedFile::create(fs, &segment_path(dir, base, TIME_INDEX_EXT), tc)?,
             next_offset: AtomicU64::new(base),
             max_ts: AtomicI64::new(i64::MIN),
+            cache: OnceLock::new(),
+            last_used: AtomicU64::new(0),
+            registered: Mutex::new(false),
         })
     }
 
@@ -88,7 +185,94 @@ impl Segment {
             times,
             next_offset: AtomicU64::new(next_offset),
             max_ts: AtomicI64::new(max_ts),
+            cache: OnceLock::new(),
+            last_used: AtomicU64::new(0),
+            registered: Mutex::new(false),
         }
+    }
+
+    fn file(&self, part: Part) -> &MappedFile {
+        match part {
+            Part::Log => &self.log,
+            Part::Offsets => &self.offsets,
+            Part::Times => &self.times,
+        }
+    }
+
+    /// The published bytes of one of the segment's files, mapping it again
+    /// if the cache had unmapped it.
+    ///
+    /// # Errors
+    /// If a sealed file cannot be opened and mapped (for instance because
+    /// retention deleted it after the caller took the segment list).
+    #[inline]
+    pub fn view(self: &Arc<Self>, part: Part) -> io::Result<View> {
+        let cache = self.cache.get();
+        if let Some(c) = cache {
+            self.last_used
+                .store(c.clock.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        let file = self.file(part);
+        if let Some(v) = file.try_view() {
+            return Ok(v);
+        }
+        let Some(cache) = cache else {
+            return file.view();
+        };
+        let newly = {
+            let mut registered = self.registered.lock();
+            let v = file.remap(&*cache.fs)?;
+            let newly = !*registered;
+            *registered = true;
+            drop(registered);
+            if !newly {
+                return Ok(v);
+            }
+            v
+        };
+        cache.admit(Arc::downgrade(self));
+        Ok(newly)
+    }
+
+    /// Hands a sealed segment to the map cache: its descriptors are closed
+    /// and its mappings are made on demand from now on. `keep_mapped`
+    /// leaves the current mappings in place (counted by the cache): right
+    /// after a roll, readers are likely still reading the segment.
+    pub fn make_lazy(self: &Arc<Self>, cache: &Arc<MapCache>, keep_mapped: bool) {
+        self.release_handles();
+        if self.cache.set(cache.clone()).is_err() {
+            return;
+        }
+        if keep_mapped {
+            let mut registered = self.registered.lock();
+            if [&self.log, &self.offsets, &self.times]
+                .iter()
+                .any(|f| f.is_mapped())
+            {
+                *registered = true;
+                drop(registered);
+                cache.admit(Arc::downgrade(self));
+            }
+        } else {
+            self.unmap();
+        }
+    }
+
+    /// Drops the three mappings (views keep theirs). Sealed segments only.
+    pub fn unmap(&self) {
+        let mut registered = self.registered.lock();
+        for f in [&self.log, &self.offsets, &self.times] {
+            f.unmap();
+        }
+        *registered = false;
+    }
+
+    /// Whether any of the three files holds a mapping.
+    #[cfg(test)]
+    pub fn is_mapped(&self) -> bool {
+        [&self.log, &self.offsets, &self.times]
+            .iter()
+            .any(|f| f.is_mapped())
     }
 
     #[inline]
@@ -115,24 +299,19 @@ impl Segment {
         self.next_offset.store(next_offset, Ordering::Release);
     }
 
-    pub fn offset_entries(&self) -> usize {
-        self.offsets.len() as usize / OFFSET_ENTRY_LEN
-    }
-
-    pub fn time_entries(&self) -> usize {
-        self.times.len() as usize / TIME_ENTRY_LEN
-    }
-
     /// Whether the offset index has room for another entry.
     pub fn index_has_room(&self) -> bool {
         self.offsets.len() + OFFSET_ENTRY_LEN as u64 <= self.offsets.capacity()
             && self.times.len() + 2 * TIME_ENTRY_LEN as u64 <= self.times.capacity()
     }
 
-    pub fn last_time_entry(&self) -> Option<TimeEntry> {
-        let n = self.time_entries();
-        n.checked_sub(1)
-            .and_then(|i| crate::format::index::time_entry(self.times.bytes(), i))
+    /// The last time entry of a segment whose files are mapped (the active
+    /// one).
+    pub fn last_time_entry(&self) -> io::Result<Option<TimeEntry>> {
+        let times = self.times.view()?;
+        let n = times.len() / TIME_ENTRY_LEN;
+        Ok(n.checked_sub(1)
+            .and_then(|i| crate::format::index::time_entry(&times, i)))
     }
 
     /// Appends index entries. Writer only.
@@ -148,22 +327,24 @@ impl Segment {
         Ok(())
     }
 
-    /// Byte position from which to scan for `offset`: the indexed batch at
-    /// or before it, or the segment start.
-    pub fn position_for(&self, offset: u64) -> u64 {
+    /// Byte position in `log` (this segment's log, as viewed) from which
+    /// to scan for `offset`: the indexed batch at or before it, or the
+    /// segment start.
+    pub fn position_for(self: &Arc<Self>, log: &[u8], offset: u64) -> io::Result<u64> {
         let rel = u32::try_from(offset.saturating_sub(self.base)).unwrap_or(u32::MAX);
-        match lookup_offset(self.offsets.bytes(), self.offset_entries(), rel) {
-            Some(e) if self.entry_points_at_batch(e) => u64::from(e.pos),
+        let offsets = self.view(Part::Offsets)?;
+        let n = offsets.len() / OFFSET_ENTRY_LEN;
+        Ok(match lookup_offset(&offsets, n, rel) {
+            Some(e) if self.entry_points_at_batch(log, e) => u64::from(e.pos),
             // An entry that disagrees with the log is ignored; the scan from
             // the start is slower but correct. Recovery rebuilds such an
             // index on the next open.
             _ => 0,
-        }
+        })
     }
 
-    fn entry_points_at_batch(&self, e: OffsetEntry) -> bool {
-        let bytes = self.log.bytes();
-        match bytes.get(e.pos as usize..).map(peek_header) {
+    fn entry_points_at_batch(&self, log: &[u8], e: OffsetEntry) -> bool {
+        match log.get(e.pos as usize..).map(peek_header) {
             Some(Ok(h)) => h.base_offset == self.base + u64::from(e.rel),
             _ => false,
         }
@@ -171,11 +352,13 @@ impl Segment {
 
     /// The offset from which a scan for the first record with timestamp
     /// `>= ts` may start.
-    pub fn time_scan_start(&self, ts: i64) -> u64 {
-        match lookup_time(self.times.bytes(), self.time_entries(), ts) {
+    pub fn time_scan_start(self: &Arc<Self>, ts: i64) -> io::Result<u64> {
+        let times = self.view(Part::Times)?;
+        let n = times.len() / TIME_ENTRY_LEN;
+        Ok(match lookup_time(&times, n, ts) {
             Some(e) => self.base + u64::from(e.rel),
             None => self.base,
-        }
+        })
     }
 
     /// Closes the three files' descriptors, keeping their mappings: the
@@ -201,7 +384,7 @@ impl Segment {
         let next = self.next_offset();
         let max_ts = self.max_timestamp();
         let rel = u32::try_from(next - self.base).map_err(io::Error::other)?;
-        if next > self.base && self.last_time_entry().is_none_or(|e| e.rel < rel) {
+        if next > self.base && self.last_time_entry()?.is_none_or(|e| e.rel < rel) {
             self.push_time_entry(TimeEntry { ts: max_ts, rel })?;
         }
         for f in [&self.log, &self.offsets, &self.times] {
