@@ -11,6 +11,9 @@ use std::borrow::Cow;
 
 type Header<'a> = (Cow<'a, str>, Cow<'a, [u8]>);
 
+/// Bytes of a batch header: the records section starts here (FORMAT.md).
+pub const BATCH_HEADER_LEN: usize = crate::format::batch::HEADER_LEN;
+
 /// A batch decoded into owned parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodedBatch {
