@@ -101,4 +101,12 @@ pub(crate) trait Mapping: Send + Sync {
     /// allocated length, and no other thread may read or write that range
     /// while this runs.
     unsafe fn write(&self, pos: usize, data: &[u8]);
+    /// Asks the kernel to set up, in one call, the writable pages of
+    /// `[pos, pos + len)` that later copies will touch, instead of one page
+    /// fault per page. A hint: failure (an old kernel) changes nothing but
+    /// speed. The range must be within the capacity and the file's
+    /// allocated length; nothing there may be published yet.
+    fn prefault(&self, _pos: usize, _len: usize) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -190,4 +190,10 @@ impl Mapping for StdMap {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.0.as_mut_ptr().add(pos), data.len());
         }
     }
+
+    #[cfg(target_os = "linux")]
+    fn prefault(&self, pos: usize, len: usize) -> io::Result<()> {
+        self.0
+            .advise_range(memmap2::Advice::PopulateWrite, pos, len)
+    }
 }

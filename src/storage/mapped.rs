@@ -29,6 +29,8 @@ const MAX_ALLOCATION: u64 = 64 << 20;
 /// Appends at least this large are written with `pwrite` rather than
 /// copied into the mapping.
 pub(crate) const WRITE_THROUGH_FILE: usize = 16 << 10;
+/// How far ahead of small appends the mapping's pages are set up.
+const PREFAULT_AHEAD: u64 = 256 << 10;
 
 /// A reader's hold on a file's published bytes. It keeps the mapping
 /// alive, so the bytes stay valid after the file is unmapped, sealed,
@@ -87,6 +89,10 @@ pub(crate) struct MappedFile {
     published: AtomicU64,
     /// Bytes of file space reserved. Only the writer changes it.
     allocated: AtomicU64,
+    /// The mapping's pages below this were prefaulted (or are known to be
+    /// set up). Only the writer uses it; `u64::MAX` turns prefaulting off
+    /// (the kernel refused it once).
+    prefaulted: AtomicU64,
 }
 
 impl std::fmt::Debug for MappedFile {
@@ -144,6 +150,7 @@ impl MappedFile {
             capacity,
             published: AtomicU64::new(valid),
             allocated: AtomicU64::new(len.min(capacity)),
+            prefaulted: AtomicU64::new(valid),
         })
     }
 
@@ -251,6 +258,7 @@ impl MappedFile {
         if data.len() >= WRITE_THROUGH_FILE {
             self.handle()?.write_at(data, start)?;
         } else {
+            self.prefault(&**map, end);
             // SAFETY: `[start, end)` is within capacity (checked above) and
             // within the allocated file (reserve). It lies past the
             // published length, so no reader looks at it, and only the
@@ -258,6 +266,34 @@ impl MappedFile {
             unsafe { map.write(start as usize, data) };
         }
         Ok(end)
+    }
+
+    /// Before a copy reaches `end` through the mapping: sets up the next
+    /// [`PREFAULT_AHEAD`] bytes of pages in one call. Copying into a page
+    /// the process never touched takes a page fault, and small appends
+    /// touch a new page every few dozen records; one call per 256 KiB
+    /// replaces 64 of those faults. Writer only.
+    fn prefault(&self, map: &dyn Mapping, end: u64) {
+        let done = self.prefaulted.load(Ordering::Relaxed);
+        if end <= done {
+            return;
+        }
+        const PAGE: u64 = 4096;
+        let from = (done.max(self.len()) / PAGE) * PAGE;
+        let to = (end + PREFAULT_AHEAD).min(self.allocated.load(Ordering::Relaxed));
+        let to = if to == self.allocated.load(Ordering::Relaxed) {
+            to
+        } else {
+            to / PAGE * PAGE
+        };
+        if to <= from {
+            return;
+        }
+        let next = match map.prefault(from as usize, (to - from) as usize) {
+            Ok(()) => to,
+            Err(_) => u64::MAX,
+        };
+        self.prefaulted.store(next.max(end), Ordering::Relaxed);
     }
 
     /// Makes `[0, len)` visible to readers.
@@ -346,6 +382,40 @@ impl MappedFile {
 mod tests {
     use super::*;
     use crate::io::StdFs;
+
+    /// Small appends set up the pages ahead of them, never past the
+    /// reserved file space, and the prefaulted stretch still reads as a
+    /// zero tail to recovery's check.
+    #[test]
+    fn small_appends_prefault_ahead_within_the_reservation() {
+        let dir = std::env::temp_dir().join(format!("streamlog-prefault-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = MappedFile::create(&StdFs, &dir.join("f"), 64 << 20).unwrap();
+        let mut end = 0;
+        for i in 0..5_000u32 {
+            end = f.write_unpublished(&[i as u8 | 1; 100]).unwrap();
+            f.publish(end);
+            let done = f.prefaulted.load(Ordering::Relaxed);
+            let allocated = f.allocated.load(Ordering::Relaxed);
+            // (u64::MAX: the kernel refused, and prefaulting is off.)
+            assert!(
+                done == u64::MAX || (done >= end && done <= allocated),
+                "{done} {end} {allocated}"
+            );
+        }
+        assert_eq!(end, 500_000);
+        let v = f.view().unwrap();
+        assert!(v
+            .chunks(100)
+            .enumerate()
+            .all(|(i, c)| c == [i as u8 | 1; 100]));
+        drop(v);
+        let allocated = f.allocated.load(Ordering::Relaxed);
+        f.publish(allocated);
+        assert!(f.zeros_from(end));
+        drop(f);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// The zero check over a preallocated tail asks the file system where
     /// data may be; it must still see every non-zero byte, whether written
