@@ -268,8 +268,8 @@ impl MappedFile {
         Ok(end)
     }
 
-    /// Before a copy reaches `end` through the mapping: sets up the next
-    /// [`PREFAULT_AHEAD`] bytes of pages in one call. Copying into a page
+    /// Before a copy reaches `end` through the mapping: sets up the pages
+    /// ahead of it, up to [`PREFAULT_AHEAD`] bytes, in one call. Copying into a page
     /// the process never touched takes a page fault, and small appends
     /// touch a new page every few dozen records; one call per 256 KiB
     /// replaces 64 of those faults. Writer only.
@@ -280,7 +280,12 @@ impl MappedFile {
         }
         const PAGE: u64 = 4096;
         let from = (done.max(self.len()) / PAGE) * PAGE;
-        let to = (end + PREFAULT_AHEAD).min(self.allocated.load(Ordering::Relaxed));
+        // As far ahead as the file is long, up to PREFAULT_AHEAD: a file
+        // that gets one record (a test's temporary log, a quiet partition)
+        // sets up one page, not 64, and a busy one reaches the full
+        // distance after a few calls.
+        let ahead = end.clamp(PAGE, PREFAULT_AHEAD);
+        let to = (end + ahead).min(self.allocated.load(Ordering::Relaxed));
         let to = if to == self.allocated.load(Ordering::Relaxed) {
             to
         } else {
