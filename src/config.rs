@@ -148,6 +148,13 @@ pub struct LogOptions {
 }
 
 /// The default of [`LogOptions::max_mapped_segments`].
+///
+/// # Example
+/// ```
+/// use streamlog::{LogOptions, DEFAULT_MAX_MAPPED_SEGMENTS};
+/// // Twice the default, for a log of many small segments read all over.
+/// let opts = LogOptions::new().max_mapped_segments(2 * DEFAULT_MAX_MAPPED_SEGMENTS);
+/// ```
 pub const DEFAULT_MAX_MAPPED_SEGMENTS: usize = 1024;
 
 impl fmt::Debug for LogOptions {
