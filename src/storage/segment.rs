@@ -219,19 +219,16 @@ impl Segment {
         let Some(cache) = cache else {
             return file.view();
         };
-        let newly = {
+        let (view, newly_registered) = {
             let mut registered = self.registered.lock();
-            let v = file.remap(&*cache.fs)?;
-            let newly = !*registered;
-            *registered = true;
-            drop(registered);
-            if !newly {
-                return Ok(v);
-            }
-            v
+            let view = file.remap(&*cache.fs)?;
+            (view, !std::mem::replace(&mut *registered, true))
         };
-        cache.admit(Arc::downgrade(self));
-        Ok(newly)
+        // Outside the segment's lock: the cache may unmap other segments.
+        if newly_registered {
+            cache.admit(Arc::downgrade(self));
+        }
+        Ok(view)
     }
 
     /// Hands a sealed segment to the map cache: its descriptors are closed
