@@ -1,5 +1,5 @@
 //! One segment: a `.log` file of batches with its sparse `.index` and
-//! `.timeindex`, all three mapped.
+//! `.timeindex`, read through mappings.
 //!
 //! The active segment's files stay mapped. Once sealed, a segment's
 //! mappings are made on demand and may be dropped again: the log's
