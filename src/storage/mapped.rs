@@ -31,6 +31,7 @@ const MAX_ALLOCATION: u64 = 64 << 20;
 pub(crate) const WRITE_THROUGH_FILE: usize = 16 << 10;
 /// How far ahead of small appends the mapping's pages are set up.
 const PREFAULT_AHEAD: u64 = 256 << 10;
+const PAGE: u64 = 4096;
 
 /// A reader's hold on a file's published bytes. It keeps the mapping
 /// alive, so the bytes stay valid after the file is unmapped, sealed,
@@ -244,6 +245,11 @@ impl MappedFile {
     /// copying into fresh mapped pages makes the kernel zero each page
     /// first, which halves the bandwidth of large appends. Either way the
     /// bytes are in the page cache on return and survive a process crash.
+    ///
+    /// The file space and the mapped pages a small write needs are normally
+    /// made ready by [`prepare_ahead`](Self::prepare_ahead) after the
+    /// previous append. A write that outruns it reserves space itself and
+    /// takes ordinary page faults.
     pub fn write_unpublished(&self, data: &[u8]) -> io::Result<u64> {
         let start = self.len();
         let end = start + data.len() as u64;
@@ -258,7 +264,6 @@ impl MappedFile {
         if data.len() >= WRITE_THROUGH_FILE {
             self.handle()?.write_at(data, start)?;
         } else {
-            self.prefault(&**map, end);
             // SAFETY: `[start, end)` is within capacity (checked above) and
             // within the allocated file (reserve). It lies past the
             // published length, so no reader looks at it, and only the
@@ -268,30 +273,60 @@ impl MappedFile {
         Ok(end)
     }
 
-    /// Before a copy reaches `end` through the mapping: sets up the pages
-    /// ahead of it, up to [`PREFAULT_AHEAD`] bytes, in one call. Copying into a page
-    /// the process never touched takes a page fault, and small appends
-    /// touch a new page every few dozen records; one call per 256 KiB
-    /// replaces 64 of those faults. Writer only.
-    fn prefault(&self, map: &dyn Mapping, end: u64) {
-        let done = self.prefaulted.load(Ordering::Relaxed);
-        if end <= done {
+    /// After an append of `written` bytes ending at `end` has been
+    /// published: gets the file ready for the next small appends, so that
+    /// the system calls this takes (`fallocate`, `madvise`) are not paid
+    /// between a record's timestamp and its publication. The distance
+    /// ahead is as long as the file, at least a page and at most
+    /// [`PREFAULT_AHEAD`]. It reserves file space when less than that is
+    /// left, and sets up the mapping's pages once fewer than 3/4 of the
+    /// distance are ready. Writer only.
+    ///
+    /// Best effort: a failure here is left for the next write, which
+    /// reserves for itself and reports the error then. Nothing is done
+    /// after large appends, which go through the file.
+    pub fn prepare_ahead(&self, end: u64, written: usize) {
+        if written >= WRITE_THROUGH_FILE {
             return;
         }
-        const PAGE: u64 = 4096;
-        let from = (done.max(self.len()) / PAGE) * PAGE;
         // As far ahead as the file is long, up to PREFAULT_AHEAD: a file
         // that gets one record (a test's temporary log, a quiet partition)
         // sets up one page, not 64, and a busy one reaches the full
         // distance after a few calls.
         let ahead = end.clamp(PAGE, PREFAULT_AHEAD);
-        let to = (end + ahead).min(self.allocated.load(Ordering::Relaxed));
-        let to = if to == self.allocated.load(Ordering::Relaxed) {
-            to
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        if allocated < self.capacity && allocated.saturating_sub(end) < ahead {
+            let _ = self.reserve((end + ahead).min(self.capacity));
+        }
+        let done = self.prefaulted.load(Ordering::Relaxed);
+        if done >= end + ahead / 4 * 3 {
+            return;
+        }
+        let map = self.map.read();
+        if let Some(map) = &*map {
+            self.prefault(&**map, end, end + ahead);
+        }
+    }
+
+    /// Sets up the mapping's pages from the prefault mark (or `end`) up to
+    /// `to`, within the reserved file space, in one call: copying into a
+    /// page the process never touched takes a page fault, and small
+    /// appends touch a new page every few dozen records; one call per
+    /// stretch replaces a fault per page. The mark never falls below `end`.
+    /// A kernel that refuses turns prefaulting off. Writer only.
+    fn prefault(&self, map: &dyn Mapping, end: u64, to: u64) {
+        debug_assert!(to >= end);
+        let done = self.prefaulted.load(Ordering::Relaxed);
+        let from = (done.max(self.len()) / PAGE) * PAGE;
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        // Whole pages only, except at the end of the reservation.
+        let to = if to >= allocated {
+            allocated
         } else {
-            to / PAGE * PAGE
+            to.div_ceil(PAGE) * PAGE
         };
         if to <= from {
+            self.prefaulted.store(done.max(end), Ordering::Relaxed);
             return;
         }
         let next = match map.prefault(from as usize, (to - from) as usize) {
@@ -388,9 +423,9 @@ mod tests {
     use super::*;
     use crate::io::StdFs;
 
-    /// Small appends set up the pages ahead of them, never past the
-    /// reserved file space, and the prefaulted stretch still reads as a
-    /// zero tail to recovery's check.
+    /// After each small append, the file space and pages ahead of it are
+    /// made ready, never past the reserved file space, and the prefaulted
+    /// stretch still reads as a zero tail to recovery's check.
     #[test]
     fn small_appends_prefault_ahead_within_the_reservation() {
         let dir = std::env::temp_dir().join(format!("streamlog-prefault-{}", std::process::id()));
@@ -400,6 +435,7 @@ mod tests {
         for i in 0..5_000u32 {
             end = f.write_unpublished(&[i as u8 | 1; 100]).unwrap();
             f.publish(end);
+            f.prepare_ahead(end, 100);
             let done = f.prefaulted.load(Ordering::Relaxed);
             let allocated = f.allocated.load(Ordering::Relaxed);
             // (u64::MAX: the kernel refused, and prefaulting is off.)
@@ -407,6 +443,9 @@ mod tests {
                 done == u64::MAX || (done >= end && done <= allocated),
                 "{done} {end} {allocated}"
             );
+            // The next append finds its file space reserved: as far ahead
+            // as the file is long, up to the prefault distance.
+            assert!(allocated >= end + end.clamp(PAGE, PREFAULT_AHEAD), "{allocated} {end}");
         }
         assert_eq!(end, 500_000);
         let v = f.view().unwrap();

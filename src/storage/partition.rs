@@ -426,8 +426,12 @@ impl Partition {
         add(&self.counters.records, u64::from(h.record_count));
         add(&self.counters.batches, 1);
         add(&self.counters.bytes, len);
-        drop(w);
+        // Readers learn of the batch before the writer gets the file ready
+        // for the next one: that may take system calls, and they belong to
+        // no record's latency.
         self.wake();
+        seg.prepare_ahead(len as usize);
+        drop(w);
         Ok(Appended {
             base_offset,
             rolled,

@@ -324,6 +324,18 @@ impl Segment {
         Ok(())
     }
 
+    /// After an append of `written` bytes has been published: gets the log
+    /// and both indexes ready for the next appends (see
+    /// [`MappedFile::prepare_ahead`]). An index takes an entry every few
+    /// KiB of log, so without this its next page would be faulted in
+    /// between some record's timestamp and its publication. Writer only.
+    pub fn prepare_ahead(&self, written: usize) {
+        self.log.prepare_ahead(self.log.len(), written);
+        self.offsets
+            .prepare_ahead(self.offsets.len(), OFFSET_ENTRY_LEN);
+        self.times.prepare_ahead(self.times.len(), TIME_ENTRY_LEN);
+    }
+
     /// Byte position in `log` (this segment's log, as viewed) from which
     /// to scan for `offset`: the indexed batch at or before it, or the
     /// segment start.
