@@ -87,9 +87,12 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
+        // Seconds and milliseconds apart: `as_millis` is a u128 product.
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+            .map_or(0, |d| {
+                d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis())
+            })
     }
 }
 

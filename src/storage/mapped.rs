@@ -445,7 +445,10 @@ mod tests {
             );
             // The next append finds its file space reserved: as far ahead
             // as the file is long, up to the prefault distance.
-            assert!(allocated >= end + end.clamp(PAGE, PREFAULT_AHEAD), "{allocated} {end}");
+            assert!(
+                allocated >= end + end.clamp(PAGE, PREFAULT_AHEAD),
+                "{allocated} {end}"
+            );
         }
         assert_eq!(end, 500_000);
         let v = f.view().unwrap();

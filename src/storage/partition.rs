@@ -399,6 +399,7 @@ impl Partition {
         let pos = seg.log.len();
         let rel = (base_offset - seg.base) as u32;
         let (o, t) = wr.cursor.before_batch(pos, rel);
+        let indexed = (o.is_some(), t.is_some());
         if let Some(o) = o {
             seg.push_offset_entry(o)
                 .map_err(|e| self.poison("write index", seg.offsets.path(), e))?;
@@ -430,7 +431,7 @@ impl Partition {
         // for the next one: that may take system calls, and they belong to
         // no record's latency.
         self.wake();
-        seg.prepare_ahead(len as usize);
+        seg.prepare_ahead(len as usize, indexed.0, indexed.1);
         drop(w);
         Ok(Appended {
             base_offset,

@@ -329,11 +329,16 @@ impl Segment {
     /// [`MappedFile::prepare_ahead`]). An index takes an entry every few
     /// KiB of log, so without this its next page would be faulted in
     /// between some record's timestamp and its publication. Writer only.
-    pub fn prepare_ahead(&self, written: usize) {
+    /// An index is looked at only after an append that wrote to it.
+    pub fn prepare_ahead(&self, written: usize, offset_entry: bool, time_entry: bool) {
         self.log.prepare_ahead(self.log.len(), written);
-        self.offsets
-            .prepare_ahead(self.offsets.len(), OFFSET_ENTRY_LEN);
-        self.times.prepare_ahead(self.times.len(), TIME_ENTRY_LEN);
+        if offset_entry {
+            self.offsets
+                .prepare_ahead(self.offsets.len(), OFFSET_ENTRY_LEN);
+        }
+        if time_entry {
+            self.times.prepare_ahead(self.times.len(), TIME_ENTRY_LEN);
+        }
     }
 
     /// Byte position in `log` (this segment's log, as viewed) from which
