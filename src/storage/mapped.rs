@@ -286,26 +286,46 @@ impl MappedFile {
     /// reserves for itself and reports the error then. Nothing is done
     /// after large appends, which go through the file.
     pub fn prepare_ahead(&self, end: u64, written: usize) {
-        if written >= WRITE_THROUGH_FILE {
+        if !self.prepare_due(end, written) {
             return;
         }
-        // As far ahead as the file is long, up to PREFAULT_AHEAD: a file
-        // that gets one record (a test's temporary log, a quiet partition)
-        // sets up one page, not 64, and a busy one reaches the full
-        // distance after a few calls.
-        let ahead = end.clamp(PAGE, PREFAULT_AHEAD);
-        let allocated = self.allocated.load(Ordering::Relaxed);
-        if allocated < self.capacity && allocated.saturating_sub(end) < ahead {
+        let ahead = Self::ahead(end);
+        if self.reserve_due(end, ahead) {
             let _ = self.reserve((end + ahead).min(self.capacity));
         }
         let done = self.prefaulted.load(Ordering::Relaxed);
-        if done >= end + ahead / 4 * 3 {
+        if done >= end + ahead / 4 * 3 || done >= self.allocated.load(Ordering::Relaxed) {
             return;
         }
         let map = self.map.read();
         if let Some(map) = &*map {
             self.prefault(&**map, end, end + ahead);
         }
+    }
+
+    /// How far ahead of `end` to get ready: as far as the file is long, up
+    /// to [`PREFAULT_AHEAD`]. A file that gets one record (a test's
+    /// temporary log, a quiet partition) sets up one page, not 64, and a
+    /// busy one reaches the full distance after a few calls.
+    fn ahead(end: u64) -> u64 {
+        end.clamp(PAGE, PREFAULT_AHEAD)
+    }
+
+    fn reserve_due(&self, end: u64, ahead: u64) -> bool {
+        let allocated = self.allocated.load(Ordering::Relaxed);
+        allocated < self.capacity && allocated.saturating_sub(end) < ahead
+    }
+
+    /// Whether [`prepare_ahead`](Self::prepare_ahead) has system calls to
+    /// make after this append. Writer only.
+    pub fn prepare_due(&self, end: u64, written: usize) -> bool {
+        if written >= WRITE_THROUGH_FILE {
+            return false;
+        }
+        let ahead = Self::ahead(end);
+        let done = self.prefaulted.load(Ordering::Relaxed);
+        self.reserve_due(end, ahead)
+            || (done < end + ahead / 4 * 3 && done < self.allocated.load(Ordering::Relaxed))
     }
 
     /// Sets up the mapping's pages from the prefault mark (or `end`) up to

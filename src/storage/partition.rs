@@ -430,8 +430,8 @@ impl Partition {
         // Readers learn of the batch before the writer gets the file ready
         // for the next one: that may take system calls, and they belong to
         // no record's latency.
-        self.wake();
-        seg.prepare_ahead(len as usize, indexed.0, indexed.1);
+        let woke = self.wake();
+        seg.prepare_ahead(len as usize, indexed.0, indexed.1, woke);
         drop(w);
         Ok(Appended {
             base_offset,
@@ -893,14 +893,18 @@ impl Partition {
         }
     }
 
-    fn wake(&self) {
+    /// Fires every registered waiter; returns whether there was any.
+    fn wake(&self) -> bool {
         // Pairs with `add_waiter`: the end offset is stored (SeqCst) before
         // this load, and a waiter re-reads the end offset after storing the
         // flag, so either it sees the data or we see it waiting.
         if self.has_waiters.load(Ordering::SeqCst) {
-            for s in self.waiters.lock().iter() {
+            let waiters = self.waiters.lock();
+            for s in waiters.iter() {
                 s.fire();
             }
+            return !waiters.is_empty();
         }
+        false
     }
 }

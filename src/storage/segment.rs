@@ -330,7 +330,15 @@ impl Segment {
     /// KiB of log, so without this its next page would be faulted in
     /// between some record's timestamp and its publication. Writer only.
     /// An index is looked at only after an append that wrote to it.
-    pub fn prepare_ahead(&self, written: usize, offset_entry: bool, time_entry: bool) {
+    ///
+    /// When this append woke a reader and there is slow work to do, the
+    /// writer first yields its CPU: the scheduler often puts the woken
+    /// reader on the writer's CPU, where it would otherwise wait out the
+    /// `madvise` (hundreds of µs to ms) before it can read the record.
+    pub fn prepare_ahead(&self, written: usize, offset_entry: bool, time_entry: bool, woke: bool) {
+        if woke && self.log.prepare_due(self.log.len(), written) {
+            std::thread::yield_now();
+        }
         self.log.prepare_ahead(self.log.len(), written);
         if offset_entry {
             self.offsets
