@@ -129,8 +129,14 @@ pub(crate) struct Partition {
 #[derive(Debug, Default)]
 struct GroupCommit {
     leading: AtomicBool,
-    waiting: Mutex<Vec<std::thread::Thread>>,
-    /// How many waiters the last leader woke.
+    /// Bumped by each leader when its turn ends; followers wait for it to
+    /// move. One condition variable, so that ending a turn wakes every
+    /// follower with one system call rather than one each.
+    round: std::sync::Mutex<u64>,
+    ended: std::sync::Condvar,
+    /// Followers waiting for the current turn to end.
+    waiting: AtomicUsize,
+    /// How many followers the last leader woke.
     last_woken: AtomicUsize,
     /// How long the last leader's sync took, in nanoseconds.
     last_sync_ns: AtomicU64,
@@ -141,18 +147,18 @@ impl GroupCommit {
     /// leader woke are about to append again; syncing before they have
     /// would leave them all for the sync after, halving the records per
     /// fdatasync. So the leader yields the CPU until they have joined the
-    /// waiting list, for at most half the duration of the last fdatasync
-    /// (each of them waits that long for the next one anyway). A single
-    /// writer never waits.
+    /// waiting list, for at most as long as the last fdatasync took (each
+    /// of them waits that long for the next one anyway) and never more than
+    /// 1 ms. A single writer never waits.
     fn gather(&self) {
         let expect = self.last_woken.load(Ordering::Relaxed);
         if expect == 0 {
             return;
         }
-        let budget = Duration::from_nanos(self.last_sync_ns.load(Ordering::Relaxed) / 2)
+        let budget = Duration::from_nanos(self.last_sync_ns.load(Ordering::Relaxed))
             .min(Duration::from_millis(1));
         let start = Instant::now();
-        while self.waiting.lock().len() < expect && start.elapsed() < budget {
+        while self.waiting.load(Ordering::Acquire) < expect && start.elapsed() < budget {
             std::thread::yield_now();
         }
     }
@@ -165,20 +171,45 @@ impl GroupCommit {
         self.last_sync_ns.store(ns, Ordering::Relaxed);
         r
     }
+
+    fn round(&self) -> std::sync::MutexGuard<'_, u64> {
+        // Nothing panics while holding it; a poisoned lock is still usable.
+        self.round.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parks a follower until the current leader's turn ends. `still` is
+    /// checked under the round lock: false means there is nothing to wait
+    /// for (no leader, or the target is already durable).
+    fn follow(&self, still: impl Fn() -> bool) {
+        let mut round = self.round();
+        // A leader clears `leading` before it takes the round lock, so
+        // either `still` sees it cleared (and the caller retries) or the
+        // leader bumps the round after this follower waits (and wakes it).
+        if !still() {
+            return;
+        }
+        let mine = *round;
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        while *round == mine {
+            round = self.ended.wait(round).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// Ends a leader's turn, even if its sync panics: clears `leading`, then
-/// wakes every waiter so that one of them can lead the next sync.
+/// wakes every follower so that one of them can lead the next sync.
 struct Leading<'a>(&'a GroupCommit);
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        self.0.leading.store(false, Ordering::Release);
-        let waiting = std::mem::take(&mut *self.0.waiting.lock());
-        self.0.last_woken.store(waiting.len(), Ordering::Relaxed);
-        for t in waiting {
-            t.unpark();
-        }
+        let gc = self.0;
+        gc.leading.store(false, Ordering::Release);
+        let mut round = gc.round();
+        *round += 1;
+        let woken = gc.waiting.swap(0, Ordering::AcqRel);
+        drop(round);
+        gc.last_woken.store(woken, Ordering::Relaxed);
+        gc.ended.notify_all();
     }
 }
 
@@ -569,19 +600,7 @@ impl Partition {
                 gc.gather();
                 return gc.timed(|| self.sync_now(target));
             }
-            {
-                let mut waiting = gc.waiting.lock();
-                // Checked under the list lock: a leader clears `leading`
-                // before it takes the list, so either we see it cleared
-                // (and retry) or it sees us in the list (and wakes us).
-                if !gc.leading.load(Ordering::Acquire) || self.durable_offset() >= target {
-                    continue;
-                }
-                waiting.push(std::thread::current());
-            }
-            // A wake-up that came before the park makes it return at once;
-            // spurious ones just go round the loop.
-            std::thread::park();
+            gc.follow(|| gc.leading.load(Ordering::Acquire) && self.durable_offset() < target);
         }
     }
 
