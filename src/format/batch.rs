@@ -558,6 +558,14 @@ pub(crate) struct EncodedBatch {
 /// lock is taken.
 const COMBINE_THRESHOLD: usize = 16 << 10;
 
+/// A fresh CRC state. `Hasher::new` looks up the CPU's features every
+/// time, which costs a single small send as much as hashing half its bytes;
+/// a clone of one made once does not.
+fn crc_hasher() -> crc32fast::Hasher {
+    static PROTO: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    PROTO.get_or_init(crc32fast::Hasher::new).clone()
+}
+
 /// A thread keeps its last batch buffer up to this capacity for its next
 /// batch: a send of one small record otherwise spends more in `malloc` and
 /// `free` than in copying its bytes.
@@ -633,7 +641,7 @@ impl EncodedBatch {
         // combining costs more than hashing it again under the lock.
         let payload = &buf[HEADER_LEN..];
         let payload_crc = (payload.len() >= COMBINE_THRESHOLD).then(|| {
-            let mut h = crc32fast::Hasher::new();
+            let mut h = crc_hasher();
             h.update(payload);
             h
         });
@@ -669,7 +677,7 @@ impl EncodedBatch {
         self.header.crc = 0;
         let mut head = [0u8; HEADER_LEN];
         self.header.write_to(&mut head);
-        let mut crc = crc32fast::Hasher::new();
+        let mut crc = crc_hasher();
         match &self.payload_crc {
             Some(p) => {
                 crc.update(&head[CRC_FROM..]);
