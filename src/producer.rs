@@ -122,13 +122,18 @@ impl Producer {
             return Ok(Vec::new());
         }
         let keyless = t.choose(None);
-        let parts: Vec<u32> = records
-            .iter()
-            .map(|r| match r.key.as_deref() {
-                Some(k) => t.choose(Some(k)),
-                None => keyless,
-            })
-            .collect();
+        // The usual batch has no keys: one partition, no per-record choice.
+        let parts: Vec<u32> = if records.iter().all(|r| r.key.is_none()) {
+            Vec::new()
+        } else {
+            records
+                .iter()
+                .map(|r| match r.key.as_deref() {
+                    Some(k) => t.choose(Some(k)),
+                    None => keyless,
+                })
+                .collect()
+        };
         let now = self.inner.shared.clock.now_ms();
         let mut out = Vec::with_capacity(records.len());
         let name = TopicName::new(&t.name);
@@ -140,13 +145,17 @@ impl Producer {
                 timestamp: r.timestamp.unwrap_or(now),
             });
         };
-        if parts.iter().all(|&p| p == parts[0]) {
+        let single = match parts.first() {
+            None => Some(keyless),
+            Some(&p) => parts.iter().all(|&q| q == p).then_some(p),
+        };
+        if let Some(p) = single {
             // One partition (always so for keyless records): one batch
             // straight from the caller's records.
             let mut batch = encode(&t, records.iter(), now)?;
-            let base = append_encoded(&self.inner, &t, parts[0], &mut batch)?;
+            let base = append_encoded(&self.inner, &t, p, &mut batch)?;
             for (i, r) in records.iter().enumerate() {
-                push(&mut out, parts[0], base + i as u64, r);
+                push(&mut out, p, base + i as u64, r);
             }
             return Ok(out);
         }
