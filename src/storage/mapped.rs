@@ -339,12 +339,9 @@ impl MappedFile {
         let done = self.prefaulted.load(Ordering::Relaxed);
         let from = (done.max(self.len()) / PAGE) * PAGE;
         let allocated = self.allocated.load(Ordering::Relaxed);
-        // Whole pages only, except at the end of the reservation.
-        let to = if to >= allocated {
-            allocated
-        } else {
-            to.div_ceil(PAGE) * PAGE
-        };
+        // Whole pages, never past the reservation (madvise refuses pages
+        // past the end of the file).
+        let to = (to.div_ceil(PAGE) * PAGE).min(allocated);
         if to <= from {
             self.prefaulted.store(done.max(end), Ordering::Relaxed);
             return;
