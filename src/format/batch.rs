@@ -751,6 +751,16 @@ mod tests {
         }
     }
 
+    /// Plain, and zstd at `level` except under miri, which cannot run
+    /// zstd's C code.
+    fn codecs(level: i32) -> Vec<Option<i32>> {
+        if cfg!(miri) {
+            vec![None]
+        } else {
+            vec![None, Some(level)]
+        }
+    }
+
     fn build(records: &[EncodeRecord<'_>], base_offset: u64, zstd: Option<i32>) -> Vec<u8> {
         let base_ts = records[0].timestamp;
         let mut section = EncodedBatch::section_buffer(0);
@@ -776,13 +786,7 @@ mod tests {
         let big: Vec<EncodeRecord<'static>> = (0..500)
             .map(|i| one(i, 9 + i64::from(i), Some(&[0xAB; 40]), Some(&[0xCD; 90])))
             .collect();
-        // miri cannot run zstd's C code.
-        let codecs: &[Option<i32>] = if cfg!(miri) {
-            &[None]
-        } else {
-            &[None, Some(1)]
-        };
-        for &zstd in codecs {
+        for zstd in codecs(1) {
             build(&big, 1_000, zstd);
             assert!(
                 SPARE.with(|s| {
@@ -877,13 +881,7 @@ mod tests {
                 )
             })
             .collect();
-        // miri cannot run zstd's C code.
-        let codecs: &[Option<i32>] = if cfg!(miri) {
-            &[None]
-        } else {
-            &[None, Some(3)]
-        };
-        for &zstd in codecs {
+        for zstd in codecs(3) {
             let bytes = build(&recs, 7, zstd);
             let h = decode_batch(&bytes).unwrap();
             assert_eq!(h.base_offset, 7);
