@@ -366,7 +366,7 @@ enum Pacing {
 }
 
 /// end-to-end latency: producer at a fixed rate, consumer blocked in poll
-/// (default `ConsumerConfig`, which spins up to 50 us only while records
+/// (default `ConsumerConfig`, which spins up to 150 us only while records
 /// arrive closer together than that).
 fn w_e2e(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool, pacing: Pacing) {
     let rate = 50_000u64;
