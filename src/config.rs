@@ -650,3 +650,29 @@ impl ConsumerConfig {
         max_spin: Duration, "Duration::ZERO"
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The consumer defaults are the ones the setters' docs state.
+    #[test]
+    fn consumer_defaults_match_their_docs() {
+        let c = ConsumerConfig::new();
+        assert_eq!(c.group, None);
+        assert_eq!(c.auto_offset_reset, OffsetReset::Latest);
+        assert_eq!(c.max_poll_records, 500);
+        assert_eq!(c.max_poll_bytes, 50 << 20);
+        assert_eq!(c.max_partition_fetch_bytes, 1 << 20);
+        assert_eq!(c.fetch_min_bytes, 1);
+        assert_eq!(c.max_poll_interval, Duration::from_secs(300));
+        assert_eq!(c.assignor, Assignor::Range);
+        assert!(c.enable_auto_commit);
+        assert_eq!(c.auto_commit_interval, Duration::from_secs(5));
+        assert_eq!(c.max_spin, Duration::from_micros(150));
+        assert_eq!(
+            ConsumerConfig::new().max_spin(Duration::ZERO).max_spin,
+            Duration::ZERO
+        );
+    }
+}
