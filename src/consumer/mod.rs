@@ -264,8 +264,10 @@ impl Consumer {
     }
 
     /// Returns the next records from the assigned, unpaused partitions,
-    /// waiting up to `timeout` for at least `fetch_min_bytes` of them. The
-    /// calling thread parks and is woken by appends; it never spins.
+    /// waiting up to `timeout` for at least `fetch_min_bytes` of them. While
+    /// records have lately been arriving less than
+    /// [`max_spin`](ConsumerConfig::max_spin) apart, the calling thread first
+    /// busy-waits up to that long; then it parks and is woken by appends.
     ///
     /// # Errors
     /// [`Error::NoOffset`] or [`Error::OffsetOutOfRange`] under
