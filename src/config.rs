@@ -643,10 +643,10 @@ impl ConsumerConfig {
         /// consumer sees a record within a microsecond. `poll` spins only
         /// while records have been arriving less than this far apart, so an
         /// idle or slow stream never costs CPU. `Duration::ZERO` never spins.
-        /// Default: 150 µs. A producer that sleeps between sends is late by
-        /// Linux's default timer slack (50 µs) and more, so its records come
-        /// 50–100 µs apart even at high rates; a budget below that gap would
-        /// park between nearly every pair of records.
+        /// Default: 150 µs. A producer that sleeps between sends wakes late
+        /// by Linux's default timer slack (50 µs) or more, so even at high
+        /// rates its records come in small groups 50–100 µs apart; a budget
+        /// below that gap would park before nearly every group.
         max_spin: Duration, "Duration::ZERO"
     );
 }
