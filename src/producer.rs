@@ -272,13 +272,16 @@ fn encode<'a, 'r: 'a>(
         let v = view(r, i as u32, now);
         let body = record_body_len(&v, base_ts);
         // The limit applies to the record on its own (timestamp delta 0,
-        // offset delta 0), whatever batch it travels in.
-        let alone = body - varint_len(v.timestamp.wrapping_sub(base_ts)) + 1
-            - uvarint_len(u64::from(v.offset_delta))
-            + 1;
-        let size = (uvarint_len(alone as u64) + alone) as u64;
-        if size > max {
-            return Err(Error::RecordTooLarge { size, max });
+        // offset delta 0), whatever batch it travels in: never larger than
+        // here, so only a record over the limit here needs its size alone.
+        if (uvarint_len(body as u64) + body) as u64 > max {
+            let alone = body - varint_len(v.timestamp.wrapping_sub(base_ts)) + 1
+                - uvarint_len(u64::from(v.offset_delta))
+                + 1;
+            let size = (uvarint_len(alone as u64) + alone) as u64;
+            if size > max {
+                return Err(Error::RecordTooLarge { size, max });
+            }
         }
         encode_record_body(&mut section, &v, base_ts, body);
         max_ts = max_ts.max(v.timestamp);

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 
-use super::varint::{get_uvarint, get_varint, put_uvarint, put_varint, uvarint_len, varint_len};
+use super::varint::{get_uvarint, get_varint, uvarint_len, varint_len, SliceWriter};
 use crate::error::CorruptionKind;
 
 // ---- header layout (little-endian) ----------------------------------------
@@ -501,16 +501,6 @@ pub(crate) fn record_body_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usiz
     n
 }
 
-fn put_opt(out: &mut Vec<u8>, b: Option<&[u8]>) {
-    match b {
-        None => put_varint(out, -1),
-        Some(b) => {
-            put_varint(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-    }
-}
-
 /// Appends one encoded record to a records section.
 #[cfg(any(test, feature = "internals"))]
 pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timestamp: i64) {
@@ -519,26 +509,41 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timest
 
 /// [`encode_record`] for a caller that already knows the body length
 /// ([`record_body_len`] with the same base timestamp).
+///
+/// The record's room is made in `out` first and the fields are then
+/// written into it, which costs one length check per field instead of a
+/// capacity check per byte. A `body` that disagrees with the record panics
+/// (a caller's bug) and never writes a wrong length prefix.
 pub(crate) fn encode_record_body(
     out: &mut Vec<u8>,
     r: &EncodeRecord<'_>,
     base_timestamp: i64,
     body: usize,
 ) {
-    debug_assert_eq!(body, record_body_len(r, base_timestamp));
-    put_uvarint(out, body as u64);
-    out.push(0);
-    put_varint(out, r.timestamp.wrapping_sub(base_timestamp));
-    put_uvarint(out, u64::from(r.offset_delta));
-    put_opt(out, r.key);
-    put_opt(out, r.value);
-    put_uvarint(out, r.headers.len() as u64);
-    for (k, v) in r.headers {
-        put_uvarint(out, k.len() as u64);
-        out.extend_from_slice(k.as_bytes());
-        put_uvarint(out, v.len() as u64);
-        out.extend_from_slice(v);
+    let start = out.len();
+    let total = uvarint_len(body as u64) + body;
+    out.resize(start + total, 0);
+    let mut w = SliceWriter::new(&mut out[start..]);
+    w.uvarint(body as u64);
+    w.byte(0);
+    w.varint(r.timestamp.wrapping_sub(base_timestamp));
+    w.uvarint(u64::from(r.offset_delta));
+    w.varint(r.key.map_or(-1, |k| k.len() as i64));
+    if let Some(k) = r.key {
+        w.bytes(k);
     }
+    w.varint(r.value.map_or(-1, |v| v.len() as i64));
+    if let Some(v) = r.value {
+        w.bytes(v);
+    }
+    w.uvarint(r.headers.len() as u64);
+    for (k, v) in r.headers {
+        w.uvarint(k.len() as u64);
+        w.bytes(k.as_bytes());
+        w.uvarint(v.len() as u64);
+        w.bytes(v);
+    }
+    assert_eq!(w.written(), total, "record body length miscomputed");
 }
 
 /// A batch encoded except for its base offset, which is assigned under the

@@ -6,8 +6,9 @@
 /// The longest encoding of a `u64` (10 bytes of 7 bits).
 pub(crate) const MAX_VARINT_LEN: usize = 10;
 
-/// Appends `v` as an unsigned LEB128 varint.
-#[inline]
+/// Appends `v` as an unsigned LEB128 varint: the plain loop, kept as the
+/// reference [`Framing`] is tested against.
+#[cfg(test)]
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -17,20 +18,73 @@ pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Appends `v` zig-zag encoded, so that small negative numbers stay short.
-#[inline]
+#[cfg(test)]
 pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
-/// The number of bytes `put_uvarint(v)` writes.
+/// The number of bytes `put_uvarint(v)` writes: one per started group of 7
+/// significant bits, and one for zero.
 #[inline]
-pub(crate) fn uvarint_len(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
+pub(crate) fn uvarint_len(v: u64) -> usize {
+    if v < 0x80 {
+        return 1;
     }
-    n
+    let bits = 64 - v.leading_zeros() as usize;
+    (bits + 6) / 7
+}
+
+/// Writes varints and byte strings into a slice sized in advance, so that
+/// encoding a record makes one length check per field rather than a
+/// capacity check per byte. Writing past the end panics: the caller sized
+/// the slice wrongly, a bug.
+pub(crate) struct SliceWriter<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> SliceWriter<'a> {
+    #[inline]
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        SliceWriter { buf, pos: 0 }
+    }
+
+    /// Bytes written so far.
+    #[inline]
+    pub fn written(&self) -> usize {
+        self.pos
+    }
+
+    #[inline]
+    pub fn byte(&mut self, b: u8) {
+        self.buf[self.pos] = b;
+        self.pos += 1;
+    }
+
+    #[inline]
+    pub fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+
+    /// Writes `v` as an unsigned LEB128 varint.
+    #[inline]
+    pub fn uvarint(&mut self, mut v: u64) {
+        if v < 0x80 {
+            return self.byte(v as u8);
+        }
+        while v >= 0x80 {
+            self.byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    /// Writes `v` zig-zag encoded.
+    #[inline]
+    pub fn varint(&mut self, v: i64) {
+        self.uvarint(((v << 1) ^ (v >> 63)) as u64);
+    }
 }
 
 /// The number of bytes `put_varint(v)` writes.
@@ -109,6 +163,51 @@ mod tests {
             assert_eq!(out.len(), varint_len(v));
             assert_eq!(get_varint(&out), Some((v, out.len())));
         }
+    }
+
+    #[test]
+    fn lengths_match_the_encoding_at_every_bit_width() {
+        for bits in 0..=64u32 {
+            for v in [
+                1u64.checked_shl(bits).map_or(0, |b| b - 1),
+                1u64.checked_shl(bits).unwrap_or(0),
+            ] {
+                let mut out = Vec::new();
+                put_uvarint(&mut out, v);
+                assert_eq!(uvarint_len(v), out.len(), "{v}");
+            }
+        }
+    }
+
+    #[test]
+    fn slice_writer_writes_the_same_bytes_as_put() {
+        let mut expected = Vec::new();
+        for v in [0u64, 127, 128, 300, 16384, u64::MAX] {
+            put_uvarint(&mut expected, v);
+        }
+        expected.extend_from_slice(b"xyz");
+        put_varint(&mut expected, i64::MIN);
+        put_varint(&mut expected, -1);
+        expected.push(7);
+        let mut got = vec![0u8; expected.len()];
+        let mut w = SliceWriter::new(&mut got);
+        for v in [0u64, 127, 128, 300, 16384, u64::MAX] {
+            w.uvarint(v);
+        }
+        w.bytes(b"xyz");
+        w.varint(i64::MIN);
+        w.varint(-1);
+        w.byte(7);
+        assert_eq!(w.written(), expected.len());
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    #[should_panic]
+    fn slice_writer_refuses_to_write_past_the_end() {
+        let mut buf = [0u8; 1];
+        let mut w = SliceWriter::new(&mut buf);
+        w.uvarint(128);
     }
 
     #[test]
