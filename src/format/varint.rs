@@ -31,7 +31,7 @@ pub(crate) fn uvarint_len(v: u64) -> usize {
         return 1;
     }
     let bits = 64 - v.leading_zeros() as usize;
-    (bits + 6) / 7
+    bits.div_ceil(7)
 }
 
 /// Writes varints and byte strings into a slice sized in advance, so that
