@@ -111,6 +111,43 @@ fn oversized_records_are_rejected_and_the_log_stays_usable() {
     assert_eq!(log.partition_info(&tp).unwrap().end_offset, 2);
 }
 
+/// The record size limit is the record's size on its own, whatever batch
+/// it travels in: in a batch its offset and timestamp deltas may take more
+/// bytes, and that must not turn a record that fits into one that does not.
+#[test]
+fn the_size_limit_applies_to_a_record_alone_whatever_its_batch() {
+    let log = Log::temporary().unwrap();
+    log.create_topic("t", TopicConfig::new().max_record_bytes(1000))
+        .unwrap();
+    let p = log.producer();
+    // The largest value that fits alone.
+    let fits = (900..1000)
+        .rev()
+        .find(|&n| p.send("t", Record::new(vec![1u8; n])).is_ok())
+        .unwrap();
+    assert!(matches!(
+        p.send("t", Record::new(vec![1u8; fits + 1])),
+        Err(Error::RecordTooLarge { max: 1000, .. })
+    ));
+    // 300 of them in one batch: offset deltas up to 299 (two varint bytes)
+    // and timestamp deltas of years (five and more).
+    let batch: Vec<Record<'_>> = (0..300i64)
+        .map(|i| Record::new(vec![2u8; fits]).timestamp(1_000_000_000_000 + i * 100_000_000))
+        .collect();
+    let mds = p.send_batch("t", batch).unwrap();
+    assert_eq!(mds.len(), 300);
+    // One byte more fails the whole batch, wherever it sits.
+    for at in [0usize, 299] {
+        let batch: Vec<Record<'_>> = (0..300)
+            .map(|i| Record::new(vec![3u8; if i == at { fits + 1 } else { fits }]))
+            .collect();
+        assert!(matches!(
+            p.send_batch("t", batch),
+            Err(Error::RecordTooLarge { max: 1000, .. })
+        ));
+    }
+}
+
 #[test]
 fn unknown_topics_partitions_and_offsets_are_typed_errors() {
     let log = Log::temporary().unwrap();
