@@ -7,7 +7,7 @@
 pub(crate) const MAX_VARINT_LEN: usize = 10;
 
 /// Appends `v` as an unsigned LEB128 varint: the plain loop, kept as the
-/// reference [`Framing`] is tested against.
+/// reference [`SliceWriter`] is tested against.
 #[cfg(test)]
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
