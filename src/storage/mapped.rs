@@ -33,6 +33,24 @@ pub(crate) const WRITE_THROUGH_FILE: usize = 16 << 10;
 const PREFAULT_AHEAD: u64 = 256 << 10;
 const PAGE: u64 = 4096;
 
+/// The single writer's hold on an appendable file's mapping, taken once
+/// when the file becomes the one appended to and kept with the writer's
+/// other state (the partition's append lock guards it). It keeps that
+/// mapping alive; an appendable file is never unmapped anyway.
+pub(crate) struct Appender {
+    map: Option<Arc<dyn Mapping>>,
+    /// The address of the file it was taken from.
+    owner: usize,
+}
+
+impl std::fmt::Debug for Appender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("mapped", &self.map.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A reader's hold on a file's published bytes. It keeps the mapping
 /// alive, so the bytes stay valid after the file is unmapped, sealed,
 /// deleted or dropped.
@@ -251,10 +269,38 @@ impl MappedFile {
     /// previous append. A write that outruns it reserves space itself and
     /// takes ordinary page faults.
     pub fn write_unpublished(&self, data: &[u8]) -> io::Result<u64> {
+        let map = self.map.read();
+        self.write_into(map.as_deref(), data)
+    }
+
+    /// The writer's own hold on this file's mapping, for
+    /// [`write_with`](Self::write_with).
+    pub fn appender(&self) -> Appender {
+        Appender {
+            map: self.map.read().clone(),
+            owner: self as *const Self as usize,
+        }
+    }
+
+    /// [`write_unpublished`](Self::write_unpublished) through the writer's
+    /// own hold on the mapping: no reader lock to take and release on every
+    /// append (two locked instructions, on a line readers share).
+    ///
+    /// # Panics
+    /// If `app` was taken from another file.
+    #[inline]
+    pub fn write_with(&self, app: &Appender, data: &[u8]) -> io::Result<u64> {
+        assert_eq!(
+            app.owner, self as *const Self as usize,
+            "an appender writes only to the file it was taken from"
+        );
+        self.write_into(app.map.as_deref(), data)
+    }
+
+    fn write_into(&self, map: Option<&dyn Mapping>, data: &[u8]) -> io::Result<u64> {
         let start = self.len();
         let end = start + data.len() as u64;
-        let map = self.map.read();
-        let Some(map) = &*map else {
+        let Some(map) = map else {
             return Err(io::Error::other("file is not mapped for appends"));
         };
         if end > map.capacity() as u64 {
@@ -478,6 +524,36 @@ mod tests {
         f.publish(allocated);
         assert!(f.zeros_from(end));
         drop(f);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The writer's appender writes exactly what `write_unpublished` would,
+    /// and refuses a file it was not taken from.
+    #[test]
+    fn an_appender_writes_only_to_its_own_file() {
+        let dir = std::env::temp_dir().join(format!("streamlog-appender-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = MappedFile::create(&StdFs, &dir.join("a"), 1 << 20).unwrap();
+        let b = MappedFile::create(&StdFs, &dir.join("b"), 1 << 20).unwrap();
+        let app = a.appender();
+        let end = a.write_with(&app, b"hello").unwrap();
+        a.publish(end);
+        let end = a.write_unpublished(b" world").unwrap();
+        a.publish(end);
+        let big = vec![3u8; WRITE_THROUGH_FILE];
+        let end = a.write_with(&app, &big).unwrap();
+        a.publish(end);
+        let v = a.view().unwrap();
+        assert_eq!(&v[..11], b"hello world");
+        assert!(v[11..].iter().all(|&x| x == 3));
+        assert_eq!(v.len(), 11 + WRITE_THROUGH_FILE);
+        drop(v);
+        let wrong = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = b.write_with(&app, b"x");
+        }));
+        assert!(wrong.is_err());
+        assert_eq!(b.len(), 0);
+        drop((a, b, app));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::mapped::View;
+use super::mapped::{Appender, View};
 use super::recovery::{remove_segment_files, IndexCursor, Loaded};
 use super::segment::{Part, Segment};
 use super::{Checkpoint, Shared};
@@ -62,8 +62,28 @@ impl Signal {
 
 struct Writer {
     active: Arc<Segment>,
+    /// The writer's hold on the active segment's log mapping; replaced
+    /// with `active`, by [`Writer::activate`].
+    appender: Appender,
     cursor: IndexCursor,
     next_offset: u64,
+}
+
+impl Writer {
+    fn new(active: Arc<Segment>, cursor: IndexCursor, next_offset: u64) -> Self {
+        Writer {
+            appender: active.log.appender(),
+            active,
+            cursor,
+            next_offset,
+        }
+    }
+
+    /// Makes `seg` the segment appended to.
+    fn activate(&mut self, seg: Arc<Segment>) {
+        self.appender = seg.log.appender();
+        self.active = seg;
+    }
 }
 
 /// A validated batch returned by a fetch: the view keeps the segment's
@@ -264,11 +284,7 @@ impl Partition {
             cfg,
             shared,
             segments: RwLock::new(Arc::new(loaded.segments)),
-            writer: Mutex::new(Writer {
-                active,
-                cursor: loaded.cursor,
-                next_offset: end,
-            }),
+            writer: Mutex::new(Writer::new(active, loaded.cursor, end)),
             start: AtomicU64::new(cp.log_start.max(first_base).min(end)),
             cleaner_point: AtomicU64::new(cp.cleaner_point),
             end: AtomicU64::new(end),
@@ -441,7 +457,7 @@ impl Partition {
         }
         let end = seg
             .log
-            .write_unpublished(batch.seal(base_offset))
+            .write_with(&wr.appender, batch.seal(base_offset))
             .map_err(|e| self.poison("append to", seg.log.path(), e))?;
         seg.log.publish(end);
         let h = &batch.header;
@@ -514,7 +530,7 @@ impl Partition {
         drop(segs);
         // Only now: a syncer picks the last segment of the list.
         old.make_lazy(&self.shared.maps, true);
-        w.active = new;
+        w.activate(new);
         w.cursor = IndexCursor::new(self.cfg.index_interval_bytes);
         self.shared
             .metrics
@@ -538,7 +554,7 @@ impl Partition {
         }
         *segs = Arc::new(list);
         drop(segs);
-        w.active = new;
+        w.activate(new);
         Ok(())
     }
 
