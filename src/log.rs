@@ -625,6 +625,19 @@ fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
 }
 
 impl LogInner {
+    /// Installs a new topic map and retires every topic object it no
+    /// longer holds (deleted, or replaced by one with more partitions), so
+    /// that producers holding one look the name up again.
+    fn set_topics(&self, next: BTreeMap<String, Arc<Topic>>) {
+        let mut map = self.topics.write();
+        let old = std::mem::replace(&mut *map, next);
+        for (name, t) in &old {
+            if !map.get(name).is_some_and(|now| Arc::ptr_eq(now, t)) {
+                t.retire();
+            }
+        }
+    }
+
     pub fn topic(&self, name: &str) -> Result<Arc<Topic>> {
         self.topics
             .read()
@@ -726,7 +739,7 @@ impl LogInner {
         // the on-disk state unknown, so the log is poisoned.
         self.write_registry(&next)
             .inspect_err(|e| self.shared.poison(e))?;
-        *self.topics.write() = next;
+        self.set_topics(next);
         Ok(())
     }
 
@@ -753,7 +766,7 @@ impl LogInner {
         );
         self.write_registry(&next)
             .inspect_err(|e| self.shared.poison(e))?;
-        *self.topics.write() = next;
+        self.set_topics(next);
         Ok(())
     }
 
@@ -823,7 +836,7 @@ impl LogInner {
         next.remove(name);
         self.write_registry(&next)
             .inspect_err(|e| self.shared.poison(e))?;
-        *self.topics.write() = next;
+        self.set_topics(next);
         drop(_g);
         self.forget_topic_offsets(name)?;
         let _g = self.admin.lock();

@@ -1,6 +1,6 @@
 //! Topics: name rules, the registry line format, and the in-memory topic.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +57,9 @@ pub(crate) struct Topic {
     pub partitions: Vec<Arc<Partition>>,
     /// Round-robin counter for records without a key.
     next_keyless: AtomicU32,
+    /// Set once the log's topic map no longer holds this object: the topic
+    /// was deleted, or replaced by one with more partitions.
+    retired: AtomicBool,
 }
 
 impl Topic {
@@ -66,7 +69,21 @@ impl Topic {
             config,
             partitions,
             next_keyless: AtomicU32::new(0),
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// Marks this object as no longer the log's current one for its name.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Whether the log's topic map still holds this object. A plain load:
+    /// it lets a producer keep using a topic it looked up before without
+    /// looking it up again.
+    #[inline]
+    pub fn is_current(&self) -> bool {
+        !self.retired.load(Ordering::Acquire)
     }
 
     pub fn is_internal(&self) -> bool {
