@@ -1,6 +1,7 @@
 //! Read-only inspection of segment files and log directories, for tools
-//! like the `streamlog` command line (`dump`, `verify`). Nothing here takes
-//! the directory lock or changes a file.
+//! like the `streamlog` command line (`dump`, `verify`), behind the
+//! default-off `inspect` feature. Nothing here takes the directory lock or
+//! changes a file; every read goes through the crate's I/O seam.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,8 @@ use crate::format::batch::{
 use crate::format::index::{
     offset_entry, valid_offset_entries, valid_time_entries, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
+use crate::io::std_fs::StdFs;
+use crate::io::FileSystem;
 use crate::storage::segment::{parse_segment_name, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
 
 /// One batch of a segment file, as [`dump_segment`] found it.
@@ -71,7 +74,12 @@ pub struct SegmentDump {
 /// [`Error::Io`](crate::Error::Io) if the file cannot be read. Damage is
 /// reported in the result, not as an error.
 pub fn dump_segment(path: &Path) -> Result<SegmentDump> {
-    let data = std::fs::read(path).map_err(io_err("read", path))?;
+    let data = StdFs.read(path).map_err(io_err("read", path))?;
+    Ok(dump_bytes(&data))
+}
+
+/// Decodes the batches of a segment's contents.
+fn dump_bytes(data: &[u8]) -> SegmentDump {
     let mut pos = 0usize;
     let mut batches = Vec::new();
     let mut stopped = None;
@@ -138,7 +146,7 @@ pub fn dump_segment(path: &Path) -> Result<SegmentDump> {
         pos += h.total_len();
         batches.push(info);
     }
-    Ok(SegmentDump { batches, stopped })
+    SegmentDump { batches, stopped }
 }
 
 fn describe(e: &DecodeError) -> String {
@@ -181,31 +189,36 @@ pub struct VerifyReport {
 /// # Errors
 /// [`Error::Io`](crate::Error::Io) if a directory cannot be listed.
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
+    let fs = StdFs;
     let mut report = VerifyReport::default();
-    let mut parts: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut parts: Vec<PathBuf> = fs
+        .read_dir(dir)
         .map_err(io_err("list", dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
+        .into_iter()
+        .map(|n| dir.join(n))
+        .filter(|p| fs.is_dir(p))
         .collect();
     parts.sort();
     for p in parts {
-        verify_partition(&p, &mut report)?;
+        verify_partition(&fs, &p, &mut report)?;
     }
     Ok(report)
 }
 
-fn verify_partition(dir: &Path, report: &mut VerifyReport) -> Result<()> {
-    let mut bases: Vec<u64> = std::fs::read_dir(dir)
+fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) -> Result<()> {
+    let mut bases: Vec<u64> = fs
+        .read_dir(dir)
         .map_err(io_err("list", dir))?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter_map(|n| parse_segment_name(&n, LOG_EXT))
+        .iter()
+        .filter_map(|n| parse_segment_name(n, LOG_EXT))
         .collect();
     bases.sort_unstable();
     let mut expected: Option<u64> = None;
     for (i, &base) in bases.iter().enumerate() {
         let last = i + 1 == bases.len();
         let path = dir.join(format!("{base:020}.{LOG_EXT}"));
-        let dump = dump_segment(&path)?;
+        let data = fs.read(&path).map_err(io_err("read", &path))?;
+        let dump = dump_bytes(&data);
         report.segments += 1;
         report.batches += dump.batches.len();
         let mut problem = |position: Option<u64>, what: String| {
@@ -244,9 +257,8 @@ fn verify_partition(dir: &Path, report: &mut VerifyReport) -> Result<()> {
         }
         expected = Some(next);
         // Indexes: every valid entry must point at a batch with its offset.
-        let data = std::fs::read(&path).map_err(io_err("read", &path))?;
         let idx_path = dir.join(format!("{base:020}.{INDEX_EXT}"));
-        if let Ok(idx) = std::fs::read(&idx_path) {
+        if let Ok(idx) = fs.read(&idx_path) {
             let n = valid_offset_entries(&idx);
             if !last && n * OFFSET_ENTRY_LEN != idx.len() {
                 report.problems.push(Problem {
@@ -274,7 +286,7 @@ fn verify_partition(dir: &Path, report: &mut VerifyReport) -> Result<()> {
             }
         }
         let time_path = dir.join(format!("{base:020}.{TIME_INDEX_EXT}"));
-        if let Ok(t) = std::fs::read(&time_path) {
+        if let Ok(t) = fs.read(&time_path) {
             let n = valid_time_entries(&t);
             if !last && n * TIME_ENTRY_LEN != t.len() {
                 report.problems.push(Problem {

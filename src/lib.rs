@@ -35,6 +35,7 @@ mod consumer;
 mod error;
 mod format;
 mod group;
+#[cfg(feature = "inspect")]
 pub mod inspect;
 #[cfg(feature = "internals")]
 pub mod internals;

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-use super::{FileHandle, FileSystem, Mapping, OpenMode, StdFs};
+use super::std_fs::StdFs;
+use super::{FileHandle, FileSystem, Mapping, OpenMode};
 
 /// Counts down across all files; the operation that takes it to zero fails.
 #[derive(Debug, Default)]

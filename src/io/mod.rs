@@ -1,6 +1,6 @@
 //! The I/O seam: every file and directory operation streamlog performs goes
 //! through [`FileSystem`] and [`FileHandle`]. The real implementation
-//! ([`StdFs`]) uses std and memmap2; a simulated one that keeps written and
+//! (`std_fs::StdFs`) uses std and memmap2; a simulated one that keeps written and
 //! synced bytes apart plugs in here for power-cut and fault tests.
 
 use std::any::Any;
@@ -13,8 +13,7 @@ use std::sync::Arc;
 pub(crate) mod faulty;
 #[cfg(test)]
 pub(crate) mod sim;
-mod std_fs;
-pub(crate) use std_fs::StdFs;
+pub(crate) mod std_fs;
 
 /// How to open a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

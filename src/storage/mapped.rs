@@ -484,7 +484,7 @@ impl MappedFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::StdFs;
+    use crate::io::std_fs::StdFs;
 
     /// After each small append, the file space and pages ahead of it are
     /// made ready, never past the reserved file space, and the prefaulted

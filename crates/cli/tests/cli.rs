@@ -1,4 +1,5 @@
 //! The `streamlog` command line, end to end.
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use common::{segment_files, TestDir};

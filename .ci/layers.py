@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Checks that the core crate's modules import each other without a circle.
+
+Each file under src/ is a node, named by its module path (src/a/b.rs and
+src/a/b/mod.rs are `a::b`). An edge A -> B is any path in A's code (a `use`
+or a path in an expression) that names an item of B: `crate::b::...`,
+`super::...`, `self::...` or a bare child name from a `use` tree. `mod`
+declarations are not edges: a parent that declares a child does not depend
+on it. Test modules (`#[cfg(test)] mod tests { ... }` at the end of a file)
+are left out: they may reach anywhere.
+
+Prints every strongly connected component with more than one module and
+exits 1 if there is one; prints the layering (each module with the modules
+it imports) with --verbose.
+"""
+import os
+import re
+import sys
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+
+
+def module_of(path):
+    rel = os.path.relpath(path, ROOT)[:-3].split(os.sep)
+    if rel[-1] == "mod":
+        rel = rel[:-1]
+    if rel == ["lib"]:
+        return ()
+    return tuple(rel)
+
+
+def strip(src):
+    # Drop comments, strings and the trailing test module.
+    src = re.sub(r"//[^\n]*", "", src)
+    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
+    src = re.sub(r'b?"(\\.|[^"\\])*"', '""', src)
+    m = re.search(r"#\[cfg\(test\)\]\s*mod\s+\w+\s*\{", src)
+    if m:
+        src = src[: m.start()]
+    return src
+
+
+def expand_use(tree):
+    """Expands a use tree `a::{b, c::{d}}` into paths."""
+    tree = re.sub(r"\s+", "", tree)
+    out = []
+
+    def go(prefix, t):
+        depth, start, parts = 0, 0, []
+        # split top-level commas
+        for i, ch in enumerate(t):
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+            elif ch == "," and depth == 0:
+                parts.append(t[start:i])
+                start = i + 1
+        parts.append(t[start:])
+        for p in parts:
+            if not p:
+                continue
+            i = p.find("{")
+            if i >= 0:
+                go(prefix + p[:i], p[i + 1 : p.rfind("}")])
+            else:
+                out.append(prefix + p)
+
+    go("", tree)
+    return out
+
+
+def main():
+    files = {}
+    for d, _, fs in os.walk(ROOT):
+        for f in fs:
+            if f.endswith(".rs"):
+                p = os.path.join(d, f)
+                files[module_of(p)] = p
+    mods = set(files)
+
+    def resolve(cur, path):
+        segs = [s for s in path.split("::") if s]
+        segs = [s.split(" as ")[0] for s in segs]
+        if not segs:
+            return None
+        if segs[0] == "crate":
+            base, rest = (), segs[1:]
+        elif segs[0] in ("super", "self"):
+            base = cur
+            rest = segs
+            while rest and rest[0] in ("super", "self"):
+                if rest[0] == "super":
+                    base = base[:-1]
+                rest = rest[1:]
+        elif cur + (segs[0],) in mods:
+            base, rest = cur, segs
+        else:
+            return None
+        best = None
+        for i in range(len(rest) + 1):
+            cand = base + tuple(rest[:i])
+            if cand in mods:
+                best = cand
+        return best
+
+    edges = {m: set() for m in mods}
+    for m, p in files.items():
+        src = strip(open(p, encoding="utf-8").read())
+        paths = []
+        for u in re.finditer(r"\buse\s+([^;]+);", src):
+            paths += expand_use(u.group(1))
+        for q in re.finditer(r"\b(?:crate|super|self)(?:::[A-Za-z_][A-Za-z0-9_]*)+", src):
+            paths.append(q.group(0))
+        for path in paths:
+            t = resolve(m, path)
+            if t is not None and t != m:
+                edges[m].add(t)
+
+    # Tarjan's strongly connected components.
+    index, low, stack, on, sccs, n = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = n[0]
+        n[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            sccs.append(comp)
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(mods):
+        if v not in index:
+            visit(v)
+
+    name = lambda m: "::".join(m) or "lib"
+    if "--verbose" in sys.argv:
+        for m in sorted(mods):
+            print(f"{name(m)} -> {', '.join(sorted(name(t) for t in edges[m])) or '-'}")
+    circles = [c for c in sccs if len(c) > 1]
+    for c in circles:
+        print("import circle:", " <-> ".join(sorted(name(m) for m in c)))
+        for m in sorted(c):
+            print(f"  {name(m)} -> {', '.join(sorted(name(t) for t in edges[m] if t in c))}")
+    if circles:
+        sys.exit(1)
+    print(f"no import circle among {len(mods)} modules")
+
+
+if __name__ == "__main__":
+    main()
