@@ -171,7 +171,7 @@ pub struct ScanSummary {
 
 /// Runs recovery's scan over arbitrary segment bytes.
 pub fn scan_segment(bytes: &[u8], base: u64, index_interval: u64) -> ScanSummary {
-    let s = crate::storage::recovery::scan_segment(bytes, base, index_interval.max(1));
+    let s = crate::storage::recovery::scan::scan_segment(bytes, base, index_interval.max(1));
     ScanSummary {
         valid_len: s.valid_len,
         next_offset: s.next_offset,

@@ -30,7 +30,7 @@
 #![warn(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-mod config;
+mod clock;
 mod consumer;
 mod error;
 mod format;
@@ -39,34 +39,36 @@ mod group;
 pub mod inspect;
 #[cfg(feature = "internals")]
 pub mod internals;
+#[cfg(feature = "internals")]
+pub mod testing;
 mod io;
 mod log;
 mod maintain;
 mod partitioner;
 mod producer;
 mod record;
+mod signal;
 mod storage;
 mod topic;
 
-#[cfg(test)]
-mod power_cut_tests;
-#[cfg(test)]
-mod tests;
-
-pub use crate::config::{
-    Assignor, CleanupPolicy, Clock, Compression, ConsumerConfig, LogOptions, ManualClock,
-    OffsetReset, RecoveryMode, SyncPolicy, SystemClock, TopicConfig, DEFAULT_MAX_MAPPED_SEGMENTS,
-};
-pub use crate::consumer::{Consumer, RebalanceListener};
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::consumer::config::{ConsumerConfig, OffsetReset};
+pub use crate::consumer::state::RebalanceListener;
+pub use crate::consumer::records::{ConsumerRecord, Headers, Records, RecordsIter};
+pub use crate::consumer::state::Consumer;
 pub use crate::error::{CorruptionKind, Error, Result};
+pub use crate::group::assignor::Assignor;
 pub use crate::group::offsets::OffsetAndMetadata;
-pub use crate::log::{Log, Metrics, PartitionInfo};
-pub use crate::maintain::{MaintenanceHandle, MaintenanceReport};
+pub use crate::log::metrics::{Metrics, PartitionInfo};
+pub use crate::log::options::LogOptions;
+pub use crate::log::state::Log;
+pub use crate::maintain::thread::MaintenanceHandle;
+pub use crate::maintain::MaintenanceReport;
 pub use crate::producer::Producer;
-pub use crate::record::{
-    ConsumerRecord, Headers, Record, RecordMetadata, Records, RecordsIter, TopicPartition,
-};
-pub use crate::storage::recovery::{RecoveryReport, Truncation};
+pub use crate::record::{Record, RecordMetadata, TopicPartition};
+pub use crate::storage::policy::{RecoveryMode, SyncPolicy};
+pub use crate::storage::recovery::report::{RecoveryReport, Truncation};
+pub use crate::topic::config::{CleanupPolicy, Compression, TopicConfig};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -6,11 +6,11 @@ use std::sync::{Arc, OnceLock};
 use crate::error::{Error, Result};
 use crate::format::batch::{encode_record_body, record_body_len, EncodeRecord, EncodedBatch};
 use crate::format::varint::{uvarint_len, varint_len};
-use crate::log::LogInner;
+use crate::log::state::LogInner;
 use crate::record::{Record, RecordMetadata, TopicName};
 use crate::storage::partition::Partition;
+use crate::topic::config::Compression;
 use crate::topic::Topic;
-use crate::Compression;
 
 /// Appends records to topics. `Clone + Send + Sync`; clones share the log.
 ///

@@ -1,60 +1,14 @@
 //! Group membership and committed offsets for [`Consumer`].
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
-use super::{Assigned, Consumer};
+use super::state::{Assigned, Consumer, Membership, RebalanceListener};
 use crate::error::{Error, Result};
-use crate::group::coordinator::Group;
 use crate::group::offsets::OffsetAndMetadata;
 use crate::record::TopicPartition;
-use crate::topic::validate_name;
+use crate::topic::name::validate_name;
 
-/// Called inside `poll` when the group moves partitions, so the consumer can
-/// commit or clean up before a partition changes hands.
-///
-/// Each method gets the consumer itself, so it may call
-/// [`Consumer::commit`], [`Consumer::position`] and the like (but not
-/// `poll`). A revoked partition is handed to its new owner only after
-/// `on_partitions_revoked` returns.
-///
-/// # Example
-/// ```
-/// use streamlog::{Consumer, RebalanceListener, TopicPartition};
-/// struct CommitOnRevoke;
-/// impl RebalanceListener for CommitOnRevoke {
-///     fn on_partitions_revoked(&mut self, consumer: &mut Consumer, _: &[TopicPartition]) {
-///         let _ = consumer.commit();
-///     }
-/// }
-/// ```
-pub trait RebalanceListener: Send {
-    /// These partitions are about to be taken away. Commit what you have
-    /// processed now; no record from them is returned after this.
-    fn on_partitions_revoked(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
-        let _ = (consumer, partitions);
-    }
-    /// These partitions were just assigned to this consumer.
-    fn on_partitions_assigned(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
-        let _ = (consumer, partitions);
-    }
-    /// This consumer was evicted (it did not poll within
-    /// `max_poll_interval`): these partitions already belong to others and
-    /// commits for them fail. It rejoins the group right after.
-    fn on_partitions_lost(&mut self, consumer: &mut Consumer, partitions: &[TopicPartition]) {
-        let _ = (consumer, partitions);
-    }
-}
 
-/// A subscribed consumer's place in its group.
-pub(super) struct Membership {
-    pub group: Arc<Group>,
-    pub topics: BTreeSet<String>,
-    /// `None` after an eviction, until the next call rejoins.
-    pub member: Option<u64>,
-    pub generation: u64,
-    pub version: u64,
-}
 
 enum Callback {
     Revoked,
@@ -113,7 +67,7 @@ impl Consumer {
                 }
             }
             None => {
-                let group = self.inner.group(&gid);
+                let group = self.inner.groups.group(&gid);
                 self.membership = Some(Membership {
                     group,
                     topics,
@@ -131,7 +85,7 @@ impl Consumer {
         let Some(m) = &mut self.membership else {
             return;
         };
-        let id = self.inner.next_member_id();
+        let id = self.inner.groups.next_member_id();
         let counts = self.inner.partition_counts(&m.topics);
         m.group.join(
             id,
@@ -243,7 +197,7 @@ impl Consumer {
     /// Starts a newly assigned partition at its committed offset, if any.
     pub(super) fn adopt_committed(&self, a: &mut Assigned) {
         if let Some(g) = &self.config.group {
-            if let Some(o) = self.inner.committed(g, &a.tp) {
+            if let Some(o) = self.inner.groups.committed(g, &a.tp) {
                 a.committed = Some(o.offset);
                 if a.position.is_none() {
                     a.position = Some(o.offset);
@@ -303,7 +257,7 @@ impl Consumer {
                 }
                 m.group.clone()
             }
-            None => self.inner.group(&gid),
+            None => self.inner.groups.group(&gid),
         };
         self.inner.commit(&group, self.member(), offsets)?;
         for (tp, o) in offsets {
@@ -357,7 +311,7 @@ impl Consumer {
     /// # Errors
     /// [`Error::InvalidConfig`] without a group.
     pub fn committed_metadata(&self, tp: &TopicPartition) -> Result<Option<OffsetAndMetadata>> {
-        Ok(self.inner.committed(self.group_id()?, tp))
+        Ok(self.inner.groups.committed(self.group_id()?, tp))
     }
 
     fn auto_commit_now(&mut self) -> Result<()> {

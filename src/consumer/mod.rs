@@ -2,96 +2,20 @@
 //! membership and commits live in `group.rs`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::{ConsumerConfig, OffsetReset};
 use crate::error::{Error, Result};
-use crate::log::LogInner;
-use crate::record::{Records, TopicPartition};
-use crate::storage::partition::{FetchedBatch, Partition, Signal};
+use crate::record::TopicPartition;
+use config::{ConsumerConfig, OffsetReset};
+use records::Records;
+use state::{Assigned, Consumer};
 
-mod group;
-use group::Membership;
-pub use group::RebalanceListener;
-
-struct Assigned {
-    tp: TopicPartition,
-    topic: Arc<str>,
-    part: Arc<Partition>,
-    /// The next offset to return; `None` until resolved by the reset
-    /// policy.
-    position: Option<u64>,
-    paused: bool,
-    /// The last offset this consumer committed (or found committed) here.
-    committed: Option<u64>,
-}
-
-/// Reads records from partitions.
-///
-/// Without a group, [`assign`](Self::assign) names the partitions to read.
-/// Positions start from [`ConsumerConfig::auto_offset_reset`] and move as
-/// `poll` returns records.
-///
-/// # Example
-/// ```
-/// use streamlog::{Log, ConsumerConfig, OffsetReset, Record, TopicPartition};
-/// use std::time::Duration;
-/// let log = Log::temporary()?;
-/// log.create_topic("orders", Default::default())?;
-/// log.producer().send("orders", Record::new(b"o-1"))?;
-/// let mut reader = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
-/// reader.assign(&[TopicPartition::new("orders", 0)])?;
-/// let records = reader.poll(Duration::from_millis(100))?;
-/// assert_eq!(records.len(), 1);
-/// assert_eq!(reader.position(&TopicPartition::new("orders", 0))?, 1);
-/// # Ok::<(), streamlog::Error>(())
-/// ```
-pub struct Consumer {
-    inner: Arc<LogInner>,
-    config: ConsumerConfig,
-    assigned: Vec<Assigned>,
-    signal: Arc<Signal>,
-    /// Where the next poll starts, so that busy partitions cannot starve
-    /// the others.
-    rr: usize,
-    batches: Vec<FetchedBatch>,
-    membership: Option<Membership>,
-    listener: Option<Box<dyn RebalanceListener>>,
-    in_listener: bool,
-    last_auto_commit: i64,
-    /// When a poll last returned records, and the gap before that one:
-    /// `spin` runs only while records arrive faster than `max_spin`.
-    last_records_at: Option<Instant>,
-    last_gap: Option<Duration>,
-}
-
-impl std::fmt::Debug for Consumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("config", &self.config)
-            .field("assignment", &self.assignment())
-            .finish_non_exhaustive()
-    }
-}
+pub(crate) mod config;
+pub(crate) mod group;
+pub(crate) mod records;
+pub(crate) mod state;
 
 impl Consumer {
-    pub(crate) fn new(inner: Arc<LogInner>, config: ConsumerConfig) -> Self {
-        Consumer {
-            inner,
-            config,
-            assigned: Vec::new(),
-            signal: Arc::new(Signal::default()),
-            rr: 0,
-            batches: Vec::new(),
-            membership: None,
-            listener: None,
-            in_listener: false,
-            last_auto_commit: i64::MIN,
-            last_records_at: None,
-            last_gap: None,
-        }
-    }
 
     /// The consumer's configuration.
     pub fn config(&self) -> &ConsumerConfig {

@@ -4,8 +4,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::Assignor;
 use crate::record::TopicPartition;
+
+/// How a consumer group splits partitions among its members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Assignor {
+    /// Contiguous ranges of each topic's partitions. Default, as in Kafka.
+    #[default]
+    Range,
+    /// Partitions dealt out one at a time.
+    RoundRobin,
+    /// Balanced, moving as few partitions as possible on a rebalance.
+    CooperativeSticky,
+}
+
 
 /// What an assignor knows about one member.
 #[derive(Debug, Clone, Default)]

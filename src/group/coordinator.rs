@@ -14,10 +14,9 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::assignor::{assign, MemberInput};
-use crate::config::Assignor;
+use super::assignor::{assign, Assignor, MemberInput};
 use crate::record::TopicPartition;
-use crate::storage::partition::Signal;
+use crate::signal::Signal;
 
 /// What a member needs to know about the group, from [`Group::sync`].
 #[derive(Debug, Default)]

@@ -1,31 +1,40 @@
-//! The log's side of consumer groups: the group registry, committing
-//! offsets into `__consumer_offsets`, and replaying it on open.
+//! [`GroupStore`]: the log's consumer-group state in memory: the
+//! coordinator of each group, the image of `__consumer_offsets`, and member
+//! ids. Writing commits and replaying them on open need the log's topics
+//! and append path, so they live with the log (`log::groups`); this store
+//! only keeps what they produce.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::coordinator::{Fenced, Group};
-use super::offsets::{apply, encode_key, encode_value, OffsetAndMetadata, OFFSETS_TOPIC};
-use crate::config::{CleanupPolicy, TopicConfig};
-use crate::error::{Error, Result};
-use crate::log::LogInner;
-use crate::producer::append_records;
-use crate::record::{Record, Records, TopicPartition};
-use crate::storage::partition::FetchedBatch;
-use crate::topic::Topic;
+use parking_lot::Mutex;
 
-/// Settings of the internal offsets topic.
-fn offsets_topic_config() -> TopicConfig {
-    TopicConfig::new()
-        .partitions(1)
-        .segment_bytes(16 << 20)
-        .cleanup_policy(CleanupPolicy::Compact)
+use super::coordinator::Group;
+use super::offsets::{OffsetAndMetadata, OffsetKey};
+use crate::record::TopicPartition;
+
+/// Consumer groups by id, and every committed offset.
+pub(crate) struct GroupStore {
+    groups: Mutex<HashMap<String, Arc<Group>>>,
+    /// The in-memory image of `__consumer_offsets`.
+    offsets: Mutex<HashMap<OffsetKey, OffsetAndMetadata>>,
+    next_member: AtomicU64,
 }
 
-impl LogInner {
+impl Default for GroupStore {
+    fn default() -> Self {
+        GroupStore {
+            groups: Mutex::new(HashMap::new()),
+            offsets: Mutex::new(HashMap::new()),
+            next_member: AtomicU64::new(1),
+        }
+    }
+}
+
+impl GroupStore {
     /// The coordinator of group `id`, created on first use.
-    pub(crate) fn group(&self, id: &str) -> Arc<Group> {
+    pub fn group(&self, id: &str) -> Arc<Group> {
         self.groups
             .lock()
             .entry(id.to_owned())
@@ -34,23 +43,12 @@ impl LogInner {
     }
 
     /// A fresh, never reused member id.
-    pub(crate) fn next_member_id(&self) -> u64 {
+    pub fn next_member_id(&self) -> u64 {
         self.next_member.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Current partition counts of `topics` (missing topics are left out).
-    pub(crate) fn partition_counts(&self, topics: &BTreeSet<String>) -> BTreeMap<String, u32> {
-        topics
-            .iter()
-            .filter_map(|t| {
-                self.topic(t)
-                    .ok()
-                    .map(|x| (t.clone(), x.partitions.len() as u32))
-            })
-            .collect()
-    }
-
-    pub(crate) fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+    /// The offset `group` committed for `tp`.
+    pub fn committed(&self, group: &str, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
         self.offsets
             .lock()
             .get(&(group.to_owned(), tp.topic.clone(), tp.partition))
@@ -58,7 +56,7 @@ impl LogInner {
     }
 
     /// Every group with committed offsets, sorted.
-    pub(crate) fn group_ids(&self) -> Vec<String> {
+    pub fn group_ids(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .offsets
             .lock()
@@ -71,7 +69,7 @@ impl LogInner {
     }
 
     /// A group's committed offsets, sorted by partition.
-    pub(crate) fn group_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+    pub fn group_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
         let mut v: Vec<_> = self
             .offsets
             .lock()
@@ -83,144 +81,19 @@ impl LogInner {
         v
     }
 
-    fn offsets_topic(&self) -> Result<Arc<Topic>> {
-        match self.topic(OFFSETS_TOPIC) {
-            Ok(t) => Ok(t),
-            Err(Error::UnknownTopic { .. }) => {
-                match self.create_topic(OFFSETS_TOPIC, offsets_topic_config()) {
-                    Ok(()) | Err(Error::TopicExists { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-                self.topic(OFFSETS_TOPIC)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Commits offsets for `group` on behalf of `member` (`None`: a consumer
-    /// using `assign`). The group stays locked from the ownership check
-    /// until the commit is appended and applied, so a fenced member can
-    /// never overwrite a newer commit.
-    pub(crate) fn commit(
-        &self,
-        group: &Group,
-        member: Option<u64>,
-        offsets: &[(TopicPartition, OffsetAndMetadata)],
-    ) -> Result<()> {
-        if offsets.is_empty() {
-            return Ok(());
-        }
-        let state = group.lock();
-        let tps: Vec<&TopicPartition> = offsets.iter().map(|(tp, _)| tp).collect();
-        state
-            .check_commit(member, &tps)
-            .map_err(|f: Fenced| Error::CommitFailed {
-                group: group.id.clone(),
-                reason: f.to_string(),
-            })?;
-        for (tp, o) in offsets {
-            let part = self.partition(&tp.topic, tp.partition)?;
-            let end = part.end_offset();
-            if o.offset > end {
-                return Err(Error::OffsetOutOfRange {
-                    requested: o.offset,
-                    earliest: part.start_offset(),
-                    latest: end,
-                });
-            }
-            // A commit is written only after the records it covers are
-            // durable, so that after a power cut a committed offset never
-            // points past the end of its partition (whatever the policy).
-            part.sync_to(o.offset)?;
-        }
-        let now = self.shared.clock.now_ms();
-        let stamped: Vec<OffsetAndMetadata> = offsets
-            .iter()
-            .map(|(_, o)| OffsetAndMetadata {
-                commit_timestamp: now,
-                ..o.clone()
-            })
-            .collect();
-        let keys: Vec<Vec<u8>> = offsets
-            .iter()
-            .map(|(tp, _)| encode_key(&group.id, tp))
-            .collect();
-        let values: Vec<Vec<u8>> = stamped.iter().map(encode_value).collect();
-        let records: Vec<Record<'_>> = keys
-            .iter()
-            .zip(&values)
-            .map(|(k, v)| Record::new(&v[..]).key(&k[..]).timestamp(now))
-            .collect();
-        let refs: Vec<&Record<'_>> = records.iter().collect();
-        let topic = self.offsets_topic()?;
-        append_records(self, &topic, 0, &refs)?;
-        let mut map = self.offsets.lock();
-        for ((tp, _), o) in offsets.iter().zip(stamped) {
-            map.insert((group.id.clone(), tp.topic.clone(), tp.partition), o);
-        }
-        drop(state);
-        Ok(())
-    }
-
-    /// Deletes every committed offset of a deleted topic (tombstones).
-    pub(crate) fn forget_topic_offsets(&self, topic: &str) -> Result<()> {
-        let keys: Vec<(String, TopicPartition)> = self
-            .offsets
+    /// Every `(group, partition)` with an offset committed for `topic`.
+    pub fn committed_for_topic(&self, topic: &str) -> Vec<(String, TopicPartition)> {
+        self.offsets
             .lock()
             .keys()
             .filter(|(_, t, _)| t == topic)
             .map(|(g, t, p)| (g.clone(), TopicPartition::new(t.clone(), *p)))
-            .collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
-        let encoded: Vec<Vec<u8>> = keys.iter().map(|(g, tp)| encode_key(g, tp)).collect();
-        let records: Vec<Record<'_>> = encoded.iter().map(|k| Record::tombstone(&k[..])).collect();
-        let refs: Vec<&Record<'_>> = records.iter().collect();
-        let topic = self.offsets_topic()?;
-        append_records(self, &topic, 0, &refs)?;
-        let mut map = self.offsets.lock();
-        for (g, tp) in keys {
-            map.remove(&(g, tp.topic, tp.partition));
-        }
-        Ok(())
+            .collect()
     }
 
-    /// Loads every committed offset from `__consumer_offsets`.
-    pub(crate) fn replay_offsets(&self) -> Result<()> {
-        let Ok(topic) = self.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
-        let mut map = self.offsets.lock();
-        let name: Arc<str> = topic.name.clone();
-        for part in &topic.partitions {
-            let end = part.end_offset();
-            let mut pos = part.start_offset();
-            let mut batches: Vec<FetchedBatch> = Vec::new();
-            let mut records = Records::default();
-            while pos < end {
-                batches.clear();
-                part.fetch(pos, 1 << 20, usize::MAX, &mut batches)?;
-                if batches.is_empty() {
-                    break;
-                }
-                for b in &batches {
-                    records.clear();
-                    records.push_batch(&name, part.id, b, pos, usize::MAX)?;
-                    for r in &records {
-                        apply(&mut map, r.key(), r.value()).map_err(|k| {
-                            Error::corrupted(
-                                b.segment.log.path(),
-                                b.pos as u64,
-                                Some(r.offset()),
-                                k,
-                            )
-                        })?;
-                    }
-                    pos = b.header.next_offset();
-                }
-            }
-        }
-        Ok(())
+    /// The image of `__consumer_offsets`, for applying written or replayed
+    /// records.
+    pub fn offsets(&self) -> parking_lot::MutexGuard<'_, HashMap<OffsetKey, OffsetAndMetadata>> {
+        self.offsets.lock()
     }
 }

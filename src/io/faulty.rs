@@ -13,7 +13,7 @@ use super::{FileHandle, FileSystem, Mapping, OpenMode};
 
 /// Counts down across all files; the operation that takes it to zero fails.
 #[derive(Debug, Default)]
-pub(crate) struct FaultyFs {
+pub struct FaultyFs {
     /// Remaining successful allocations (negative: never fail).
     pub allocs_left: AtomicI64,
     /// Remaining successful syncs (negative: never fail).
@@ -21,6 +21,7 @@ pub(crate) struct FaultyFs {
 }
 
 impl FaultyFs {
+    /// A wrapper over the real file system that fails nothing until told.
     pub fn new() -> Arc<Self> {
         Arc::new(FaultyFs {
             allocs_left: AtomicI64::new(-1),

@@ -9,9 +9,9 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
-#[cfg(test)]
+#[cfg(feature = "internals")]
 pub(crate) mod faulty;
-#[cfg(test)]
+#[cfg(feature = "internals")]
 pub(crate) mod sim;
 pub(crate) mod std_fs;
 

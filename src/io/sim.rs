@@ -40,7 +40,7 @@ struct Inode {
 
 /// The durable state at a power cut: what a reboot finds.
 #[derive(Debug, Clone)]
-pub(crate) struct Image {
+pub struct Image {
     inodes: Vec<Inode>,
     entries: BTreeMap<PathBuf, Entry>,
 }
@@ -71,7 +71,7 @@ struct State {
 
 /// The simulated file system. Clones share state.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SimFs {
+pub struct SimFs {
     state: Arc<Mutex<State>>,
 }
 

@@ -20,14 +20,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::retention::ms;
-use crate::config::Compression;
 use crate::error::{io_err, Error, Result};
 use crate::format::batch::{decode_batch, records_section, EncodedBatch, RecordIter, CODEC_MASK};
 use crate::io::{FileSystem, OpenMode};
 use crate::storage::mapped::MappedFile;
 use crate::storage::partition::Partition;
-use crate::storage::recovery::scan_segment;
+use crate::storage::recovery::scan::scan_segment;
 use crate::storage::segment::{segment_path, Part, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::topic::config::Compression;
 
 /// Most key bytes the key map holds in one pass; a larger key set is
 /// cleaned over several passes, as Kafka's cleaner does.

@@ -3,9 +3,52 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::CleanupPolicy;
+use super::MaintenanceReport;
+use crate::error::{io_err, Result};
 use crate::storage::partition::Partition;
 use crate::storage::segment::Segment;
+use crate::topic::config::CleanupPolicy;
+
+/// Applies retention to one partition: moves its log start past the
+/// expired segments, records that with `checkpoint`, then deletes the
+/// files.
+pub(crate) fn apply(
+    part: &Partition,
+    now: i64,
+    checkpoint: impl FnOnce() -> Result<()>,
+    report: &mut MaintenanceReport,
+) -> Result<()> {
+    let doomed = plan(part, now);
+    let Some(last) = doomed.last() else {
+        return Ok(());
+    };
+    part.advance_start(last.next_offset());
+    checkpoint()?;
+    if part.replace_segments(&doomed, None) {
+        remove_files(part, &doomed, report)?;
+    }
+    Ok(())
+}
+
+fn remove_files(
+    part: &Partition,
+    segs: &[Arc<Segment>],
+    report: &mut MaintenanceReport,
+) -> Result<()> {
+    let fs = part.fs();
+    for s in segs {
+        report.segments_deleted += 1;
+        report.bytes_reclaimed += s.size_bytes();
+        // Readers holding records from the segment keep its mapping, so
+        // unlinking is safe: the space is freed when the last one drops.
+        for p in s.paths() {
+            if fs.exists(&p) {
+                fs.remove_file(&p).map_err(io_err("remove", &p))?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The oldest sealed segments that retention deletes, oldest first. Never
 /// the active segment, and only a prefix: a segment is deleted only when

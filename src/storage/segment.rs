@@ -19,6 +19,7 @@ use crate::format::batch::peek_header;
 use crate::format::index::{
     lookup_offset, lookup_time, OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
+use crate::error::{io_err, Result};
 use crate::io::FileSystem;
 
 pub(crate) const LOG_EXT: &str = "log";
@@ -417,6 +418,17 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Removes a segment's three files, those that exist.
+pub(crate) fn remove_segment_files(fs: &dyn FileSystem, dir: &Path, base: u64) -> Result<()> {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        let p = segment_path(dir, base, ext);
+        if fs.exists(&p) {
+            fs.remove_file(&p).map_err(io_err("remove", &p))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

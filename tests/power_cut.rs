@@ -14,12 +14,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::io::sim::SimFs;
-use crate::io::FileSystem;
-use crate::{
+use streamlog::testing::SimFs;
+use streamlog::{
     CleanupPolicy, ConsumerConfig, Error, Log, LogOptions, OffsetAndMetadata, OffsetReset, Record,
     SyncPolicy, TopicConfig, TopicPartition,
 };
@@ -84,14 +82,13 @@ fn policy_for(seed: u64) -> SyncPolicy {
     }
 }
 
-fn open(fs: &SimFs, policy: SyncPolicy) -> crate::Result<Log> {
-    Log::open_on(
-        Arc::new(fs.clone()) as Arc<dyn FileSystem>,
+fn open(fs: &SimFs, policy: SyncPolicy) -> streamlog::Result<Log> {
+    streamlog::testing::open_sim(
+        fs,
         Path::new("/data/log"),
         // Two mapped sealed segments at most: reads keep unmapping and
         // mapping them again, through the simulated file system.
         LogOptions::new().sync(policy).max_mapped_segments(2),
-        false,
     )
 }
 

@@ -43,7 +43,8 @@
 //! check that whenever a resumed scan is used it equals the scan from byte
 //! 0 in every respect (end, stop, index entries, cursor).
 
-use super::recovery::{IndexCursor, Scan, Stop};
+use super::scan::{Scan, Stop};
+use crate::storage::cursor::IndexCursor;
 use crate::format::batch::decode_batch;
 use crate::format::index::{
     offset_entry, time_entry, valid_offset_entries, valid_time_entries, OffsetEntry, TimeEntry,
@@ -275,7 +276,7 @@ fn try_entry(
 mod tests {
     use super::*;
     use crate::format::batch::{encode_record, EncodeRecord, EncodedBatch};
-    use crate::storage::recovery::{all_zero, scan_segment};
+    use crate::storage::recovery::scan::{all_zero, scan_segment};
 
     struct Rng(u64);
 

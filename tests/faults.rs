@@ -1,11 +1,12 @@
-//! Crate-internal scenario tests that need the I/O seam.
+//! Failure scenarios through the test seams: a full disk and failed
+//! fsyncs on a failure-injecting real file system, and the same on the
+//! simulated one (`streamlog::testing`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::io::faulty::FaultyFs;
-use crate::io::FileSystem;
-use crate::{
+use streamlog::testing::FaultyFs;
+use streamlog::{
     ConsumerConfig, Error, Log, LogOptions, OffsetReset, Record, SyncPolicy, TopicConfig,
     TopicPartition,
 };
@@ -19,13 +20,7 @@ fn test_dir(name: &str) -> std::path::PathBuf {
 /// A log on the real file system behind a failure-injecting wrapper.
 fn open_faulty(dir: &std::path::Path, opts: LogOptions) -> (Arc<FaultyFs>, Log) {
     let fs = FaultyFs::new();
-    let log = Log::open_on(
-        Arc::new(fs.clone()) as Arc<dyn FileSystem>,
-        dir,
-        opts,
-        false,
-    )
-    .unwrap();
+    let log = streamlog::testing::open_faulty(&fs, dir, opts).unwrap();
     (fs, log)
 }
 
@@ -152,16 +147,10 @@ fn a_failed_group_commit_fails_every_waiter_and_acks_nothing_it_covered() {
 /// The same two failure scenarios on the simulated file system.
 mod on_the_simulated_fs {
     use super::*;
-    use crate::io::sim::SimFs;
+    use streamlog::testing::SimFs;
 
     fn open(fs: &SimFs, opts: LogOptions) -> Log {
-        Log::open_on(
-            Arc::new(fs.clone()) as Arc<dyn FileSystem>,
-            std::path::Path::new("/log"),
-            opts,
-            false,
-        )
-        .unwrap()
+        streamlog::testing::open_sim(fs, "/log", opts).unwrap()
     }
 
     #[test]
@@ -212,7 +201,7 @@ mod on_the_simulated_fs {
         let log = open(&fs, LogOptions::new().sync(SyncPolicy::EveryWrite));
         log.create_topic("t", TopicConfig::new()).unwrap();
         let p = log.producer();
-        let big = crate::storage::mapped::WRITE_THROUGH_FILE;
+        let big = streamlog::testing::WRITE_THROUGH_BYTES;
         let mut sent: Vec<Vec<u8>> = Vec::new();
         for i in 0..12u8 {
             let len = if i % 3 == 0 {
@@ -275,110 +264,4 @@ mod on_the_simulated_fs {
         // Every acknowledged record survived; the failed one may or may not.
         assert!(log.partition_info(&tp).unwrap().end_offset >= 5);
     }
-}
-
-/// Regression (found by the kill -9 crash test): bytes of a batch are
-/// published before the end offset covers them, and a fetch in that window
-/// returned the batch, moving a consumer's position past the end.
-#[test]
-fn a_fetch_never_returns_a_batch_the_end_offset_does_not_cover() {
-    use crate::format::batch::{encode_record, EncodeRecord, EncodedBatch};
-    let log = Log::temporary().unwrap();
-    log.create_topic("t", TopicConfig::new()).unwrap();
-    log.producer().send("t", Record::new(b"visible")).unwrap();
-    let part = log.inner.partition("t", 0).unwrap();
-    // Write a second batch the way `append` does, but stop before the end
-    // offset moves: the window the race hit.
-    let mut section = EncodedBatch::section_buffer(0);
-    let r = EncodeRecord {
-        offset_delta: 0,
-        timestamp: 1,
-        key: None,
-        value: Some(b"in flight"),
-        headers: &[],
-    };
-    encode_record(&mut section, &r, 1);
-    let mut batch = EncodedBatch::new(section, 1, 0, 1, 1, None).unwrap();
-    let bytes = batch.seal(1);
-    let seg = part.segments().last().cloned().unwrap();
-    let end = seg.log.write_unpublished(bytes).unwrap();
-    seg.log.publish(end);
-    assert_eq!(part.end_offset(), 1);
-    let mut out = Vec::new();
-    part.fetch(0, 1 << 20, 100, &mut out).unwrap();
-    assert_eq!(out.len(), 1, "only the batch below the end offset");
-    assert_eq!(out[0].header.next_offset(), 1);
-}
-
-/// A sealed segment is mapped on demand, so retention can delete its files
-/// between a fetch taking the segment list and mapping the segment. The
-/// fetch must then see the new list (an offset below the log start), not
-/// fail with an I/O error for the vanished file.
-#[test]
-fn a_fetch_racing_retention_sees_the_new_log_start_not_a_missing_file() {
-    let dir = test_dir("map-race");
-    let hour = std::time::Duration::from_secs(3600);
-    let cfg = TopicConfig::new().segment_bytes(1024).retention(hour);
-    let clock = crate::ManualClock::new(1_000);
-    {
-        let log = LogOptions::new().clock(clock.clone()).open(&dir).unwrap();
-        log.create_topic("t", cfg).unwrap();
-        let p = log.producer();
-        for i in 0..200u32 {
-            p.send("t", Record::new(&i.to_be_bytes()[..])).unwrap();
-        }
-        // The last segments are two hours newer: retention keeps them.
-        for i in 200..220u32 {
-            let v = i.to_be_bytes();
-            p.send("t", Record::new(&v[..]).timestamp(1_000 + 7_200_000))
-                .unwrap();
-        }
-    }
-    clock.advance(2 * hour);
-    // Reopened, no sealed segment is mapped.
-    let log = LogOptions::new()
-        .clock(clock)
-        .max_mapped_segments(1)
-        .open(&dir)
-        .unwrap();
-    let part = log.inner.partition("t", 0).unwrap();
-    assert!(part.segments().len() > 4);
-    assert!(part.segments().iter().rev().skip(1).all(|s| !s.is_mapped()));
-    let first = part.segments()[0].clone();
-    // Retention runs in the window, once.
-    let fired = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (l, f) = (log.clone(), fired.clone());
-    *part.after_snapshot.lock() = Some(Box::new(move || {
-        if !f.swap(true, Ordering::SeqCst) {
-            l.maintain().unwrap();
-        }
-    }));
-    let mut out = Vec::new();
-    let err = part.fetch(0, 1 << 20, 10, &mut out).unwrap_err();
-    assert!(fired.load(Ordering::SeqCst));
-    assert!(
-        matches!(err, Error::OffsetOutOfRange { requested: 0, .. }),
-        "{err}"
-    );
-    assert!(!first.log.path().exists(), "retention removed the files");
-    // A consumer resets past the gap and reads what is left, in order.
-    *part.after_snapshot.lock() = None;
-    let start = part.start_offset();
-    assert!(start > 0);
-    let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
-    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
-    let recs = c.poll(std::time::Duration::from_secs(5)).unwrap();
-    assert_eq!(recs.iter().next().unwrap().offset(), start);
-    // And a file missing while its segment is still listed is an I/O
-    // error naming it, not a panic or an empty read.
-    let seg = part.segments()[0].clone();
-    seg.unmap();
-    std::fs::remove_file(seg.log.path()).unwrap();
-    let err = part.fetch(start, 1 << 20, 10, &mut out).unwrap_err();
-    assert!(
-        matches!(&err, Error::Io { path, .. } if *path == seg.log.path()),
-        "{err}"
-    );
-    drop(log);
-    let _ = std::fs::remove_dir_all(&dir);
 }

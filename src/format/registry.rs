@@ -1,114 +1,11 @@
-//! Topics: name rules, the registry line format, and the in-memory topic.
+//! The topic registry (FORMAT.md §5): one line per topic inside a
+//! metadata file of kind `topics` (see [`meta`](super::meta)): the name,
+//! then every setting as `key=value`.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{CleanupPolicy, Compression, TopicConfig};
-use crate::error::{Error, Result};
-use crate::storage::partition::Partition;
-
-/// Topics whose names start with this are internal: hidden from
-/// `topics()` and not creatable by users.
-pub(crate) const INTERNAL_PREFIX: &str = "__";
-
-/// Checks Kafka's topic-name rules: 1 to 249 characters from
-/// `[a-zA-Z0-9._-]`, and not `.` or `..`.
-pub(crate) fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidTopicName {
-            name: name.to_owned(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return bad("the name is empty");
-    }
-    if name.len() > 249 {
-        return bad("the name is longer than 249 characters");
-    }
-    if name == "." || name == ".." {
-        return bad("\".\" and \"..\" are not allowed");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return bad("only ASCII letters, digits, '.', '_' and '-' are allowed");
-    }
-    Ok(())
-}
-
-/// A user-created topic must also not use the internal prefix.
-pub(crate) fn validate_user_name(name: &str) -> Result<()> {
-    validate_name(name)?;
-    if name.starts_with(INTERNAL_PREFIX) {
-        return Err(Error::InvalidTopicName {
-            name: name.to_owned(),
-            reason: "names starting with \"__\" are reserved for internal topics",
-        });
-    }
-    Ok(())
-}
-
-pub(crate) struct Topic {
-    pub name: Arc<str>,
-    pub config: Arc<TopicConfig>,
-    pub partitions: Vec<Arc<Partition>>,
-    /// Round-robin counter for records without a key.
-    next_keyless: AtomicU32,
-    /// Set once the log's topic map no longer holds this object: the topic
-    /// was deleted, or replaced by one with more partitions.
-    retired: AtomicBool,
-}
-
-impl Topic {
-    pub fn new(name: Arc<str>, config: Arc<TopicConfig>, partitions: Vec<Arc<Partition>>) -> Self {
-        Topic {
-            name,
-            config,
-            partitions,
-            next_keyless: AtomicU32::new(0),
-            retired: AtomicBool::new(false),
-        }
-    }
-
-    /// Marks this object as no longer the log's current one for its name.
-    pub fn retire(&self) {
-        self.retired.store(true, Ordering::Release);
-    }
-
-    /// Whether the log's topic map still holds this object. A plain load:
-    /// it lets a producer keep using a topic it looked up before without
-    /// looking it up again.
-    #[inline]
-    pub fn is_current(&self) -> bool {
-        !self.retired.load(Ordering::Acquire)
-    }
-
-    pub fn is_internal(&self) -> bool {
-        self.name.starts_with(INTERNAL_PREFIX)
-    }
-
-    pub fn partition(&self, p: u32) -> Result<&Arc<Partition>> {
-        self.partitions
-            .get(p as usize)
-            .ok_or_else(|| Error::UnknownPartition {
-                topic: self.name.to_string(),
-                partition: p,
-                partitions: self.partitions.len() as u32,
-            })
-    }
-
-    /// The partition for a record: murmur2 of the key, or round-robin.
-    pub fn choose(&self, key: Option<&[u8]>) -> u32 {
-        let n = self.partitions.len() as u32;
-        match key {
-            Some(k) => crate::partitioner::partition_for_key(k, n),
-            None => self.next_keyless.fetch_add(1, Ordering::Relaxed) % n,
-        }
-    }
-}
+use crate::topic::config::{CleanupPolicy, Compression, TopicConfig};
+use crate::topic::name::validate_name;
 
 fn ms(d: Duration) -> u128 {
     d.as_millis()
@@ -214,30 +111,6 @@ pub(crate) fn decode_line(line: &str) -> std::result::Result<(String, TopicConfi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kafka_name_rules() {
-        for ok in ["a", "orders", "my-topic_1.v2", &"x".repeat(249)] {
-            assert!(validate_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "../x",
-            "a/b",
-            "a b",
-            "ü",
-            &"x".repeat(250),
-            "a\0",
-        ] {
-            assert!(
-                matches!(validate_name(bad), Err(Error::InvalidTopicName { .. })),
-                "{bad:?}"
-            );
-        }
-        assert!(validate_user_name("__consumer_offsets").is_err());
-    }
 
     #[test]
     fn registry_line_round_trips_and_is_pinned() {

@@ -1,0 +1,68 @@
+//! The injectable clock: [`Clock`], the default [`SystemClock`] and the
+//! test-friendly [`ManualClock`].
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A source of wall-clock time in milliseconds since the Unix epoch.
+///
+/// Record timestamps, segment age and retention read it, so tests can
+/// inject a [`ManualClock`] and be deterministic.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time in ms since the epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's real-time clock. The default [`Clock`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        // Seconds and milliseconds apart: `as_millis` is a u128 product.
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| {
+                d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis())
+            })
+    }
+}
+
+/// A clock that only moves when told to. Clones share the same time.
+///
+/// # Example
+/// ```
+/// use streamlog::ManualClock;
+/// use std::time::Duration;
+/// let clock = ManualClock::new(1_000);
+/// clock.advance(Duration::from_secs(1));
+/// assert_eq!(clock.now(), 2_000);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock reading `start_ms`.
+    pub fn new(start_ms: i64) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(start_ms)))
+    }
+    /// The current reading.
+    pub fn now(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+    /// Sets the reading.
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+    /// Moves the reading forward.
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.now()
+    }
+}

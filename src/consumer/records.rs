@@ -1,0 +1,332 @@
+//! Records on the way out: [`Records`], what one `poll` returned, and
+//! [`ConsumerRecord`], one record of it, borrowed from the mapped segment
+//! (or from a decompressed copy). They sit above storage: a `Records`
+//! holds the storage `View`s that keep its mappings alive.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use crate::error::{CorruptionKind, Error, Result};
+use crate::format::batch::{records_section, HeaderIter, RecordIter, HEADER_LEN};
+use crate::storage::mapped::View;
+use crate::storage::partition::read::FetchedBatch;
+
+const NULL: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    fn of(base: &[u8], part: Option<&[u8]>) -> Span {
+        match part {
+            None => Span {
+                start: NULL,
+                len: 0,
+            },
+            Some(p) => Span {
+                start: (p.as_ptr() as usize - base.as_ptr() as usize) as u32,
+                len: p.len() as u32,
+            },
+        }
+    }
+
+    fn get(self, base: &[u8]) -> Option<&[u8]> {
+        if self.start == NULL {
+            return None;
+        }
+        base.get(self.start as usize..self.start as usize + self.len as usize)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    tp: u32,
+    backing: u32,
+    offset: u64,
+    timestamp: i64,
+    key: Span,
+    value: Span,
+    headers: Span,
+    header_count: u32,
+}
+
+#[derive(Debug)]
+enum Backing {
+    /// Uncompressed batches are read in place from the mapped segment.
+    Segment(View),
+    /// Decompressed records sections.
+    Owned(Vec<u8>),
+}
+
+impl Backing {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Backing::Segment(v) => v,
+            Backing::Owned(v) => v,
+        }
+    }
+}
+
+/// The records one `poll` returned, in partition order. Uncompressed
+/// records are borrowed from the mapped segments, not copied.
+///
+/// # Example
+/// ```
+/// use streamlog::{Log, ConsumerConfig, OffsetReset, Record, TopicPartition};
+/// use std::time::Duration;
+/// let log = Log::temporary()?;
+/// log.create_topic("t", Default::default())?;
+/// log.producer().send("t", Record::new(b"hello"))?;
+/// let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
+/// c.assign(&[TopicPartition::new("t", 0)])?;
+/// let records = c.poll(Duration::from_secs(1))?;
+/// for r in &records {
+///     assert_eq!(r.value(), Some(&b"hello"[..]));
+/// }
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct Records {
+    tps: Vec<(Arc<str>, u32)>,
+    backings: Vec<Backing>,
+    metas: Vec<Meta>,
+    bytes: usize,
+}
+
+impl Records {
+    /// How many records.
+    pub fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
+    }
+
+    /// The `i`th record.
+    pub fn get(&self, i: usize) -> Option<ConsumerRecord<'_>> {
+        self.metas.get(i).map(|m| ConsumerRecord {
+            records: self,
+            meta: m,
+        })
+    }
+
+    /// Iterates the records in order.
+    pub fn iter(&self) -> RecordsIter<'_> {
+        RecordsIter {
+            records: self,
+            inner: self.metas.iter(),
+        }
+    }
+
+    /// The size of the batches the records came from.
+    pub(crate) fn batch_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.tps.clear();
+        self.backings.clear();
+        self.metas.clear();
+        self.bytes = 0;
+    }
+
+    /// Appends the records of `batch` with offsets `>= from`, at most
+    /// `limit` of them. Returns how many were added and the position after
+    /// the last one taken (the batch's end when all were taken).
+    pub(crate) fn push_batch(
+        &mut self,
+        topic: &Arc<str>,
+        partition: u32,
+        batch: &FetchedBatch,
+        from: u64,
+        limit: usize,
+    ) -> Result<(usize, u64)> {
+        let h = &batch.header;
+        let bad = |k: CorruptionKind| {
+            Error::corrupted(
+                batch.segment.log.path(),
+                batch.pos as u64,
+                Some(h.base_offset),
+                k,
+            )
+        };
+        let tp = match self.tps.last() {
+            Some((t, p)) if Arc::ptr_eq(t, topic) && *p == partition => self.tps.len() - 1,
+            _ => {
+                self.tps.push((topic.clone(), partition));
+                self.tps.len() - 1
+            }
+        } as u32;
+        let section = records_section(h, batch.bytes()).map_err(bad)?;
+        let backing = match section {
+            Cow::Borrowed(_) => Backing::Segment(batch.log.clone()),
+            Cow::Owned(v) => Backing::Owned(v),
+        };
+        let idx = match (backing, self.backings.last_mut()) {
+            // Views of one mapping differ only in how much of it was
+            // published: keep the longest, of which the others are prefixes.
+            (Backing::Segment(s), Some(Backing::Segment(l))) if s.same_mapping(l) => {
+                if s.len() > l.len() {
+                    *l = s;
+                }
+                self.backings.len() - 1
+            }
+            (backing, _) => {
+                self.backings.push(backing);
+                self.backings.len() - 1
+            }
+        };
+        let base = self.backings[idx].bytes();
+        let section: &[u8] = match &self.backings[idx] {
+            Backing::Segment(_) => &base[batch.pos + HEADER_LEN..batch.pos + h.total_len()],
+            Backing::Owned(v) => v,
+        };
+        let start_len = self.metas.len();
+        let mut next = h.next_offset();
+        for r in RecordIter::new(h, section) {
+            let r = r.map_err(bad)?;
+            let offset = h.base_offset + u64::from(r.offset_delta);
+            if offset < from {
+                continue;
+            }
+            if self.metas.len() - start_len == limit {
+                next = offset;
+                break;
+            }
+            self.metas.push(Meta {
+                tp,
+                backing: idx as u32,
+                offset,
+                timestamp: h.base_timestamp.wrapping_add(r.timestamp_delta),
+                key: Span::of(base, r.key),
+                value: Span::of(base, r.value),
+                headers: Span::of(base, Some(r.headers)),
+                header_count: r.header_count,
+            });
+        }
+        let added = self.metas.len() - start_len;
+        self.bytes += h.total_len();
+        Ok((added, next))
+    }
+}
+
+impl<'a> IntoIterator for &'a Records {
+    type Item = ConsumerRecord<'a>;
+    type IntoIter = RecordsIter<'a>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Iterator over [`Records`].
+#[derive(Debug)]
+pub struct RecordsIter<'a> {
+    records: &'a Records,
+    inner: std::slice::Iter<'a, Meta>,
+}
+
+impl<'a> Iterator for RecordsIter<'a> {
+    type Item = ConsumerRecord<'a>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|m| ConsumerRecord {
+            records: self.records,
+            meta: m,
+        })
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl ExactSizeIterator for RecordsIter<'_> {}
+
+/// One record read by a consumer, borrowed from its [`Records`].
+#[derive(Clone, Copy)]
+pub struct ConsumerRecord<'a> {
+    records: &'a Records,
+    meta: &'a Meta,
+}
+
+impl std::fmt::Debug for ConsumerRecord<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerRecord")
+            .field("topic", &self.topic())
+            .field("partition", &self.partition())
+            .field("offset", &self.offset())
+            .field("timestamp", &self.timestamp())
+            .field("key", &self.key())
+            .field("value", &self.value())
+            .finish()
+    }
+}
+
+impl<'a> ConsumerRecord<'a> {
+    fn base(&self) -> &'a [u8] {
+        self.records
+            .backings
+            .get(self.meta.backing as usize)
+            .map_or(&[], |b| b.bytes())
+    }
+    /// The topic.
+    pub fn topic(&self) -> &'a str {
+        self.records
+            .tps
+            .get(self.meta.tp as usize)
+            .map_or("", |t| &t.0)
+    }
+    /// The partition.
+    pub fn partition(&self) -> u32 {
+        self.records
+            .tps
+            .get(self.meta.tp as usize)
+            .map_or(0, |t| t.1)
+    }
+    /// The offset.
+    pub fn offset(&self) -> u64 {
+        self.meta.offset
+    }
+    /// The timestamp in ms since the epoch.
+    pub fn timestamp(&self) -> i64 {
+        self.meta.timestamp
+    }
+    /// The key, `None` when null.
+    pub fn key(&self) -> Option<&'a [u8]> {
+        self.meta.key.get(self.base())
+    }
+    /// The value, `None` when null (a tombstone).
+    pub fn value(&self) -> Option<&'a [u8]> {
+        self.meta.value.get(self.base())
+    }
+    /// The headers, in the order they were added.
+    pub fn headers(&self) -> Headers<'a> {
+        Headers {
+            inner: HeaderIter {
+                buf: self.meta.headers.get(self.base()).unwrap_or_default(),
+                remaining: self.meta.header_count,
+            },
+        }
+    }
+    /// The value of the first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+/// Iterator over a record's headers as `(name, value)`.
+#[derive(Debug, Clone)]
+pub struct Headers<'a> {
+    inner: HeaderIter<'a>,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = (&'a str, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        // Headers were validated when the batch was read.
+        self.inner.next_checked()
+    }
+}

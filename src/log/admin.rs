@@ -1,0 +1,236 @@
+//! Administration of a log's topics: create, grow and delete them, write
+//! the registry and the checkpoint, flush and close.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::state::{LogInner, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, REGISTRY_FILE};
+use crate::error::{io_err, Error, Result};
+use crate::format::checkpoint::{self, Checkpoint};
+use crate::format::{meta, registry};
+use crate::io::OpenMode;
+use crate::storage::cursor::IndexCursor;
+use crate::storage::partition::Partition;
+use crate::storage::recovery::Loaded;
+use crate::storage::segment::Segment;
+use crate::topic::config::TopicConfig;
+use crate::topic::Topic;
+
+impl LogInner {
+    pub(super) fn write_registry(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
+        let lines: Vec<String> = topics
+            .values()
+            .map(|t| registry::encode_line(&t.name, &t.config))
+            .collect();
+        self.write_atomic(REGISTRY_FILE, &meta::encode("topics", &lines))
+    }
+
+    /// Records each partition's durable offset as its recovery point. The
+    /// caller holds `admin`.
+    pub fn write_checkpoint(&self) -> Result<()> {
+        let topics = self.topics.read().clone();
+        let mut lines = Vec::new();
+        for t in topics.values() {
+            for p in &t.partitions {
+                let cp = Checkpoint {
+                    recovery_point: p.durable_offset(),
+                    log_start: p.start_offset(),
+                    cleaner_point: p.cleaner_point(),
+                };
+                lines.push(checkpoint::encode_line(&t.name, p.id, &cp));
+            }
+        }
+        self.write_atomic(CHECKPOINT_FILE, &meta::encode("checkpoint", &lines))
+            .inspect_err(|e| self.shared.poison(e))
+    }
+
+    /// Called after an append that rolled a segment: the recovery point
+    /// moves past the sealed segment so that recovery never rescans it, and
+    /// retention runs for the partition (unless `maintain` is busy, which
+    /// will apply it).
+    pub fn on_roll(&self, part: &Partition) -> Result<()> {
+        {
+            let _g = self.admin.lock();
+            self.write_checkpoint()?;
+        }
+        if let Some(_m) = self.maintenance.try_lock() {
+            self.apply_retention(part, &mut Default::default())?;
+        }
+        Ok(())
+    }
+
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        config.validate()?;
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(Error::TopicExists {
+                topic: name.to_owned(),
+            });
+        }
+        let cfg = Arc::new(config);
+        let name_arc: Arc<str> = name.into();
+        let parts = self.create_partitions_on_disk(&name_arc, &cfg, 0..cfg.partitions)?;
+        let mut next = self.topics.read().clone();
+        next.insert(name.to_owned(), Arc::new(Topic::new(name_arc, cfg, parts)));
+        // Once the registry names the topic it exists; a failure here leaves
+        // the on-disk state unknown, so the log is poisoned.
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
+        self.set_topics(next);
+        Ok(())
+    }
+
+    pub fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        let topic = self.topic(name)?;
+        let have = topic.partitions.len() as u32;
+        let mut cfg = (*topic.config).clone();
+        cfg.partitions = total;
+        cfg.validate()?;
+        if total <= have {
+            return Err(Error::InvalidConfig {
+                what: format!("topic {name:?} has {have} partitions; the new count must be larger, not {total}"),
+            });
+        }
+        let cfg = Arc::new(cfg);
+        let mut parts = topic.partitions.clone();
+        parts.extend(self.create_partitions_on_disk(&topic.name, &cfg, have..total)?);
+        let mut next = self.topics.read().clone();
+        next.insert(
+            name.to_owned(),
+            Arc::new(Topic::new(topic.name.clone(), cfg, parts)),
+        );
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
+        self.set_topics(next);
+        Ok(())
+    }
+
+    /// Creates the directories and first segments of partitions `range`,
+    /// durably, before the registry names them. On failure, removes what it
+    /// created.
+    fn create_partitions_on_disk(
+        &self,
+        name: &Arc<str>,
+        cfg: &Arc<TopicConfig>,
+        range: std::ops::Range<u32>,
+    ) -> Result<Vec<Arc<Partition>>> {
+        let fs = &*self.shared.fs;
+        let mut parts = Vec::new();
+        let mut created = Vec::new();
+        let result = (|| -> Result<()> {
+            for p in range {
+                let pdir = self.dir.join(format!("{name}-{p}"));
+                // A directory with this name can only be left over from a
+                // create or delete that crashed before the registry changed.
+                if fs.exists(&pdir) {
+                    fs.remove_dir_all(&pdir)
+                        .map_err(io_err("remove stale", &pdir))?;
+                }
+                fs.create_dir_all(&pdir).map_err(io_err("create", &pdir))?;
+                created.push(pdir.clone());
+                let seg = Segment::create(fs, &pdir, 0, cfg.segment_bytes, cfg.segment_index_bytes)
+                    .map_err(io_err("create segment in", &pdir))?;
+                self.sync_dir(&pdir)?;
+                let loaded = Loaded {
+                    segments: vec![Arc::new(seg)],
+                    cursor: IndexCursor::new(cfg.index_interval_bytes),
+                    durable: None,
+                };
+                parts.push(Arc::new(Partition::new(
+                    name.clone(),
+                    p,
+                    pdir,
+                    cfg.clone(),
+                    self.shared.clone(),
+                    loaded,
+                    Checkpoint::default(),
+                )));
+            }
+            self.sync_dir(&self.dir)
+        })();
+        if let Err(e) = result {
+            for d in created {
+                let _ = fs.remove_dir_all(&d);
+            }
+            return Err(e);
+        }
+        Ok(parts)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        let topic = self.topic(name)?;
+        if topic.is_internal() {
+            return Err(Error::InvalidTopicName {
+                name: name.to_owned(),
+                reason: "internal topics cannot be deleted",
+            });
+        }
+        let mut next = self.topics.read().clone();
+        next.remove(name);
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
+        self.set_topics(next);
+        drop(_g);
+        self.forget_topic_offsets(name)?;
+        let _g = self.admin.lock();
+        for p in &topic.partitions {
+            p.mark_deleted();
+            // Keep the deleted partition's appends in the log's totals.
+            let (c, m) = (p.counters(), &self.shared.metrics);
+            for (from, to) in [
+                (&c.records, &m.records_appended),
+                (&c.batches, &m.batches_appended),
+                (&c.bytes, &m.bytes_appended),
+            ] {
+                to.fetch_add(from.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            self.shared
+                .fs
+                .remove_dir_all(&p.dir)
+                .map_err(io_err("remove", &p.dir))?;
+        }
+        self.write_checkpoint()
+    }
+
+    pub fn flush(&self) -> Result<()> {
+        self.shared.check_writable()?;
+        for p in self.all_partitions() {
+            p.flush()?;
+        }
+        let _g = self.admin.lock();
+        self.write_checkpoint()
+    }
+
+    pub fn close(&self) -> Result<()> {
+        if self.shared.is_closed() {
+            return Ok(());
+        }
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        // Closed first: appends still waiting for a partition's lock then
+        // fail with `Closed`, and `Partition::close` waits for any in flight.
+        self.shared.set_closed();
+        for p in self.all_partitions() {
+            p.close()?;
+        }
+        self.write_checkpoint()?;
+        let marker = self.dir.join(CLEAN_SHUTDOWN_FILE);
+        let f = self
+            .shared
+            .fs
+            .open(&marker, OpenMode::CreateTruncate)
+            .map_err(io_err("create", &marker))?;
+        if !self.temporary {
+            f.sync_data().map_err(io_err("sync", &marker))?;
+        }
+        self.sync_dir(&self.dir)?;
+        *self.lock.lock() = None;
+        Ok(())
+    }
+}

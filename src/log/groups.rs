@@ -1,0 +1,176 @@
+//! The log's side of consumer groups: committing offsets into
+//! `__consumer_offsets` through the append path, forgetting a deleted
+//! topic's offsets, and replaying the topic on open. The in-memory state is
+//! the [`GroupStore`](crate::group::store::GroupStore).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::state::LogInner;
+use crate::error::{Error, Result};
+use crate::format::batch::{records_section, RecordIter};
+use crate::format::offsets::{apply, encode_key, encode_value};
+use crate::group::coordinator::{Fenced, Group};
+use crate::group::offsets::{OffsetAndMetadata, OFFSETS_TOPIC};
+use crate::producer::append_records;
+use crate::record::{Record, TopicPartition};
+use crate::storage::partition::read::FetchedBatch;
+use crate::topic::config::{CleanupPolicy, TopicConfig};
+use crate::topic::Topic;
+
+/// Settings of the internal offsets topic.
+fn offsets_topic_config() -> TopicConfig {
+    TopicConfig::new()
+        .partitions(1)
+        .segment_bytes(16 << 20)
+        .cleanup_policy(CleanupPolicy::Compact)
+}
+
+impl LogInner {
+    /// Current partition counts of `topics` (missing topics are left out).
+    pub(crate) fn partition_counts(&self, topics: &BTreeSet<String>) -> BTreeMap<String, u32> {
+        topics
+            .iter()
+            .filter_map(|t| {
+                self.topic(t)
+                    .ok()
+                    .map(|x| (t.clone(), x.partitions.len() as u32))
+            })
+            .collect()
+    }
+
+    fn offsets_topic(&self) -> Result<Arc<Topic>> {
+        match self.topic(OFFSETS_TOPIC) {
+            Ok(t) => Ok(t),
+            Err(Error::UnknownTopic { .. }) => {
+                match self.create_topic(OFFSETS_TOPIC, offsets_topic_config()) {
+                    Ok(()) | Err(Error::TopicExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                self.topic(OFFSETS_TOPIC)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Commits offsets for `group` on behalf of `member` (`None`: a consumer
+    /// using `assign`). The group stays locked from the ownership check
+    /// until the commit is appended and applied, so a fenced member can
+    /// never overwrite a newer commit.
+    pub(crate) fn commit(
+        &self,
+        group: &Group,
+        member: Option<u64>,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let state = group.lock();
+        let tps: Vec<&TopicPartition> = offsets.iter().map(|(tp, _)| tp).collect();
+        state
+            .check_commit(member, &tps)
+            .map_err(|f: Fenced| Error::CommitFailed {
+                group: group.id.clone(),
+                reason: f.to_string(),
+            })?;
+        for (tp, o) in offsets {
+            let part = self.partition(&tp.topic, tp.partition)?;
+            let end = part.end_offset();
+            if o.offset > end {
+                return Err(Error::OffsetOutOfRange {
+                    requested: o.offset,
+                    earliest: part.start_offset(),
+                    latest: end,
+                });
+            }
+            // A commit is written only after the records it covers are
+            // durable, so that after a power cut a committed offset never
+            // points past the end of its partition (whatever the policy).
+            part.sync_to(o.offset)?;
+        }
+        let now = self.shared.clock.now_ms();
+        let stamped: Vec<OffsetAndMetadata> = offsets
+            .iter()
+            .map(|(_, o)| OffsetAndMetadata {
+                commit_timestamp: now,
+                ..o.clone()
+            })
+            .collect();
+        let keys: Vec<Vec<u8>> = offsets
+            .iter()
+            .map(|(tp, _)| encode_key(&group.id, tp))
+            .collect();
+        let values: Vec<Vec<u8>> = stamped.iter().map(encode_value).collect();
+        let records: Vec<Record<'_>> = keys
+            .iter()
+            .zip(&values)
+            .map(|(k, v)| Record::new(&v[..]).key(&k[..]).timestamp(now))
+            .collect();
+        let refs: Vec<&Record<'_>> = records.iter().collect();
+        let topic = self.offsets_topic()?;
+        append_records(self, &topic, 0, &refs)?;
+        let mut map = self.groups.offsets();
+        for ((tp, _), o) in offsets.iter().zip(stamped) {
+            map.insert((group.id.clone(), tp.topic.clone(), tp.partition), o);
+        }
+        drop(state);
+        Ok(())
+    }
+
+    /// Deletes every committed offset of a deleted topic (tombstones).
+    pub(super) fn forget_topic_offsets(&self, topic: &str) -> Result<()> {
+        let keys = self.groups.committed_for_topic(topic);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let encoded: Vec<Vec<u8>> = keys.iter().map(|(g, tp)| encode_key(g, tp)).collect();
+        let records: Vec<Record<'_>> = encoded.iter().map(|k| Record::tombstone(&k[..])).collect();
+        let refs: Vec<&Record<'_>> = records.iter().collect();
+        let topic = self.offsets_topic()?;
+        append_records(self, &topic, 0, &refs)?;
+        let mut map = self.groups.offsets();
+        for (g, tp) in keys {
+            map.remove(&(g, tp.topic, tp.partition));
+        }
+        Ok(())
+    }
+
+    /// Loads every committed offset from `__consumer_offsets`.
+    pub(super) fn replay_offsets(&self) -> Result<()> {
+        let Ok(topic) = self.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let mut map = self.groups.offsets();
+        for part in &topic.partitions {
+            let end = part.end_offset();
+            let mut pos = part.start_offset();
+            let mut batches: Vec<FetchedBatch> = Vec::new();
+            while pos < end {
+                batches.clear();
+                part.fetch(pos, 1 << 20, usize::MAX, &mut batches)?;
+                if batches.is_empty() {
+                    break;
+                }
+                for b in &batches {
+                    let h = &b.header;
+                    let at = |offset, k| {
+                        Error::corrupted(b.segment.log.path(), b.pos as u64, Some(offset), k)
+                    };
+                    let section =
+                        records_section(h, b.bytes()).map_err(|k| at(h.base_offset, k))?;
+                    for r in RecordIter::new(h, &section) {
+                        let r = r.map_err(|k| at(h.base_offset, k))?;
+                        let offset = h.base_offset + u64::from(r.offset_delta);
+                        if offset < pos {
+                            continue;
+                        }
+                        apply(&mut map, r.key, r.value).map_err(|k| at(offset, k))?;
+                    }
+                    pos = h.next_offset();
+                }
+            }
+        }
+        Ok(())
+    }
+}

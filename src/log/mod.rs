@@ -1,0 +1,219 @@
+//! The log: [`Log`], the handle users hold, and everything a log does
+//! across its topics. Rooms: `state` (the shared state), `options`
+//! ([`LogOptions`]), `open`, `admin` (topics, registry, checkpoint, close),
+//! `groups` (committing and replaying group offsets), `maintenance`
+//! (retention and compaction across partitions), `metrics`.
+
+use std::path::Path;
+
+use crate::consumer::config::ConsumerConfig;
+use crate::consumer::state::Consumer;
+use crate::error::Result;
+use crate::group::offsets::OffsetAndMetadata;
+use crate::producer::Producer;
+use crate::record::TopicPartition;
+use crate::storage::recovery::report::RecoveryReport;
+use crate::topic::config::TopicConfig;
+use crate::topic::name::validate_user_name;
+
+mod admin;
+mod groups;
+pub(crate) mod maintenance;
+pub(crate) mod metrics;
+pub(crate) mod open;
+pub(crate) mod options;
+pub(crate) mod state;
+
+use options::LogOptions;
+use state::Log;
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir` with default options.
+    ///
+    /// # Errors
+    /// See [`LogOptions::open`].
+    ///
+    /// # Example
+    /// ```no_run
+    /// let log = streamlog::Log::open("data")?;
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>) -> Result<Log> {
+        LogOptions::new().open(dir)
+    }
+
+    /// A log in a fresh temporary directory, removed when the last handle
+    /// drops. See [`LogOptions::temporary`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be created.
+    ///
+    /// # Example
+    /// ```
+    /// let log = streamlog::Log::temporary()?;
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn temporary() -> Result<Log> {
+        LogOptions::new().temporary()
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Creates a topic.
+    ///
+    /// # Errors
+    /// [`Error::InvalidTopicName`] (nothing is created on disk),
+    /// [`Error::InvalidConfig`], [`Error::TopicExists`], [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, TopicConfig, Error};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("orders", TopicConfig::new().partitions(4))?;
+    /// assert!(matches!(log.create_topic("orders", TopicConfig::new()), Err(Error::TopicExists { .. })));
+    /// assert!(matches!(log.create_topic("../x", TopicConfig::new()), Err(Error::InvalidTopicName { .. })));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn create_topic(&self, name: &str, config: TopicConfig) -> Result<()> {
+        validate_user_name(name)?;
+        self.inner.create_topic(name, config)
+    }
+
+    /// Deletes a topic and its data. Readers holding records from it keep
+    /// them; later reads and writes get [`Error::UnknownTopic`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// let log = streamlog::Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.delete_topic("t")?;
+    /// assert!(log.topics().is_empty());
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.inner.delete_topic(name)
+    }
+
+    /// Grows a topic to `total` partitions (Kafka's `CreatePartitions`).
+    /// Existing partitions keep their data. Groups subscribed to the topic
+    /// rebalance. Keyed records may map to other partitions from now on.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::InvalidConfig`] unless `total` is
+    /// larger than the current count, [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// let log = streamlog::Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.create_partitions("t", 3)?;
+    /// assert_eq!(log.topic_config("t")?.partition_count(), 3);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn create_partitions(&self, topic: &str, total: u32) -> Result<()> {
+        self.inner.create_partitions(topic, total)
+    }
+
+    /// User topics, sorted. Internal topics are hidden.
+    pub fn topics(&self) -> Vec<String> {
+        self.inner
+            .topics
+            .read()
+            .values()
+            .filter(|t| !t.is_internal())
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
+    /// A topic's configuration.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`].
+    pub fn topic_config(&self, name: &str) -> Result<TopicConfig> {
+        Ok((*self.inner.topic(name)?.config).clone())
+    }
+
+    /// A producer. Producers are `Clone + Send + Sync`.
+    pub fn producer(&self) -> Producer {
+        Producer::new(self.inner.clone())
+    }
+
+    /// A consumer. Without a group it reads the partitions given to
+    /// [`Consumer::assign`].
+    pub fn consumer(&self, config: ConsumerConfig) -> Consumer {
+        Consumer::new(self.inner.clone(), config)
+    }
+
+    /// Makes everything appended so far durable (fdatasync of every
+    /// partition with unsynced data), then checkpoints the recovery points.
+    ///
+    /// # Errors
+    /// [`Error::Io`] (which also poisons the log), [`Error::Poisoned`].
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Closes the log cleanly: syncs everything, trims preallocated space,
+    /// writes the checkpoint and the clean-shutdown marker, and releases the
+    /// directory lock. Other handles (producers, consumers) get
+    /// [`Error::Closed`] afterwards. Dropping the last handle without
+    /// `close` is allowed: it does the same on a best-effort basis.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::Poisoned`].
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// What opening the log found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.inner.report
+    }
+
+    /// Every offset committed by consumer group `group`, sorted by
+    /// partition.
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, ConsumerConfig, OffsetAndMetadata, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", streamlog::Record::new(b"x"))?;
+    /// let mut c = log.consumer(ConsumerConfig::new().group("g"));
+    /// let tp = TopicPartition::new("t", 0);
+    /// c.assign(&[tp.clone()])?;
+    /// c.commit_offsets(&[(tp.clone(), OffsetAndMetadata::new(1))].into_iter().collect())?;
+    /// assert_eq!(log.committed_offsets("g")[0].1.offset(), 1);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn committed_offsets(&self, group: &str) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        self.inner.groups.group_offsets(group)
+    }
+
+    /// The consumer groups that have committed offsets, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        self.inner.groups.group_ids()
+    }
+
+    /// The first offset whose timestamp is `>= timestamp_ms`, or `None` if
+    /// every record is older (Kafka's `offsetsForTimes`).
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`],
+    /// [`Error::Corrupted`].
+    pub fn offset_for_timestamp(
+        &self,
+        tp: &TopicPartition,
+        timestamp_ms: i64,
+    ) -> Result<Option<u64>> {
+        self.inner
+            .partition(&tp.topic, tp.partition)?
+            .offset_for_timestamp(timestamp_ms)
+    }
+}

@@ -1,0 +1,168 @@
+//! The append path: offsets, roll rules, index entries and the copy into
+//! the active segment, under the partition's append lock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{Partition, Writer};
+use crate::error::{Error, Result};
+use crate::format::batch::EncodedBatch;
+use crate::storage::cursor::IndexCursor;
+use crate::storage::segment::{remove_segment_files, Segment};
+
+/// What an append did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Appended {
+    pub base_offset: u64,
+    pub rolled: bool,
+}
+
+impl Partition {
+    /// Appends one encoded batch, rolling first if a rule says so.
+    pub fn append(&self, batch: &mut EncodedBatch) -> Result<Appended> {
+        let len = batch.total_len() as u64;
+        let mut w = self.writer.lock();
+        // Checked under the append lock, so that nothing is appended after
+        // a poison, a close or a delete has been decided.
+        self.shared.check_writable()?;
+        if self.deleted.load(Ordering::SeqCst) {
+            return Err(Error::UnknownTopic {
+                topic: self.topic.to_string(),
+            });
+        }
+        let base_offset = w.next_offset;
+        let Some(next) = base_offset.checked_add(u64::from(batch.header.last_offset_delta) + 1)
+        else {
+            return Err(Error::InvalidConfig {
+                what: format!(
+                    "partition {}-{} has exhausted the u64 offset space",
+                    self.topic, self.id
+                ),
+            });
+        };
+        let mut rolled = false;
+        let seg_len = w.active.log.len();
+        if seg_len == 0 && len > w.active.log.capacity() {
+            self.replace_empty_active(&mut w, len)?;
+        } else if seg_len > 0 && self.should_roll(&w, len, next, batch.header.max_timestamp) {
+            self.roll(&mut w, len)?;
+            rolled = true;
+        }
+        // Split borrows: the active segment and the cursor side by side.
+        let wr = &mut *w;
+        let seg = &wr.active;
+        let pos = seg.log.len();
+        let rel = (base_offset - seg.base) as u32;
+        let (o, t) = wr.cursor.before_batch(pos, rel);
+        let indexed = (o.is_some(), t.is_some());
+        if let Some(o) = o {
+            seg.push_offset_entry(o)
+                .map_err(|e| self.poison("write index", seg.offsets.path(), e))?;
+        }
+        if let Some(t) = t {
+            seg.push_time_entry(t)
+                .map_err(|e| self.poison("write time index", seg.times.path(), e))?;
+        }
+        let end = seg
+            .log
+            .write_with(&wr.appender, batch.seal(base_offset))
+            .map_err(|e| self.poison("append to", seg.log.path(), e))?;
+        seg.log.publish(end);
+        let h = &batch.header;
+        seg.note_append(next, h.max_timestamp);
+        wr.cursor.after_batch(h.base_timestamp, h.max_timestamp);
+        wr.next_offset = next;
+        self.end.store(next, Ordering::SeqCst);
+        if self.shared.no_sync {
+            self.durable.store(next, Ordering::Release);
+        }
+        // Only the writer-lock holder changes the counters: a load and a
+        // store, no locked read-modify-write on a line all partitions share.
+        let add = |c: &AtomicU64, n: u64| c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        add(&self.counters.records, u64::from(h.record_count));
+        add(&self.counters.batches, 1);
+        add(&self.counters.bytes, len);
+        // Readers learn of the batch before the writer gets the file ready
+        // for the next one: that may take system calls, and they belong to
+        // no record's latency.
+        let woke = self.wake();
+        seg.prepare_ahead(len as usize, indexed.0, indexed.1, woke);
+        drop(w);
+        Ok(Appended {
+            base_offset,
+            rolled,
+        })
+    }
+
+    /// Whether to roll before appending a batch of `len` bytes ending at
+    /// `next` whose newest record has timestamp `ts`. Age is measured, as in
+    /// Kafka, from the segment's first record to the incoming one, so that
+    /// records carrying their own (old) timestamps do not roll every time.
+    fn should_roll(&self, w: &Writer, len: u64, next: u64, ts: i64) -> bool {
+        let seg = &w.active;
+        let age_ms = self.cfg.segment_age.as_millis().min(i64::MAX as u128) as i64;
+        seg.log.len() + len > self.cfg.segment_bytes
+            || seg.log.len() + len > seg.log.capacity()
+            || w.cursor
+                .first_ts
+                .is_some_and(|t| ts.saturating_sub(t) >= age_ms)
+            || !seg.index_has_room()
+            || next - seg.base > u64::from(u32::MAX)
+    }
+
+    fn create_segment(&self, base: u64, capacity: u64) -> Result<Arc<Segment>> {
+        let fs = &*self.shared.fs;
+        let seg = Segment::create(fs, &self.dir, base, capacity, self.cfg.segment_index_bytes)
+            .map_err(|e| self.poison("create segment in", &self.dir, e))?;
+        if !self.shared.no_sync {
+            fs.sync_dir(&self.dir)
+                .map_err(|e| self.poison("sync directory", &self.dir, e))?;
+        }
+        Ok(Arc::new(seg))
+    }
+
+    /// Seals the active segment (synced) and starts a new one.
+    fn roll(&self, w: &mut Writer, batch_len: u64) -> Result<()> {
+        let old = w.active.clone();
+        {
+            let _s = self.sync_lock.lock();
+            old.seal(!self.shared.no_sync)
+                .map_err(|e| self.poison("seal segment", old.log.path(), e))?;
+            self.advance_durable(old.next_offset())?;
+        }
+        let new = self.create_segment(w.next_offset, self.cfg.segment_bytes.max(batch_len))?;
+        let mut segs = self.segments.write();
+        let mut list = Vec::clone(&segs);
+        list.push(new.clone());
+        *segs = Arc::new(list);
+        drop(segs);
+        // Only now: a syncer picks the last segment of the list.
+        old.make_lazy(&self.shared.maps, true);
+        w.activate(new);
+        w.cursor = IndexCursor::new(self.cfg.index_interval_bytes);
+        self.shared
+            .metrics
+            .segments_rolled
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// An empty active segment too small for one oversized batch is
+    /// replaced by a larger one with the same base offset.
+    fn replace_empty_active(&self, w: &mut Writer, batch_len: u64) -> Result<()> {
+        let base = w.active.base;
+        remove_segment_files(&*self.shared.fs, &self.dir, base).inspect_err(|e| {
+            self.shared.poison(e);
+        })?;
+        let new = self.create_segment(base, batch_len)?;
+        let mut segs = self.segments.write();
+        let mut list = Vec::clone(&segs);
+        if let Some(last) = list.last_mut() {
+            *last = new.clone();
+        }
+        *segs = Arc::new(list);
+        drop(segs);
+        w.activate(new);
+        Ok(())
+    }
+}

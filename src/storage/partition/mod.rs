@@ -1,0 +1,273 @@
+//! A partition: an ordered list of segments, its offsets and its locks.
+//! The work on it is split by phase: `append` (roll rules included),
+//! `sync` (the sync policy and group commit) and `read` (fetch, timestamp
+//! lookup, waiters).
+//!
+//! Locks, always taken in this order: `writer` (appends, rolls), then
+//! `sync_lock` (every fdatasync of the partition's files), then `segments`.
+//! A syncer never takes `writer`: it reads the end offset, then the active
+//! segment from the segment list, so appends proceed while a sync is in
+//! flight.
+//!
+//! Every fdatasync runs under `sync_lock`, and `durable` only advances under
+//! it after checking that the log is not poisoned. Linux reports a writeback
+//! error to only one fdatasync caller; serializing them, and poisoning
+//! before the lock is released, means no later sync that "succeeds" can
+//! acknowledge data the kernel already dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::cursor::IndexCursor;
+use super::group_commit::GroupCommit;
+use super::mapped::Appender;
+use super::recovery::Loaded;
+use super::segment::Segment;
+use super::shared::Shared;
+use crate::error::Error;
+use crate::format::checkpoint::Checkpoint;
+use crate::signal::Signal;
+use crate::topic::config::TopicConfig;
+
+pub(crate) mod append;
+pub(crate) mod read;
+mod sync;
+#[cfg(test)]
+mod tests;
+
+struct Writer {
+    active: Arc<Segment>,
+    /// The writer's hold on the active segment's log mapping; replaced
+    /// with `active`, by [`Writer::activate`].
+    appender: Appender,
+    cursor: IndexCursor,
+    next_offset: u64,
+}
+
+impl Writer {
+    fn new(active: Arc<Segment>, cursor: IndexCursor, next_offset: u64) -> Self {
+        Writer {
+            appender: active.log.appender(),
+            active,
+            cursor,
+            next_offset,
+        }
+    }
+
+    /// Makes `seg` the segment appended to.
+    fn activate(&mut self, seg: Arc<Segment>) {
+        self.appender = seg.log.appender();
+        self.active = seg;
+    }
+}
+
+pub(crate) struct Partition {
+    pub topic: Arc<str>,
+    pub id: u32,
+    pub dir: PathBuf,
+    cfg: Arc<TopicConfig>,
+    shared: Arc<Shared>,
+    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    writer: Mutex<Writer>,
+    start: AtomicU64,
+    /// Compaction has cleaned everything below this offset.
+    cleaner_point: AtomicU64,
+    end: AtomicU64,
+    durable: AtomicU64,
+    sync_lock: Mutex<()>,
+    /// When the partition was last synced, in ns since `created`.
+    last_sync_ns: AtomicU64,
+    created: Instant,
+    waiters: Mutex<Vec<Arc<Signal>>>,
+    has_waiters: AtomicBool,
+    deleted: AtomicBool,
+    counters: AppendCounters,
+    group_commit: GroupCommit,
+    /// Runs after a read takes its snapshot of the segment list: lets a
+    /// test remove segments in that window.
+    #[cfg(test)]
+    pub after_snapshot: Mutex<Option<Box<dyn FnMut() + Send>>>,
+}
+
+/// What a partition has appended since the log was opened.
+#[derive(Debug, Default)]
+pub(crate) struct AppendCounters {
+    pub records: AtomicU64,
+    pub batches: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl std::fmt::Debug for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partition")
+            .field("topic", &self.topic)
+            .field("id", &self.id)
+            .field("end", &self.end_offset())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Partition {
+    pub fn new(
+        topic: Arc<str>,
+        id: u32,
+        dir: PathBuf,
+        cfg: Arc<TopicConfig>,
+        shared: Arc<Shared>,
+        loaded: Loaded,
+        cp: Checkpoint,
+    ) -> Partition {
+        let active = loaded
+            .segments
+            .last()
+            .cloned()
+            .expect("a loaded partition has a segment");
+        let end = active.next_offset();
+        let first_base = loaded.segments.first().map_or(end, |s| s.base);
+        for sealed in &loaded.segments[..loaded.segments.len() - 1] {
+            sealed.make_lazy(&shared.maps, false);
+        }
+        // Recovery synced everything it loaded, unless it left the active
+        // segment's tail to the next sync (a same-boot recovery): then only
+        // what lies below `loaded.durable` is known to be durable, and the
+        // next `sync_to` (flush, sync policy, group commit) or roll syncs
+        // the active segment, which holds all the rest.
+        let durable = loaded.durable.map_or(end, |d| d.min(end));
+        Partition {
+            topic,
+            id,
+            dir,
+            cfg,
+            shared,
+            segments: RwLock::new(Arc::new(loaded.segments)),
+            writer: Mutex::new(Writer::new(active, loaded.cursor, end)),
+            start: AtomicU64::new(cp.log_start.max(first_base).min(end)),
+            cleaner_point: AtomicU64::new(cp.cleaner_point),
+            end: AtomicU64::new(end),
+            durable: AtomicU64::new(durable),
+            sync_lock: Mutex::new(()),
+            last_sync_ns: AtomicU64::new(0),
+            created: Instant::now(),
+            waiters: Mutex::new(Vec::new()),
+            has_waiters: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
+            counters: AppendCounters::default(),
+            group_commit: GroupCommit::default(),
+            #[cfg(test)]
+            after_snapshot: Mutex::new(None),
+        }
+    }
+
+    /// The log start offset: the earliest readable offset.
+    #[inline]
+    pub fn start_offset(&self) -> u64 {
+        self.start.load(Ordering::Acquire)
+    }
+
+    /// Compaction has cleaned everything below this offset.
+    pub fn cleaner_point(&self) -> u64 {
+        self.cleaner_point.load(Ordering::Acquire)
+    }
+
+    pub fn set_cleaner_point(&self, offset: u64) {
+        self.cleaner_point.fetch_max(offset, Ordering::AcqRel);
+    }
+
+    /// Moves the log start offset forward (retention). Never backwards.
+    pub fn advance_start(&self, offset: u64) {
+        self.start.fetch_max(offset, Ordering::AcqRel);
+    }
+
+    pub fn config(&self) -> &TopicConfig {
+        &self.cfg
+    }
+
+    pub fn fs(&self) -> Arc<dyn crate::io::FileSystem> {
+        self.shared.fs.clone()
+    }
+
+    /// Whether this log performs fsyncs (temporary logs do not).
+    pub fn syncs(&self) -> bool {
+        !self.shared.no_sync
+    }
+
+    /// Poisons the log with `err` (maintenance failed half-way).
+    pub fn poison_with(&self, err: &Error) {
+        self.shared.poison(err);
+    }
+
+    /// Replaces the consecutive segments `old` (matched by identity) with
+    /// `new` (nothing: deletion). Returns false, changing nothing, if `old`
+    /// is not a run of the current list or would include the active segment.
+    pub fn replace_segments(&self, old: &[Arc<Segment>], new: Option<Arc<Segment>>) -> bool {
+        let mut segs = self.segments.write();
+        let Some(first) = old.first() else {
+            return false;
+        };
+        let Some(at) = segs.iter().position(|s| Arc::ptr_eq(s, first)) else {
+            return false;
+        };
+        let run = segs.get(at..at + old.len());
+        let matches = run.is_some_and(|r| r.iter().zip(old).all(|(a, b)| Arc::ptr_eq(a, b)));
+        if !matches || at + old.len() >= segs.len() {
+            return false;
+        }
+        if let Some(n) = &new {
+            n.make_lazy(&self.shared.maps, true);
+        }
+        let mut list = Vec::with_capacity(segs.len());
+        list.extend_from_slice(&segs[..at]);
+        list.extend(new);
+        list.extend_from_slice(&segs[at + old.len()..]);
+        *segs = Arc::new(list);
+        true
+    }
+
+    /// The offset the next appended record will get.
+    #[inline]
+    pub fn end_offset(&self) -> u64 {
+        self.end.load(Ordering::SeqCst)
+    }
+
+    /// Everything below this offset is on stable storage.
+    pub fn durable_offset(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
+    }
+
+    pub fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+        self.segments.read().clone()
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments().iter().map(|s| s.size_bytes()).sum()
+    }
+
+    /// What this partition has appended since the log was opened.
+    pub fn counters(&self) -> &AppendCounters {
+        &self.counters
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::SeqCst)
+    }
+
+    /// Refuses further appends. Waits for an append in flight, so that
+    /// nothing is written into the directory after it is removed.
+    pub fn mark_deleted(&self) {
+        let _w = self.writer.lock();
+        self.deleted.store(true, Ordering::SeqCst);
+        drop(_w);
+        self.wake();
+    }
+
+    fn poison(&self, op: &'static str, path: &Path, e: std::io::Error) -> Error {
+        let err = Error::io(op, path, e);
+        self.shared.poison(&err);
+        err
+    }
+
+}

@@ -1,0 +1,48 @@
+//! [`RecoveryReport`]: what opening a log found and repaired, for the
+//! user to read.
+
+use std::path::PathBuf;
+
+/// What recovery did to one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Truncation {
+    /// The segment file.
+    pub path: PathBuf,
+    /// The byte position it was cut at.
+    pub position: u64,
+    /// How many bytes were removed.
+    pub bytes: u64,
+    /// Why: the damage found there.
+    pub reason: String,
+}
+
+/// What opening the log found and repaired. See [`Log::recovery_report`].
+///
+/// [`Log::recovery_report`]: crate::Log::recovery_report
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Whether the previous shutdown was clean (a `close`).
+    pub clean_shutdown: bool,
+    /// Segments scanned batch by batch.
+    pub segments_scanned: usize,
+    /// Bytes of segment data validated batch by batch (CRC included).
+    pub bytes_scanned: u64,
+    /// Active segments whose scan resumed at one of their last index
+    /// entries instead of their first byte: possible after a crash of the
+    /// process (not of the machine), whose page cache still held every byte
+    /// written before it.
+    pub segments_resumed: usize,
+    /// Damaged tails that were cut off.
+    pub truncations: Vec<Truncation>,
+    /// Segment files deleted because they followed a damaged one.
+    pub segments_removed: Vec<PathBuf>,
+    /// Index files that were rebuilt from their segment.
+    pub indexes_rebuilt: Vec<PathBuf>,
+    /// Why the partition checkpoint was ignored (it was damaged), in which
+    /// case every segment was scanned.
+    pub checkpoint_ignored: Option<String>,
+    /// Compaction swaps that a crash interrupted and the open completed.
+    pub swaps_completed: Vec<PathBuf>,
+}
