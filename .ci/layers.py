@@ -6,7 +6,9 @@ src/a/b/mod.rs are `a::b`). An edge A -> B is any path in A's code (a `use`
 or a path in an expression) that names an item of B: `crate::b::...`,
 `super::...`, `self::...` or a bare child name from a `use` tree. `mod`
 declarations are not edges: a parent that declares a child does not depend
-on it. Test modules (`#[cfg(test)] mod tests { ... }` at the end of a file)
+on it, and the crate root only declares and re-exports: a path through
+one of its re-exports counts as a path to the module that defines the
+item. Test modules (`#[cfg(test)] mod tests { ... }` at the end of a file)
 are left out: they may reach anywhere.
 
 Prints every strongly connected component with more than one module and
@@ -79,12 +81,16 @@ def main():
                 files[module_of(p)] = p
     mods = set(files)
 
+    reexports = {}
+
     def resolve(cur, path):
         segs = [s for s in path.split("::") if s]
         segs = [s.split(" as ")[0] for s in segs]
         if not segs:
             return None
         if segs[0] == "crate":
+            if len(segs) > 1 and segs[1] in reexports and (segs[1],) not in mods:
+                return reexports[segs[1]]
             base, rest = (), segs[1:]
         elif segs[0] in ("super", "self"):
             base = cur
@@ -104,6 +110,16 @@ def main():
                 best = cand
         return best
 
+    # Names the crate root re-exports (`pub use crate::a::b::X;`): a path
+    # through the root (`crate::X`) depends on the module that defines X.
+    reexports = {}
+    lib = strip(open(files[()], encoding="utf-8").read())
+    for u in re.finditer(r"\bpub\s+use\s+([^;]+);", lib):
+        for path in expand_use(u.group(1)):
+            segs = [x for x in path.split("::") if x]
+            if segs and segs[0] == "crate":
+                reexports[segs[-1]] = resolve((), path)
+
     edges = {m: set() for m in mods}
     for m, p in files.items():
         src = strip(open(p, encoding="utf-8").read())
@@ -114,7 +130,7 @@ def main():
             paths.append(q.group(0))
         for path in paths:
             t = resolve(m, path)
-            if t is not None and t != m:
+            if t is not None and t != m and t != ():
                 edges[m].add(t)
 
     # Tarjan's strongly connected components.
@@ -150,12 +166,36 @@ def main():
     if "--verbose" in sys.argv:
         for m in sorted(mods):
             print(f"{name(m)} -> {', '.join(sorted(name(t) for t in edges[m])) or '-'}")
+    # The layering, lowest rooms first (ARCHITECTURE.md): a room never
+    # imports from the rooms above it. Settings types are the exception:
+    # `topic::config` and `topic::name` are plain data any room may use.
+    above = {
+        "io": ["storage", "format", "topic", "log", "consumer", "producer", "group", "maintain"],
+        "format": ["io", "storage", "log", "consumer", "producer", "maintain"],
+        "storage": ["log", "consumer", "producer", "group", "maintain", "topic"],
+        "group": ["log", "consumer", "producer", "maintain", "storage::partition"],
+        "maintain": ["log", "consumer", "producer", "group"],
+        "topic": ["log", "consumer", "producer", "group", "maintain"],
+    }
+    data = {("topic", "config"), ("topic", "name"), ("group", "offsets")}
+    breaches = []
+    for m in sorted(mods):
+        if not m or m[-1] == "tests" or m[0] not in above:
+            continue
+        for t in sorted(edges[m]):
+            if t in data:
+                continue
+            if any(name(t) == a or name(t).startswith(a + "::") for a in above[m[0]]):
+                breaches.append(f"{name(m)} imports {name(t)}, a room above it")
+    for b in breaches:
+        print("layering:", b)
+
     circles = [c for c in sccs if len(c) > 1]
     for c in circles:
         print("import circle:", " <-> ".join(sorted(name(m) for m in c)))
         for m in sorted(c):
             print(f"  {name(m)} -> {', '.join(sorted(name(t) for t in edges[m] if t in c))}")
-    if circles:
+    if circles or breaches:
         sys.exit(1)
     print(f"no import circle among {len(mods)} modules")
 

@@ -65,6 +65,45 @@ pub enum Error {
         what: String,
     },
 
+    /// `send_batch` was given no records (or more than a batch can count).
+    #[error("a batch holds 1 to 4,294,967,295 records, not {records}; send at least one record")]
+    InvalidBatch {
+        /// How many records were given.
+        records: u64,
+    },
+
+    /// A partition has handed out every offset a `u64` can hold.
+    #[error(
+        "partition {topic}-{partition} has exhausted the u64 offset space; no more records fit"
+    )]
+    OffsetSpaceExhausted {
+        /// The topic name.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// A call that needs a consumer group, on a consumer without one.
+    #[error("this needs a consumer group: set ConsumerConfig::group")]
+    NoGroup,
+
+    /// A call made in a state that does not allow it (Kafka's
+    /// `IllegalStateException`): `poll` inside a rebalance listener,
+    /// `subscribe` after `assign` or the other way round.
+    #[error("{what}")]
+    IllegalState {
+        /// What was called, and what to do instead.
+        what: &'static str,
+    },
+
+    /// The opt-in maintenance thread could not be started.
+    #[error("could not start the maintenance thread")]
+    ThreadSpawn {
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
     /// A record's encoded size exceeds the topic's `max_record_bytes`.
     #[error("record of {size} bytes exceeds the topic's max_record_bytes of {max}; raise TopicConfig::max_record_bytes or split the record")]
     RecordTooLarge {

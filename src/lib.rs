@@ -27,7 +27,8 @@
 //! design; FORMAT.md specifies every byte on disk.
 
 #![deny(missing_docs)]
-#![warn(clippy::unwrap_used)]
+#![deny(unsafe_code)]
+#![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod clock;
@@ -39,8 +40,6 @@ mod group;
 pub mod inspect;
 #[cfg(feature = "internals")]
 pub mod internals;
-#[cfg(feature = "internals")]
-pub mod testing;
 mod io;
 mod log;
 mod maintain;
@@ -49,13 +48,15 @@ mod producer;
 mod record;
 mod signal;
 mod storage;
+#[cfg(feature = "internals")]
+pub mod testing;
 mod topic;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::consumer::config::{ConsumerConfig, OffsetReset};
-pub use crate::consumer::state::RebalanceListener;
 pub use crate::consumer::records::{ConsumerRecord, Headers, Records, RecordsIter};
 pub use crate::consumer::state::Consumer;
+pub use crate::consumer::state::RebalanceListener;
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::group::assignor::Assignor;
 pub use crate::group::offsets::OffsetAndMetadata;

@@ -277,12 +277,11 @@ fn encode<'a, 'r: 'a>(
     records: impl Iterator<Item = &'a Record<'r>> + Clone,
     now: i64,
 ) -> Result<EncodedBatch> {
-    let count = u32::try_from(records.clone().count())
+    let n = records.clone().count();
+    let count = u32::try_from(n)
         .ok()
         .filter(|&n| n > 0)
-        .ok_or_else(|| Error::InvalidConfig {
-            what: "a batch holds from 1 to 4 billion records".into(),
-        })?;
+        .ok_or(Error::InvalidBatch { records: n as u64 })?;
     let base_ts = records
         .clone()
         .next()

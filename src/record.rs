@@ -5,7 +5,6 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-
 /// A record to send: an optional key, an optional value, headers and an
 /// optional timestamp. Borrows its bytes when it can.
 ///

@@ -332,3 +332,69 @@ fn a_batch_from_a_newer_format_version_is_unsupported() {
     // Nothing was truncated by the failed open.
     assert_eq!(std::fs::read(&seg).unwrap(), bytes);
 }
+
+/// Misuse that is not configuration gets its own variant, not
+/// `InvalidConfig`.
+#[test]
+fn misuse_gets_specific_errors_not_invalid_config() {
+    use std::time::Duration;
+    use streamlog::{Consumer, ConsumerConfig, RebalanceListener, TopicPartition};
+    let log = Log::temporary().unwrap();
+    log.create_topic("t", TopicConfig::new()).unwrap();
+    let p = log.producer();
+    // An empty batch is nothing to send, not an error.
+    assert!(p
+        .send_batch("t", Vec::<Record<'_>>::new())
+        .unwrap()
+        .is_empty());
+    let tp = TopicPartition::new("t", 0);
+    let mut plain = log.consumer(ConsumerConfig::new());
+    assert!(matches!(plain.commit(), Err(Error::NoGroup)));
+    assert!(matches!(plain.subscribe(&["t"]), Err(Error::NoGroup)));
+    let mut assigned = log.consumer(ConsumerConfig::new().group("g"));
+    assigned.assign(std::slice::from_ref(&tp)).unwrap();
+    assert!(matches!(
+        assigned.subscribe(&["t"]),
+        Err(Error::IllegalState { .. })
+    ));
+    let mut member = log.consumer(ConsumerConfig::new().group("h"));
+    member.subscribe(&["t"]).unwrap();
+    assert!(matches!(
+        member.assign(std::slice::from_ref(&tp)),
+        Err(Error::IllegalState { .. })
+    ));
+    // poll from inside a rebalance listener.
+    struct Repoll(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+    impl RebalanceListener for Repoll {
+        fn on_partitions_assigned(&mut self, c: &mut Consumer, _: &[TopicPartition]) {
+            let e = c.poll(Duration::ZERO).unwrap_err();
+            assert!(matches!(e, Error::IllegalState { .. }), "{e}");
+            *self.0.lock().unwrap() = Some(e.to_string());
+        }
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let mut c = log.consumer(ConsumerConfig::new().group("k"));
+    c.set_rebalance_listener(Repoll(seen.clone()));
+    c.subscribe(&["t"]).unwrap();
+    c.poll(Duration::from_millis(10)).unwrap();
+    let msg = seen.lock().unwrap().clone().expect("the listener ran");
+    assert!(msg.contains("rebalance listener"), "{msg}");
+}
+
+/// A failed maintenance pass on the opt-in thread is kept for the caller,
+/// and the thread goes on.
+#[test]
+fn the_maintenance_thread_keeps_its_failures() {
+    let log = Log::temporary().unwrap();
+    let handle = log
+        .spawn_maintenance(std::time::Duration::from_millis(5))
+        .unwrap();
+    log.clone().close().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while handle.failures() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(handle.failures() >= 2, "the thread kept running passes");
+    assert!(matches!(handle.take_last_error(), Some(Error::Closed)));
+    handle.stop();
+}

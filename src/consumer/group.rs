@@ -8,8 +8,6 @@ use crate::group::offsets::OffsetAndMetadata;
 use crate::record::TopicPartition;
 use crate::topic::name::validate_name;
 
-
-
 enum Callback {
     Revoked,
     Assigned,
@@ -22,12 +20,7 @@ impl Consumer {
     }
 
     fn group_id(&self) -> Result<&str> {
-        self.config
-            .group
-            .as_deref()
-            .ok_or_else(|| Error::InvalidConfig {
-                what: "this needs a consumer group: set ConsumerConfig::group".into(),
-            })
+        self.config.group.as_deref().ok_or(Error::NoGroup)
     }
 
     /// Installs the listener told about revoked, assigned and lost
@@ -42,7 +35,8 @@ impl Consumer {
     /// are picked up when they are created.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] without a group or after `assign`,
+    /// [`Error::NoGroup`] without a group, [`Error::IllegalState`] after
+    /// `assign`,
     /// [`Error::InvalidTopicName`].
     ///
     /// [`ConsumerConfig::group`]: crate::ConsumerConfig::group
@@ -52,9 +46,8 @@ impl Consumer {
             validate_name(t)?;
         }
         if self.membership.is_none() && !self.assigned.is_empty() {
-            return Err(Error::InvalidConfig {
-                what: "subscribe() on a consumer with a manual assignment; assign(&[]) first"
-                    .into(),
+            return Err(Error::IllegalState {
+                what: "subscribe() on a consumer with a manual assignment; assign(&[]) first",
             });
         }
         let topics: BTreeSet<String> = topics.iter().map(|t| t.to_string()).collect();
@@ -274,7 +267,7 @@ impl Consumer {
     ///
     /// # Errors
     /// [`Error::CommitFailed`] if this member was evicted or no longer owns
-    /// a partition (nothing is written), [`Error::InvalidConfig`] without a
+    /// a partition (nothing is written), [`Error::NoGroup`] without a
     /// group, [`Error::Io`], [`Error::Poisoned`].
     pub fn commit(&mut self) -> Result<()> {
         let offsets = self.positions_to_commit(None);
@@ -301,7 +294,7 @@ impl Consumer {
     /// The group's committed offset for `tp`: the next offset it will read.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] without a group.
+    /// [`Error::NoGroup`] without a group.
     pub fn committed(&self, tp: &TopicPartition) -> Result<Option<u64>> {
         Ok(self.committed_metadata(tp)?.map(|o| o.offset))
     }
@@ -309,7 +302,7 @@ impl Consumer {
     /// The committed offset for `tp` with its metadata and commit time.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] without a group.
+    /// [`Error::NoGroup`] without a group.
     pub fn committed_metadata(&self, tp: &TopicPartition) -> Result<Option<OffsetAndMetadata>> {
         Ok(self.inner.groups.committed(self.group_id()?, tp))
     }

@@ -16,7 +16,6 @@ pub(crate) mod records;
 pub(crate) mod state;
 
 impl Consumer {
-
     /// The consumer's configuration.
     pub fn config(&self) -> &ConsumerConfig {
         &self.config
@@ -26,12 +25,13 @@ impl Consumer {
     /// assigned keep their positions.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`]; the assignment
-    /// is unchanged on error.
+    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`],
+    /// [`Error::IllegalState`] on a subscribed consumer; the assignment is
+    /// unchanged on error.
     pub fn assign(&mut self, partitions: &[TopicPartition]) -> Result<()> {
         if self.is_subscribed() {
-            return Err(Error::InvalidConfig {
-                what: "assign() on a subscribed consumer; unsubscribe() first".into(),
+            return Err(Error::IllegalState {
+                what: "assign() on a subscribed consumer; unsubscribe() first",
             });
         }
         let mut next = Vec::with_capacity(partitions.len());
@@ -197,11 +197,12 @@ impl Consumer {
     /// [`Error::NoOffset`] or [`Error::OffsetOutOfRange`] under
     /// [`OffsetReset::None`], [`Error::UnknownTopic`] if a topic was
     /// deleted, [`Error::Corrupted`] if a batch fails its CRC (its bytes
-    /// are never returned).
+    /// are never returned), [`Error::IllegalState`] inside a rebalance
+    /// listener.
     pub fn poll(&mut self, timeout: Duration) -> Result<Records> {
         if self.in_listener {
-            return Err(Error::InvalidConfig {
-                what: "poll() called from inside a rebalance listener".into(),
+            return Err(Error::IllegalState {
+                what: "poll() called from inside a rebalance listener; return from it first",
             });
         }
         let deadline = Instant::now().checked_add(timeout);

@@ -62,8 +62,12 @@ mod tests {
         let line = encode_line("orders", 3, &cp);
         assert_eq!(line, "orders 3 42 7 30");
         assert_eq!(decode_line(&line), Ok((("orders".to_owned(), 3), cp)));
-        assert!(decode_line("orders 3 42 7").unwrap_err().contains("5 fields"));
-        assert!(decode_line("orders 3 x 7 30").unwrap_err().contains("not a number"));
+        assert!(decode_line("orders 3 42 7")
+            .unwrap_err()
+            .contains("5 fields"));
+        assert!(decode_line("orders 3 x 7 30")
+            .unwrap_err()
+            .contains("not a number"));
         assert!(decode_line("orders 4294967296 1 1 1")
             .unwrap_err()
             .contains("out of range"));

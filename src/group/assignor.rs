@@ -19,7 +19,6 @@ pub enum Assignor {
     CooperativeSticky,
 }
 
-
 /// What an assignor knows about one member.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MemberInput {

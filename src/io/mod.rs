@@ -99,6 +99,7 @@ pub(crate) trait Mapping: Send + Sync {
     /// `pos + data.len()` must be within both the capacity and the file's
     /// allocated length, and no other thread may read or write that range
     /// while this runs.
+    #[allow(unsafe_code, reason = "the contract a mapping's writer must keep")]
     unsafe fn write(&self, pos: usize, data: &[u8]);
     /// Asks the kernel to set up, in one call, the writable pages of
     /// `[pos, pos + len)` that later copies will touch, instead of one page

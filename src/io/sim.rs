@@ -15,6 +15,11 @@
 //! the same boot id, with the synced state kept apart so that a power cut
 //! can still follow. [`SimFs::from_image`] is a reboot and gets a new boot id.
 
+#![allow(
+    unsafe_code,
+    reason = "the simulated mapping owns a raw buffer; each block has a SAFETY comment"
+)]
+
 use std::any::Any;
 use std::collections::{BTreeMap, HashSet};
 use std::io;

@@ -1,5 +1,10 @@
 //! The real file system: std, memmap2 and (on Linux) `posix_fallocate`.
 
+#![allow(
+    unsafe_code,
+    reason = "memory maps and libc calls (fallocate, lseek, madvise); each block has a SAFETY comment"
+)]
+
 use std::any::Any;
 use std::fs::{self, File, OpenOptions};
 use std::io;

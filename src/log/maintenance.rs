@@ -28,7 +28,11 @@ impl LogInner {
         retention::apply(part, now, checkpoint, report)
     }
 
-    fn maintain(&self, only_topic: Option<&str>, force_compaction: bool) -> Result<MaintenanceReport> {
+    fn maintain(
+        &self,
+        only_topic: Option<&str>,
+        force_compaction: bool,
+    ) -> Result<MaintenanceReport> {
         self.shared.check_writable()?;
         let started = Instant::now();
         let _m = self.maintenance.lock();

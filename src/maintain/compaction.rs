@@ -379,8 +379,8 @@ fn clean_group(
     ));
     let new_size = seg.size_bytes();
     if !part.replace_segments(inputs, Some(seg)) {
-        return Err(poison(Error::InvalidConfig {
-            what: "segments changed during compaction".into(),
+        return Err(poison(Error::IllegalState {
+            what: "the segments being compacted changed during compaction",
         }));
     }
     for d in doomed {

@@ -71,11 +71,7 @@ impl MaintenanceHandle {
                     );
                 }
             })
-            .map_err(|e| Error::Io {
-                op: "spawn the maintenance thread",
-                path: Default::default(),
-                source: e,
-            })?;
+            .map_err(|source| Error::ThreadSpawn { source })?;
         Ok(MaintenanceHandle {
             stop,
             state,

@@ -12,6 +12,11 @@
 //! while views of the old one are still held: the old mapping goes away
 //! when the last of them does.
 
+#![allow(
+    unsafe_code,
+    reason = "the one place that turns a mapping into slices; each block has a SAFETY comment"
+)]
+
 use std::io;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};

@@ -15,11 +15,11 @@ use std::sync::{Arc, OnceLock, Weak};
 use parking_lot::Mutex;
 
 use super::mapped::{MappedFile, View};
+use crate::error::{io_err, Result};
 use crate::format::batch::peek_header;
 use crate::format::index::{
     lookup_offset, lookup_time, OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
-use crate::error::{io_err, Result};
 use crate::io::FileSystem;
 
 pub(crate) const LOG_EXT: &str = "log";

@@ -33,11 +33,9 @@ impl Partition {
         let base_offset = w.next_offset;
         let Some(next) = base_offset.checked_add(u64::from(batch.header.last_offset_delta) + 1)
         else {
-            return Err(Error::InvalidConfig {
-                what: format!(
-                    "partition {}-{} has exhausted the u64 offset space",
-                    self.topic, self.id
-                ),
+            return Err(Error::OffsetSpaceExhausted {
+                topic: self.topic.to_string(),
+                partition: self.id,
             });
         };
         let mut rolled = false;

@@ -269,5 +269,4 @@ impl Partition {
         self.shared.poison(&err);
         err
     }
-
 }

@@ -5,7 +5,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::{ConsumerConfig, Error, Log, LogOptions, OffsetReset, Record, TopicConfig, TopicPartition};
+use crate::{
+    ConsumerConfig, Error, Log, LogOptions, OffsetReset, Record, TopicConfig, TopicPartition,
+};
 
 fn test_dir(name: &str) -> std::path::PathBuf {
     let p = std::env::temp_dir().join(format!("streamlog-unit-{name}-{}", std::process::id()));

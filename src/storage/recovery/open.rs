@@ -16,7 +16,9 @@ use crate::io::OpenMode;
 use crate::storage::cursor::IndexCursor;
 use crate::storage::mapped::MappedFile;
 use crate::storage::policy::RecoveryMode;
-use crate::storage::segment::{index_capacities, segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::storage::segment::{
+    index_capacities, segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
+};
 
 /// Opens a sealed segment below the recovery point, checking its indexes
 /// and rebuilding them if they disagree with the log.

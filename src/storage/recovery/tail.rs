@@ -44,12 +44,12 @@
 //! 0 in every respect (end, stop, index entries, cursor).
 
 use super::scan::{Scan, Stop};
-use crate::storage::cursor::IndexCursor;
 use crate::format::batch::decode_batch;
 use crate::format::index::{
     offset_entry, time_entry, valid_offset_entries, valid_time_entries, OffsetEntry, TimeEntry,
     OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
+use crate::storage::cursor::IndexCursor;
 
 /// How many index entries are tried as resume points before giving up.
 pub(crate) const TRIES: usize = 3;
