@@ -14,7 +14,7 @@ pub enum OffsetReset {
     /// in Kafka.
     #[default]
     Latest,
-    /// Fail with [`Error::OffsetOutOfRange`].
+    /// Fail with [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange).
     None,
 }
 

@@ -1,5 +1,6 @@
 //! Offset-index and time-index entries: encoding, validation and search over
-//! raw bytes. Pure functions; the files themselves live in `storage::index`.
+//! raw bytes. Pure functions; the files themselves belong to `storage::segment`
+//! (appends, lookups) and `storage::recovery` (checks and rebuilds).
 //!
 //! Both indexes are sparse and never hold an entry for a segment's first
 //! batch, so every valid entry has a non-zero relative offset. Relative

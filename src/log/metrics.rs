@@ -84,7 +84,7 @@ impl Log {
     /// A partition's start, end and durable offsets and its size.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`].
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic), [`Error::UnknownPartition`](crate::Error::UnknownPartition).
     ///
     /// # Example
     /// ```

@@ -46,7 +46,7 @@ impl Log {
     /// drops. See [`LogOptions::temporary`].
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be created.
+    /// [`Error::Io`](crate::Error::Io) if the directory cannot be created.
     ///
     /// # Example
     /// ```
@@ -65,8 +65,8 @@ impl Log {
     /// Creates a topic.
     ///
     /// # Errors
-    /// [`Error::InvalidTopicName`] (nothing is created on disk),
-    /// [`Error::InvalidConfig`], [`Error::TopicExists`], [`Error::Io`].
+    /// [`Error::InvalidTopicName`](crate::Error::InvalidTopicName) (nothing is created on disk),
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig), [`Error::TopicExists`](crate::Error::TopicExists), [`Error::Io`](crate::Error::Io).
     ///
     /// # Example
     /// ```
@@ -83,10 +83,10 @@ impl Log {
     }
 
     /// Deletes a topic and its data. Readers holding records from it keep
-    /// them; later reads and writes get [`Error::UnknownTopic`].
+    /// them; later reads and writes get [`Error::UnknownTopic`](crate::Error::UnknownTopic).
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`], [`Error::Io`].
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic), [`Error::Io`](crate::Error::Io).
     ///
     /// # Example
     /// ```
@@ -105,8 +105,8 @@ impl Log {
     /// rebalance. Keyed records may map to other partitions from now on.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`], [`Error::InvalidConfig`] unless `total` is
-    /// larger than the current count, [`Error::Io`].
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic), [`Error::InvalidConfig`](crate::Error::InvalidConfig) unless `total` is
+    /// larger than the current count, [`Error::Io`](crate::Error::Io).
     ///
     /// # Example
     /// ```
@@ -134,7 +134,7 @@ impl Log {
     /// A topic's configuration.
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`].
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic).
     pub fn topic_config(&self, name: &str) -> Result<TopicConfig> {
         Ok((*self.inner.topic(name)?.config).clone())
     }
@@ -154,7 +154,7 @@ impl Log {
     /// partition with unsynced data), then checkpoints the recovery points.
     ///
     /// # Errors
-    /// [`Error::Io`] (which also poisons the log), [`Error::Poisoned`].
+    /// [`Error::Io`](crate::Error::Io) (which also poisons the log), [`Error::Poisoned`](crate::Error::Poisoned).
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
@@ -162,11 +162,11 @@ impl Log {
     /// Closes the log cleanly: syncs everything, trims preallocated space,
     /// writes the checkpoint and the clean-shutdown marker, and releases the
     /// directory lock. Other handles (producers, consumers) get
-    /// [`Error::Closed`] afterwards. Dropping the last handle without
+    /// [`Error::Closed`](crate::Error::Closed) afterwards. Dropping the last handle without
     /// `close` is allowed: it does the same on a best-effort basis.
     ///
     /// # Errors
-    /// [`Error::Io`], [`Error::Poisoned`].
+    /// [`Error::Io`](crate::Error::Io), [`Error::Poisoned`](crate::Error::Poisoned).
     pub fn close(self) -> Result<()> {
         self.inner.close()
     }
@@ -205,8 +205,8 @@ impl Log {
     /// every record is older (Kafka's `offsetsForTimes`).
     ///
     /// # Errors
-    /// [`Error::UnknownTopic`], [`Error::UnknownPartition`],
-    /// [`Error::Corrupted`].
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic), [`Error::UnknownPartition`](crate::Error::UnknownPartition),
+    /// [`Error::Corrupted`](crate::Error::Corrupted).
     pub fn offset_for_timestamp(
         &self,
         tp: &TopicPartition,
