@@ -198,7 +198,8 @@ impl Consumer {
     /// [`OffsetReset::None`], [`Error::UnknownTopic`] if a topic was
     /// deleted, [`Error::Corrupted`] if a batch fails its CRC (its bytes
     /// are never returned), [`Error::IllegalState`] inside a rebalance
-    /// listener.
+    /// listener, [`Error::Closed`] once the log is closed (a `poll` parked
+    /// when it closes returns at once).
     pub fn poll(&mut self, timeout: Duration) -> Result<Records> {
         if self.in_listener {
             return Err(Error::IllegalState {
@@ -209,6 +210,9 @@ impl Consumer {
         self.maybe_auto_commit()?;
         let mut out = Records::default();
         loop {
+            if self.inner.shared.is_closed() {
+                return Err(Error::Closed);
+            }
             self.group_sync()?;
             out.clear();
             let (advances, ends) = self.fill(&mut out)?;
@@ -281,6 +285,8 @@ impl Consumer {
     /// group changes, or the deadline passes.
     fn park(&self, ends: &[u64], deadline: Option<Instant>) {
         self.signal.reset();
+        let shared = &self.inner.shared;
+        shared.add_parked(&self.signal);
         for a in &self.assigned {
             a.part.add_waiter(&self.signal);
         }
@@ -300,7 +306,8 @@ impl Consumer {
             .any(|(a, &e)| a.part.end_offset() != e)
             || group_seen
                 .as_ref()
-                .is_some_and(|(g, _, v)| g.version() != *v);
+                .is_some_and(|(g, _, v)| g.version() != *v)
+            || shared.is_closed();
         if !moved {
             match deadline {
                 Some(d) => {
@@ -318,8 +325,9 @@ impl Consumer {
         for a in &self.assigned {
             a.part.remove_waiter(&self.signal);
         }
+        shared.remove_parked(&self.signal);
         if let Some((g, Some(id), _)) = &group_seen {
-            g.set_parked(*id, false, self.inner.shared.clock.now_ms());
+            g.set_parked(*id, false, shared.clock.now_ms());
         }
     }
 

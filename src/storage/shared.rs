@@ -11,6 +11,7 @@ use super::segment::MapCache;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
+use crate::signal::Signal;
 
 /// State every partition of a log shares.
 pub(crate) struct Shared {
@@ -26,6 +27,9 @@ pub(crate) struct Shared {
     poisoned: AtomicBool,
     poison_reason: Mutex<Option<String>>,
     closed: AtomicBool,
+    /// The signals of consumers parked in `poll`, whatever they wait on,
+    /// so that a close can wake them all.
+    parked: Mutex<Vec<Arc<Signal>>>,
 }
 
 impl Shared {
@@ -46,6 +50,7 @@ impl Shared {
             poisoned: AtomicBool::new(false),
             poison_reason: Mutex::new(None),
             closed: AtomicBool::new(false),
+            parked: Mutex::new(Vec::new()),
         }
     }
 
@@ -89,8 +94,25 @@ impl Shared {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// Marks the log closed and wakes every parked consumer, whose `poll`
+    /// then returns `Error::Closed`.
     pub fn set_closed(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        for s in self.parked.lock().iter() {
+            s.fire();
+        }
+    }
+
+    /// Registers a consumer's signal before it parks. The caller checks
+    /// [`is_closed`](Self::is_closed) after this and before waiting: a close
+    /// either sees the signal registered (and fires it) or happened before
+    /// that check.
+    pub fn add_parked(&self, s: &Arc<Signal>) {
+        self.parked.lock().push(s.clone());
+    }
+
+    pub fn remove_parked(&self, s: &Arc<Signal>) {
+        self.parked.lock().retain(|x| !Arc::ptr_eq(x, s));
     }
 }
 
