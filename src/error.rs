@@ -83,6 +83,16 @@ pub enum Error {
         partition: u32,
     },
 
+    /// A consumer group id that cannot be stored: empty, or longer than
+    /// the 32,767 bytes Kafka's offsets key allows.
+    #[error("invalid consumer group id of {len} bytes: {reason}")]
+    InvalidGroupId {
+        /// The id's length in bytes.
+        len: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// A call that needs a consumer group, on a consumer without one.
     #[error("this needs a consumer group: set ConsumerConfig::group")]
     NoGroup,

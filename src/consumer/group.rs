@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::state::{Assigned, Consumer, Membership, RebalanceListener};
 use crate::error::{Error, Result};
-use crate::group::offsets::OffsetAndMetadata;
+use crate::group::offsets::{validate_group_id, OffsetAndMetadata};
 use crate::record::TopicPartition;
 use crate::topic::name::validate_name;
 
@@ -19,8 +19,11 @@ impl Consumer {
         self.membership.is_some()
     }
 
+    /// The group id, checked to be storable before anything is written.
     fn group_id(&self) -> Result<&str> {
-        self.config.group.as_deref().ok_or(Error::NoGroup)
+        let id = self.config.group.as_deref().ok_or(Error::NoGroup)?;
+        validate_group_id(id)?;
+        Ok(id)
     }
 
     /// Installs the listener told about revoked, assigned and lost

@@ -3,8 +3,28 @@
 //! topic through the normal append path, so it is exactly as durable as the
 //! log's sync policy; its records' codec is in `format::offsets`.
 
+use crate::error::Error;
+
 /// The internal topic holding committed offsets.
 pub(crate) const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// The longest group id: Kafka's offsets key gives it an i16 length.
+pub(crate) const MAX_GROUP_ID_BYTES: usize = i16::MAX as usize;
+
+/// Checks that a group id can be stored: 1 to [`MAX_GROUP_ID_BYTES`] bytes.
+pub(crate) fn validate_group_id(id: &str) -> Result<(), Error> {
+    let reason = if id.is_empty() {
+        "it is empty"
+    } else if id.len() > MAX_GROUP_ID_BYTES {
+        "it is longer than 32,767 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidGroupId {
+        len: id.len(),
+        reason,
+    })
+}
 
 /// A committed offset: the next offset the group will read, an optional
 /// metadata string, and when it was committed.

@@ -7,14 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::state::LogInner;
-use crate::error::{Error, Result};
+use crate::error::{CorruptionKind, Error, Result};
 use crate::format::batch::{records_section, RecordIter};
 use crate::format::offsets::{apply, encode_key, encode_value};
 use crate::group::coordinator::{Fenced, Group};
 use crate::group::offsets::{OffsetAndMetadata, OFFSETS_TOPIC};
+use crate::group::store::GroupStore;
 use crate::producer::append_records;
 use crate::record::{Record, TopicPartition};
 use crate::storage::partition::read::FetchedBatch;
+use crate::storage::recovery::report::{RecoveryReport, SkippedRecord};
 use crate::topic::config::{CleanupPolicy, TopicConfig};
 use crate::topic::Topic;
 
@@ -135,42 +137,80 @@ impl LogInner {
         }
         Ok(())
     }
+}
 
-    /// Loads every committed offset from `__consumer_offsets`.
-    pub(super) fn replay_offsets(&self) -> Result<()> {
-        let Ok(topic) = self.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
-        let mut map = self.groups.offsets();
-        for part in &topic.partitions {
-            let end = part.end_offset();
-            let mut pos = part.start_offset();
-            let mut batches: Vec<FetchedBatch> = Vec::new();
-            while pos < end {
-                batches.clear();
-                part.fetch(pos, 1 << 20, usize::MAX, &mut batches)?;
-                if batches.is_empty() {
-                    break;
-                }
-                for b in &batches {
-                    let h = &b.header;
-                    let at = |offset, k| {
-                        Error::corrupted(b.segment.log.path(), b.pos as u64, Some(offset), k)
-                    };
-                    let section =
-                        records_section(h, b.bytes()).map_err(|k| at(h.base_offset, k))?;
-                    for r in RecordIter::new(h, &section) {
-                        let r = r.map_err(|k| at(h.base_offset, k))?;
-                        let offset = h.base_offset + u64::from(r.offset_delta);
-                        if offset < pos {
-                            continue;
-                        }
-                        apply(&mut map, r.key, r.value).map_err(|k| at(offset, k))?;
+/// Loads every committed offset from `__consumer_offsets` into `groups`,
+/// at open. A record that cannot be read is skipped and listed in the
+/// report; a damaged batch ends the replay of its partition (the commits
+/// after it are lost, and listed as one skipped record). Neither keeps the
+/// log from opening. Only an I/O error does.
+pub(super) fn replay_offsets(
+    topic: Option<&Topic>,
+    groups: &GroupStore,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let Some(topic) = topic else {
+        return Ok(());
+    };
+    let mut map = groups.offsets();
+    for part in &topic.partitions {
+        let end = part.end_offset();
+        let mut pos = part.start_offset();
+        let mut batches: Vec<FetchedBatch> = Vec::new();
+        while pos < end {
+            batches.clear();
+            if let Err(e) = part.fetch(pos, 1 << 20, usize::MAX, &mut batches) {
+                let path = match &e {
+                    Error::Corrupted { path, .. } | Error::UnsupportedVersion { path, .. } => {
+                        path.clone()
                     }
-                    pos = h.next_offset();
+                    _ => return Err(e),
+                };
+                report.offsets_skipped.push(SkippedRecord {
+                    path,
+                    offset: pos,
+                    reason: format!(
+                        "__consumer_offsets is damaged from here on; commits after it are lost: {e}"
+                    ),
+                });
+                break;
+            }
+            if batches.is_empty() {
+                break;
+            }
+            for b in &batches {
+                let h = &b.header;
+                let mut skip = |offset, k: CorruptionKind| {
+                    report.offsets_skipped.push(SkippedRecord {
+                        path: b.segment.log.path().to_owned(),
+                        offset,
+                        reason: k.to_string(),
+                    })
+                };
+                match records_section(h, b.bytes()) {
+                    Err(k) => skip(h.base_offset, k),
+                    Ok(section) => {
+                        for r in RecordIter::new(h, &section) {
+                            let r = match r {
+                                Ok(r) => r,
+                                Err(k) => {
+                                    skip(h.base_offset, k);
+                                    break;
+                                }
+                            };
+                            let offset = h.base_offset + u64::from(r.offset_delta);
+                            if offset < pos {
+                                continue;
+                            }
+                            if let Err(k) = apply(&mut map, r.key, r.value) {
+                                skip(offset, k);
+                            }
+                        }
+                    }
                 }
+                pos = h.next_offset();
             }
         }
-        Ok(())
     }
+    Ok(())
 }

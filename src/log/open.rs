@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::groups::replay_offsets;
 use super::options::LogOptions;
 use super::state::{
     Log, LogInner, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, LOCK_FILE, REGISTRY_FILE, SESSION_FILE,
@@ -17,6 +18,7 @@ use crate::error::{io_err, CorruptionKind, Error, Result};
 use crate::format::checkpoint::{self, Checkpoints};
 use crate::format::meta::{self, MetaError};
 use crate::format::registry;
+use crate::group::offsets::OFFSETS_TOPIC;
 use crate::group::store::GroupStore;
 use crate::io::std_fs::StdFs;
 use crate::io::{FileSystem, OpenMode};
@@ -124,6 +126,9 @@ pub(crate) fn open_on(
         let topic = load.topic(name.into(), Arc::new(cfg), &mut report)?;
         topics.insert(topic.name.to_string(), Arc::new(topic));
     }
+    let groups = GroupStore::default();
+    let offsets_topic = topics.get(OFFSETS_TOPIC).map(|t| &**t);
+    replay_offsets(offsets_topic, &groups, &mut report)?;
     let inner = Arc::new(LogInner {
         dir: dir.to_owned(),
         shared,
@@ -132,10 +137,9 @@ pub(crate) fn open_on(
         lock: Mutex::new(Some(lock)),
         report,
         temporary,
-        groups: GroupStore::default(),
+        groups,
         maintenance: Mutex::new(()),
     });
-    inner.replay_offsets()?;
     if !inner.report.truncations.is_empty() || !clean {
         let _g = inner.admin.lock();
         inner.write_checkpoint()?;

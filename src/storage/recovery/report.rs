@@ -17,6 +17,20 @@ pub struct Truncation {
     pub reason: String,
 }
 
+/// A record of `__consumer_offsets` that replay could not read, and
+/// skipped: the commits it held (if any) are lost, every other commit is
+/// kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SkippedRecord {
+    /// The segment file holding it.
+    pub path: PathBuf,
+    /// Its offset in `__consumer_offsets`.
+    pub offset: u64,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
 /// What opening the log found and repaired. See [`Log::recovery_report`].
 ///
 /// [`Log::recovery_report`]: crate::Log::recovery_report
@@ -45,4 +59,8 @@ pub struct RecoveryReport {
     pub checkpoint_ignored: Option<String>,
     /// Compaction swaps that a crash interrupted and the open completed.
     pub swaps_completed: Vec<PathBuf>,
+    /// Records of `__consumer_offsets` that could not be read and were
+    /// skipped when the committed offsets were replayed. A damaged batch
+    /// there ends the replay of that partition, and is listed too.
+    pub offsets_skipped: Vec<SkippedRecord>,
 }
