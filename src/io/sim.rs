@@ -278,6 +278,11 @@ impl SimFs {
         self.state.lock().space_left = bytes;
     }
 
+    /// Bytes that can still be allocated (`None`: no limit).
+    pub fn space_left(&self) -> Option<u64> {
+        self.state.lock().space_left
+    }
+
     /// The `n`th fdatasync from now fails with EIO.
     pub fn fail_sync_after(&self, n: u64) {
         let mut s = self.state.lock();

@@ -412,6 +412,11 @@ impl MappedFile {
         self.published.store(len, Ordering::Release);
     }
 
+    /// Reserves file space up to at least `end`: a chunk that grows with
+    /// the file (so that small appends rarely need a system call), or, when
+    /// the disk has no room for the chunk, exactly `end`. Only an `end`
+    /// that does not fit is an error, so a nearly full disk takes appends
+    /// until it is really full.
     fn reserve(&self, end: u64) -> io::Result<()> {
         let allocated = self.allocated.load(Ordering::Relaxed);
         if end <= allocated {
@@ -419,8 +424,15 @@ impl MappedFile {
         }
         let step = allocated.clamp(MIN_ALLOCATION, MAX_ALLOCATION);
         let target = end.max(allocated + step).min(self.capacity()).max(end);
-        self.handle()?.allocate(target)?;
-        self.allocated.store(target, Ordering::Relaxed);
+        let file = self.handle()?;
+        let reserved = match file.allocate(target) {
+            Err(e) if e.kind() == io::ErrorKind::StorageFull && target > end => {
+                file.allocate(end)?;
+                end
+            }
+            r => r.map(|()| target)?,
+        };
+        self.allocated.store(reserved, Ordering::Relaxed);
         Ok(())
     }
 
