@@ -93,6 +93,15 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A partition directory holds data, but the topic registry does not
+    /// name its topic (a lost registry, or a delete that crashed): it is
+    /// never removed to make room for a new topic.
+    #[error("{} holds data of a topic the registry does not name; register it again with Log::recover_topic, or move the directory away", path.display())]
+    UnregisteredData {
+        /// The partition directory.
+        path: PathBuf,
+    },
+
     /// A call that needs a consumer group, on a consumer without one.
     #[error("this needs a consumer group: set ConsumerConfig::group")]
     NoGroup,
@@ -206,7 +215,7 @@ pub enum Error {
     Closed,
 
     /// An operating-system I/O error.
-    #[error("I/O error while trying to {op} {}", path.display())]
+    #[error("I/O error while trying to {op} {}: {source}", path.display())]
     Io {
         /// What streamlog was doing.
         op: &'static str,

@@ -2,16 +2,19 @@
 //! the registry and the checkpoint, flush and close.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::open::{parse_partition_dir, Load};
 use super::state::{LogInner, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, REGISTRY_FILE};
-use crate::error::{io_err, Error, Result};
-use crate::format::checkpoint::{self, Checkpoint};
+use crate::error::{io_err, CorruptionKind, Error, Result};
+use crate::format::checkpoint::{self, Checkpoint, Checkpoints};
 use crate::format::{meta, registry};
-use crate::io::OpenMode;
+use crate::io::{FileSystem, OpenMode};
 use crate::storage::cursor::IndexCursor;
 use crate::storage::partition::Partition;
+use crate::storage::recovery::report::RecoveryReport;
 use crate::storage::recovery::Loaded;
 use crate::storage::segment::Segment;
 use crate::topic::config::TopicConfig;
@@ -124,9 +127,14 @@ impl LogInner {
         let result = (|| -> Result<()> {
             for p in range {
                 let pdir = self.dir.join(format!("{name}-{p}"));
-                // A directory with this name can only be left over from a
-                // create or delete that crashed before the registry changed.
+                // A directory with this name is left over from a create that
+                // crashed before the registry named it (empty segments: made
+                // again), or holds a topic the registry lost (data: never
+                // removed, see `recover_topic`).
                 if fs.exists(&pdir) {
+                    if holds_data(fs, &pdir)? {
+                        return Err(Error::UnregisteredData { path: pdir });
+                    }
                     fs.remove_dir_all(&pdir)
                         .map_err(io_err("remove stale", &pdir))?;
                 }
@@ -159,6 +167,61 @@ impl LogInner {
             return Err(e);
         }
         Ok(parts)
+    }
+
+    /// Registers topic `name` again from the partition directories on disk
+    /// (`name-0` to `name-{n-1}`), which the registry does not name: after
+    /// a lost or damaged registry, or a delete that crashed. Every segment
+    /// is scanned as after a crash; `config`'s partition count is replaced
+    /// by the number of directories. Returns that number.
+    pub fn recover_topic(&self, name: &str, config: TopicConfig) -> Result<u32> {
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        if self.topics.read().contains_key(name) {
+            return Err(Error::TopicExists {
+                topic: name.to_owned(),
+            });
+        }
+        let fs = &*self.shared.fs;
+        let mut found: Vec<u32> = fs
+            .read_dir(&self.dir)
+            .map_err(io_err("list", &self.dir))?
+            .iter()
+            .filter_map(|n| {
+                parse_partition_dir(n)
+                    .filter(|(t, _)| *t == name)
+                    .map(|(_, p)| p)
+            })
+            .filter(|p| fs.is_dir(&self.dir.join(format!("{name}-{p}"))))
+            .collect();
+        found.sort_unstable();
+        if found.is_empty() {
+            return Err(Error::UnknownTopic {
+                topic: name.to_owned(),
+            });
+        }
+        if let Some(missing) = (0..).zip(&found).find(|(want, &have)| *want != have) {
+            return Err(Error::corrupted(
+                self.dir.join(format!("{name}-{}", missing.0)),
+                0,
+                None,
+                CorruptionKind::MissingPartition,
+            ));
+        }
+        let mut cfg = config;
+        cfg.partitions = found.len() as u32;
+        cfg.validate()?;
+        let empty = Checkpoints::new();
+        let load = Load::scanning_all(self, &empty);
+        let mut report = RecoveryReport::default();
+        let topic = load.topic(name.into(), Arc::new(cfg), &mut report)?;
+        let mut next = self.topics.read().clone();
+        next.insert(name.to_owned(), Arc::new(topic));
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
+        self.set_topics(next);
+        self.write_checkpoint()?;
+        Ok(found.len() as u32)
     }
 
     pub fn delete_topic(&self, name: &str) -> Result<()> {
@@ -233,4 +296,20 @@ impl LogInner {
         *self.lock.lock() = None;
         Ok(())
     }
+}
+
+/// Whether a partition directory holds records: a segment file that is
+/// not empty. A create that crashed before the registry named the topic
+/// leaves only empty ones.
+fn holds_data(fs: &dyn FileSystem, dir: &Path) -> Result<bool> {
+    for n in fs.read_dir(dir).map_err(io_err("list", dir))? {
+        if n.ends_with(".log") {
+            let p = dir.join(&n);
+            let f = fs.open(&p, OpenMode::Read).map_err(io_err("open", &p))?;
+            if f.len().map_err(io_err("stat", &p))? > 0 {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }

@@ -66,7 +66,10 @@ impl Log {
     ///
     /// # Errors
     /// [`Error::InvalidTopicName`](crate::Error::InvalidTopicName) (nothing is created on disk),
-    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig), [`Error::TopicExists`](crate::Error::TopicExists), [`Error::Io`](crate::Error::Io).
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig), [`Error::TopicExists`](crate::Error::TopicExists),
+    /// [`Error::UnregisteredData`](crate::Error::UnregisteredData) if a
+    /// directory of that name holds data the registry does not know (see
+    /// [`recover_topic`](Self::recover_topic)), [`Error::Io`](crate::Error::Io).
     ///
     /// # Example
     /// ```
@@ -118,6 +121,45 @@ impl Log {
     /// ```
     pub fn create_partitions(&self, topic: &str, total: u32) -> Result<()> {
         self.inner.create_partitions(topic, total)
+    }
+
+    /// Registers topic `name` again from its partition directories, which
+    /// the topic registry does not name: after the registry was lost or
+    /// damaged, or a topic delete crashed half-way. Such directories are
+    /// listed in [`RecoveryReport::unregistered_partitions`] at open, and
+    /// are never removed by [`create_topic`](Self::create_topic). Every
+    /// segment is scanned as after a crash; the topic gets `config` with
+    /// as many partitions as there are directories (`name-0`,
+    /// `name-1`, ...). Returns that number.
+    ///
+    /// # Errors
+    /// [`Error::TopicExists`](crate::Error::TopicExists) if the registry
+    /// names it, [`Error::UnknownTopic`](crate::Error::UnknownTopic) if no
+    /// directory is found, [`Error::Corrupted`](crate::Error::Corrupted)
+    /// naming a missing directory when the numbers have a gap,
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig), and as
+    /// [`LogOptions::open`] for damage in the segments.
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, Record, TopicConfig};
+    /// let dir = std::env::temp_dir().join(format!("recover-doc-{}", std::process::id()));
+    /// # let _ = std::fs::remove_dir_all(&dir);
+    /// let log = Log::open(&dir)?;
+    /// log.create_topic("orders", TopicConfig::new())?;
+    /// log.producer().send("orders", Record::new(b"o-1"))?;
+    /// log.close()?;
+    /// std::fs::remove_file(dir.join("topics.registry")).unwrap(); // lost
+    /// let log = Log::open(&dir)?;
+    /// assert_eq!(log.recovery_report().unregistered_partitions, vec![dir.join("orders-0")]);
+    /// assert_eq!(log.recover_topic("orders", TopicConfig::new())?, 1);
+    /// assert_eq!(log.partition_info(&streamlog::TopicPartition::new("orders", 0))?.end_offset, 1);
+    /// # drop(log); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn recover_topic(&self, name: &str, config: TopicConfig) -> Result<u32> {
+        validate_user_name(name)?;
+        self.inner.recover_topic(name, config)
     }
 
     /// User topics, sorted. Internal topics are hidden.

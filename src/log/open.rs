@@ -23,11 +23,13 @@ use crate::group::store::GroupStore;
 use crate::io::std_fs::StdFs;
 use crate::io::{FileSystem, OpenMode};
 use crate::storage::partition::Partition;
+use crate::storage::policy::RecoveryMode;
 use crate::storage::recovery::load::load_partition;
 use crate::storage::recovery::report::RecoveryReport;
 use crate::storage::recovery::LoadCtx;
 use crate::storage::shared::Shared;
 use crate::topic::config::TopicConfig;
+use crate::topic::name::validate_name;
 use crate::topic::Topic;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -90,6 +92,16 @@ pub(crate) fn open_on(
     opts: LogOptions,
     temporary: bool,
 ) -> Result<Log> {
+    if dir.as_os_str().is_empty() {
+        return Err(Error::io(
+            "open",
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the log directory's path is empty",
+            ),
+        ));
+    }
     create_dir(&*fs, dir, temporary)?;
     let lock = take_lock(&*fs, dir)?;
     let shared = Arc::new(Shared::new(
@@ -114,7 +126,7 @@ pub(crate) fn open_on(
     let load = Load {
         fs: &*fs,
         dir,
-        opts: &opts,
+        mode: opts.recovery,
         shared: &shared,
         checkpoints: &checkpoints,
         clean,
@@ -126,6 +138,7 @@ pub(crate) fn open_on(
         let topic = load.topic(name.into(), Arc::new(cfg), &mut report)?;
         topics.insert(topic.name.to_string(), Arc::new(topic));
     }
+    report.unregistered_partitions = unregistered_partitions(&*fs, dir, &topics)?;
     let groups = GroupStore::default();
     let offsets_topic = topics.get(OFFSETS_TOPIC).map(|t| &**t);
     replay_offsets(offsets_topic, &groups, &mut report)?;
@@ -137,6 +150,7 @@ pub(crate) fn open_on(
         lock: Mutex::new(Some(lock)),
         report,
         temporary,
+        recovery: opts.recovery,
         groups,
         maintenance: Mutex::new(()),
     });
@@ -205,11 +219,43 @@ fn take_clean_marker(fs: &dyn FileSystem, dir: &Path, temporary: bool) -> Result
     Ok(clean)
 }
 
+/// The directories that look like partitions (`<topic>-<n>`, a valid topic
+/// name) of no registered topic, sorted.
+fn unregistered_partitions(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    topics: &BTreeMap<String, Arc<Topic>>,
+) -> Result<Vec<std::path::PathBuf>> {
+    let mut out: Vec<_> = fs
+        .read_dir(dir)
+        .map_err(io_err("list", dir))?
+        .into_iter()
+        .filter(|n| match parse_partition_dir(n) {
+            Some((t, p)) => topics
+                .get(t)
+                .is_none_or(|t| p as usize >= t.partitions.len()),
+            None => false,
+        })
+        .map(|n| dir.join(n))
+        .filter(|p| fs.is_dir(p))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// `<topic>-<n>` as (topic, n), for a valid topic name and a partition
+/// number written without leading zeros.
+pub(super) fn parse_partition_dir(name: &str) -> Option<(&str, u32)> {
+    let (topic, p) = name.rsplit_once('-')?;
+    let n: u32 = p.parse().ok()?;
+    (n.to_string() == p && validate_name(topic).is_ok()).then_some((topic, n))
+}
+
 /// What loading the partitions of every topic shares.
-struct Load<'a> {
+pub(super) struct Load<'a> {
     fs: &'a dyn FileSystem,
     dir: &'a Path,
-    opts: &'a LogOptions,
+    mode: RecoveryMode,
     shared: &'a Arc<Shared>,
     checkpoints: &'a Checkpoints,
     clean: bool,
@@ -217,9 +263,24 @@ struct Load<'a> {
     temporary: bool,
 }
 
-impl Load<'_> {
+impl<'a> Load<'a> {
+    /// Loading without a checkpoint or a clean shutdown: every segment is
+    /// scanned (a topic registered again by `recover_topic`).
+    pub(super) fn scanning_all(log: &'a LogInner, empty: &'a Checkpoints) -> Self {
+        Load {
+            fs: &*log.shared.fs,
+            dir: &log.dir,
+            mode: log.recovery,
+            shared: &log.shared,
+            checkpoints: empty,
+            clean: false,
+            same_boot: false,
+            temporary: log.temporary,
+        }
+    }
+
     /// Loads every partition of one registered topic.
-    fn topic(
+    pub(super) fn topic(
         &self,
         name: Arc<str>,
         cfg: Arc<TopicConfig>,
@@ -244,7 +305,7 @@ impl Load<'_> {
             let ctx = LoadCtx {
                 fs: self.fs,
                 dir: &pdir,
-                mode: self.opts.recovery,
+                mode: self.mode,
                 clean: self.clean,
                 same_boot: self.same_boot,
                 recovery_point: cp.recovery_point,

@@ -15,6 +15,7 @@ use crate::error::{io_err, Error, Result};
 use crate::group::store::GroupStore;
 use crate::io::OpenMode;
 use crate::storage::partition::Partition;
+use crate::storage::policy::RecoveryMode;
 use crate::storage::recovery::report::RecoveryReport;
 use crate::storage::shared::Shared;
 use crate::topic::Topic;
@@ -60,6 +61,8 @@ pub(crate) struct LogInner {
     pub(super) lock: Mutex<Option<Box<dyn Any + Send + Sync>>>,
     pub(super) report: RecoveryReport,
     pub(super) temporary: bool,
+    /// What recovery does with damage, for topics recovered later.
+    pub(super) recovery: RecoveryMode,
     /// Consumer groups: coordinators and the image of `__consumer_offsets`.
     pub groups: GroupStore,
     /// Serializes maintenance (retention, compaction).

@@ -63,4 +63,10 @@ pub struct RecoveryReport {
     /// skipped when the committed offsets were replayed. A damaged batch
     /// there ends the replay of that partition, and is listed too.
     pub offsets_skipped: Vec<SkippedRecord>,
+    /// Partition directories (`<topic>-<n>`) that the topic registry does
+    /// not name: kept as they are, never loaded or removed. A lost registry
+    /// or a topic delete that crashed leaves them;
+    /// [`Log::recover_topic`](crate::Log::recover_topic) registers a topic
+    /// again from its directories.
+    pub unregistered_partitions: Vec<PathBuf>,
 }
