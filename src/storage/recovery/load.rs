@@ -89,6 +89,13 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
             // open), and the recovery point was durable before the crash.
             durable = Some(ctx.recovery_point.max(base));
         }
+        if ok && next_base.is_some() {
+            // Sealed: like the trusted ones above, it keeps no descriptor
+            // or mapping, so that recovery's peak does not grow with the
+            // number of segments it scans.
+            seg.release_handles();
+            seg.unmap();
+        }
         segments.push(Arc::new(seg));
         cursor = c;
         i += 1;
