@@ -65,8 +65,9 @@ pub enum Error {
         what: String,
     },
 
-    /// `send_batch` was given no records (or more than a batch can count).
-    #[error("a batch holds 1 to 4,294,967,295 records, not {records}; send at least one record")]
+    /// A batch of more records than its 32-bit count can hold
+    /// (4,294,967,295); split it.
+    #[error("a batch holds at most 4,294,967,295 records, not {records}; split it")]
     InvalidBatch {
         /// How many records were given.
         records: u64,

@@ -1,6 +1,5 @@
 //! A file system that fails on demand, for poisoning tests. It wraps
-//! [`StdFs`] and fails the Nth data write, allocation or sync with ENOSPC
-//! or EIO.
+//! [`StdFs`] and fails the Nth allocation (ENOSPC) or the Nth sync (EIO).
 
 use std::any::Any;
 use std::io;
@@ -12,7 +11,7 @@ use super::std_fs::StdFs;
 use super::{FileHandle, FileSystem, Mapping, OpenMode};
 
 /// Counts down across all files; the operation that takes it to zero fails.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FaultyFs {
     /// Remaining successful allocations (negative: never fail).
     pub allocs_left: AtomicI64,

@@ -104,7 +104,8 @@ impl Log {
     /// ([`MaintenanceHandle::take_last_error`]) and the thread goes on.
     ///
     /// # Errors
-    /// [`Error::Io`](crate::Error::Io) if the thread cannot be spawned.
+    /// [`Error::ThreadSpawn`](crate::Error::ThreadSpawn) if the thread cannot
+    /// be spawned.
     ///
     /// # Example
     /// ```

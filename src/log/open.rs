@@ -358,7 +358,7 @@ fn take_lock(fs: &dyn FileSystem, dir: &Path) -> Result<Box<dyn Any + Send + Syn
 
 /// Whether the session marker names the boot the machine is on now, so that
 /// the run that last had the log open shared this page cache: whatever it
-/// wrote is there, synced or not (see `storage::tail`). A missing, torn or
+/// wrote is there, synced or not (see `storage::recovery::tail`). A missing, torn or
 /// damaged marker, or a platform without boot ids, means no.
 fn session_is_this_boot(fs: &dyn FileSystem, dir: &Path) -> bool {
     let Some(now) = fs.boot_id() else {

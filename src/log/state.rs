@@ -1,8 +1,9 @@
 //! The log's shared state: [`Log`] (the handle users hold) and `LogInner`
 //! (what every handle, producer and consumer of one log shares), with the
 //! topic map and the atomic metadata-file write. The rest of `LogInner`'s
-//! methods live beside it in this room: `open`, `admin`, `groups`,
-//! `maintenance`.
+//! methods live beside it in this room: `admin`, `groups` and
+//! `maintenance`; `open` builds it, and `metrics` and `mod.rs` hold
+//! `Log`'s public methods.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -98,7 +99,7 @@ impl LogInner {
     }
 
     /// The partitions of one topic, or of all topics.
-    pub(crate) fn partitions_of(&self, topic: Option<&str>) -> Result<Vec<Arc<Partition>>> {
+    pub(super) fn partitions_of(&self, topic: Option<&str>) -> Result<Vec<Arc<Partition>>> {
         match topic {
             Some(t) => Ok(self.topic(t)?.partitions.clone()),
             None => Ok(self.all_partitions()),

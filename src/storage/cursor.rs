@@ -32,7 +32,7 @@ impl IndexCursor {
     /// when the previous offset entry was at `last_pos`, the batches
     /// before `pos` had `max_ts` as their largest timestamp, the last time
     /// entry so far held `last_time_ts`, and the first batch had `first_ts`.
-    /// See `storage::tail` for how recovery derives these from an index.
+    /// See `storage::recovery::tail` for how recovery derives these from an index.
     pub fn resume(
         interval: u64,
         last_pos: u64,

@@ -287,7 +287,7 @@ pub(super) fn open_scanned(
     // The time index first: a crash while rewriting leaves either no offset
     // entries (and a scan from byte 0 next time) or a whole time index
     // beside a prefix of the offset index, which is what the same-boot
-    // recovery of `storage::tail` relies on.
+    // recovery of `storage::recovery::tail` relies on.
     for (f, bytes) in [(&times, &scan.times), (&offsets, &scan.offsets)] {
         if !bytes.is_empty() {
             let end = f
