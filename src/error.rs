@@ -289,6 +289,16 @@ pub enum CorruptionKind {
     /// A partition directory the registry names is missing.
     #[error("partition directory is missing")]
     MissingPartition,
+    /// Offsets that the checkpoint records as written (below its recovery
+    /// point, at or above its log start) are in no segment file: a segment
+    /// was deleted or cut short.
+    #[error("offsets {from}..{to} were checkpointed but no segment holds them; a segment file is missing or was cut short")]
+    MissingRecords {
+        /// The first missing offset.
+        from: u64,
+        /// The offset after the last missing one.
+        to: u64,
+    },
 }
 
 impl Error {

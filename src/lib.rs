@@ -68,7 +68,9 @@ pub use crate::maintain::MaintenanceReport;
 pub use crate::producer::Producer;
 pub use crate::record::{Record, RecordMetadata, TopicPartition};
 pub use crate::storage::policy::{RecoveryMode, SyncPolicy};
-pub use crate::storage::recovery::report::{RecoveryReport, SkippedRecord, Truncation};
+pub use crate::storage::recovery::report::{
+    MissingOffsets, RecoveryReport, SkippedRecord, Truncation,
+};
 pub use crate::topic::config::{CleanupPolicy, Compression, TopicConfig};
 
 #[cfg(doctest)]

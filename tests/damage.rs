@@ -68,12 +68,17 @@ fn torn_tail_recovers_to_an_exact_prefix() {
         assert_eq!(report.truncations[0].path, seg);
         assert!(report.truncations[0].bytes > 0);
         assert_prefix(&log, 99);
+        // Offset 99 was checkpointed (the log was closed cleanly): it is
+        // reported missing and never handed out again (reliability bug 3).
+        let missing = &report.missing_offsets;
+        assert_eq!(missing.len(), 1, "{report:?}");
+        assert_eq!((missing[0].from, missing[0].to), (99, 100));
         assert_eq!(
             log.producer()
                 .send("t", Record::new(b"x"))
                 .unwrap()
                 .offset(),
-            99
+            100
         );
     }
 }

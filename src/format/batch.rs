@@ -203,6 +203,13 @@ pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     Ok(h)
 }
 
+/// The base offset a batch header at the front of `buf` claims, if the
+/// bytes look like a header (long enough, the magic in place), without
+/// needing the rest of the batch or checking anything else.
+pub(crate) fn claimed_base_offset(buf: &[u8]) -> Option<u64> {
+    (buf.len() >= HEADER_LEN && u16_at(buf, MAGIC_AT) == MAGIC).then(|| u64_at(buf, BASE_OFFSET_AT))
+}
+
 /// Validates one whole batch at the front of `buf`: bounds, magic, CRC,
 /// version and the header's own invariants. On success the batch occupies
 /// `buf[..header.total_len()]`.

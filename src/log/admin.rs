@@ -147,6 +147,7 @@ impl LogInner {
                     segments: vec![Arc::new(seg)],
                     cursor: IndexCursor::new(cfg.index_interval_bytes),
                     durable: None,
+                    skip_to: None,
                 };
                 parts.push(Arc::new(Partition::new(
                     name.clone(),

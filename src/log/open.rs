@@ -297,11 +297,8 @@ impl<'a> Load<'a> {
                     CorruptionKind::MissingPartition,
                 ));
             }
-            let cp = self
-                .checkpoints
-                .get(&(name.to_string(), p))
-                .copied()
-                .unwrap_or_default();
+            let checkpointed = self.checkpoints.get(&(name.to_string(), p)).copied();
+            let cp = checkpointed.unwrap_or_default();
             let ctx = LoadCtx {
                 fs: self.fs,
                 dir: &pdir,
@@ -310,6 +307,7 @@ impl<'a> Load<'a> {
                 same_boot: self.same_boot,
                 recovery_point: cp.recovery_point,
                 log_start: cp.log_start,
+                checkpointed: checkpointed.is_some(),
                 segment_bytes: cfg.segment_bytes,
                 index_interval: cfg.index_interval_bytes,
                 segment_index_bytes: cfg.segment_index_bytes,
@@ -319,7 +317,8 @@ impl<'a> Load<'a> {
             if !self.temporary {
                 self.fs.sync_dir(&pdir).map_err(io_err("sync", &pdir))?;
             }
-            parts.push(Arc::new(Partition::new(
+            let skip_to = loaded.skip_to;
+            let part = Partition::new(
                 name.clone(),
                 p,
                 pdir,
@@ -327,7 +326,11 @@ impl<'a> Load<'a> {
                 self.shared.clone(),
                 loaded,
                 cp,
-            )));
+            );
+            if let Some(to) = skip_to {
+                part.skip_to(to)?;
+            }
+            parts.push(Arc::new(part));
         }
         Ok(Topic::new(name, cfg, parts))
     }

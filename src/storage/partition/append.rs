@@ -163,4 +163,21 @@ impl Partition {
         w.activate(new);
         Ok(())
     }
+
+    /// Moves the end offset forward to `to` without records: appends empty
+    /// batches (a record count of 0, the offsets of the gap) and makes them
+    /// durable. Recovery calls it when checkpointed offsets were lost, so
+    /// that they are never handed out again; readers step over the gap as
+    /// they do over what compaction removed.
+    pub fn skip_to(&self, to: u64) -> Result<()> {
+        let now = self.shared.clock.now_ms();
+        while self.end_offset() < to {
+            let span = (to - self.end_offset()).min(u64::from(u32::MAX));
+            let section = EncodedBatch::section_buffer(0);
+            let mut batch = EncodedBatch::new(section, 0, (span - 1) as u32, now, now, None)
+                .map_err(|e| self.poison("encode an empty batch for", &self.dir, e))?;
+            self.append(&mut batch)?;
+        }
+        self.flush()
+    }
 }

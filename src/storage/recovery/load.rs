@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use super::open::{open_scanned, open_trusted};
-use super::report::RecoveryReport;
+use super::report::{MissingOffsets, RecoveryReport};
+use super::stray::set_aside_strays;
 use super::swap::resolve_swaps;
 use super::{LoadCtx, Loaded};
-use crate::error::{io_err, Result};
+use crate::error::{io_err, CorruptionKind, Error, Result};
 use crate::storage::cursor::IndexCursor;
+use crate::storage::policy::RecoveryMode;
 use crate::storage::segment::{
     parse_segment_name, remove_segment_files, segment_path, Segment, INDEX_EXT, LOG_EXT,
     TIME_INDEX_EXT,
@@ -36,12 +38,16 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
                 .map_err(io_err("remove orphaned index", &p))?;
         }
     }
+    set_aside_strays(ctx, &mut bases, report)?;
     // Segments wholly below the log start offset were deleted by retention
     // before a crash finished removing their files.
     while bases.len() > 1 && bases[1] <= ctx.log_start {
         let b = bases.remove(0);
         remove_segment_files(fs, ctx.dir, b)?;
     }
+    // Offsets retention did not delete, but no file holds.
+    let first = bases.first().copied().unwrap_or(ctx.recovery_point);
+    missing(ctx, ctx.log_start, first, report)?;
     if bases.is_empty() {
         // Never reuse an offset that may have been handed out.
         let base = ctx.log_start.max(ctx.recovery_point);
@@ -57,6 +63,7 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
             segments: vec![Arc::new(seg)],
             cursor: IndexCursor::new(ctx.index_interval),
             durable: None,
+            skip_to: None,
         });
     }
     let last = bases.len() - 1;
@@ -109,9 +116,37 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
             break;
         }
     }
+    // The end comes from what the segments hold. Checkpointed offsets past
+    // it were lost (a deleted or cut-short segment): skipped, never reused.
+    let end = segments.last().map_or(0, |s| s.next_offset());
+    let skip_to = missing(ctx, end, ctx.recovery_point, report)?.then_some(ctx.recovery_point);
     Ok(Loaded {
         segments,
         cursor,
         durable,
+        skip_to,
     })
+}
+
+/// Reports checkpointed offsets `from..to` that no segment holds, or
+/// refuses them under `AbsoluteConsistency`. Returns whether there were
+/// any. Without a checkpoint there is nothing to compare with.
+fn missing(ctx: &LoadCtx<'_>, from: u64, to: u64, report: &mut RecoveryReport) -> Result<bool> {
+    if !ctx.checkpointed || from >= to {
+        return Ok(false);
+    }
+    if ctx.mode == RecoveryMode::AbsoluteConsistency {
+        return Err(Error::corrupted(
+            ctx.dir,
+            0,
+            Some(from),
+            CorruptionKind::MissingRecords { from, to },
+        ));
+    }
+    report.missing_offsets.push(MissingOffsets {
+        dir: ctx.dir.to_owned(),
+        from,
+        to,
+    });
+    Ok(true)
 }

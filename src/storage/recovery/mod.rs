@@ -27,6 +27,7 @@ pub(crate) mod load;
 mod open;
 pub(crate) mod report;
 pub(crate) mod scan;
+mod stray;
 mod swap;
 mod tail;
 
@@ -42,6 +43,9 @@ pub(crate) struct LoadCtx<'a> {
     pub same_boot: bool,
     pub recovery_point: u64,
     pub log_start: u64,
+    /// The checkpoint file named this partition: its recovery point and
+    /// log start are facts to check against, not defaults.
+    pub checkpointed: bool,
     pub segment_bytes: u64,
     pub index_interval: u64,
     pub segment_index_bytes: u64,
@@ -56,6 +60,10 @@ pub(crate) struct Loaded {
     /// Everything below this offset is on stable storage; `None`: all that
     /// was loaded is (synced at the last close, or by this open).
     pub durable: Option<u64>,
+    /// Checkpointed offsets from the active segment's end up to this one
+    /// are missing: the partition must skip them before any append (see
+    /// `Partition::skip_to`), so that they are never handed out again.
+    pub skip_to: Option<u64>,
 }
 
 impl LoadCtx<'_> {

@@ -31,6 +31,19 @@ pub struct SkippedRecord {
     pub reason: String,
 }
 
+/// A range of offsets that the checkpoint says were written, but that no
+/// segment holds any more: lost, and never handed out again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MissingOffsets {
+    /// The partition directory.
+    pub dir: PathBuf,
+    /// The first missing offset.
+    pub from: u64,
+    /// The offset after the last missing one.
+    pub to: u64,
+}
+
 /// What opening the log found and repaired. See [`Log::recovery_report`].
 ///
 /// [`Log::recovery_report`]: crate::Log::recovery_report
@@ -69,4 +82,15 @@ pub struct RecoveryReport {
     /// [`Log::recover_topic`](crate::Log::recover_topic) registers a topic
     /// again from its directories.
     pub unregistered_partitions: Vec<PathBuf>,
+    /// Segment files that do not fit the partition (empty or foreign files
+    /// inside or past its offsets), renamed to `<name>.stray` and left
+    /// alone: the end of a partition comes from what its segments hold,
+    /// never from a file name.
+    pub set_aside: Vec<PathBuf>,
+    /// Offsets that were checkpointed but are in no segment (a deleted or
+    /// cut-short segment). Offsets past them are never reused: appends go
+    /// on after the last missing one, and consumers see a gap.
+    /// [`RecoveryMode::AbsoluteConsistency`](crate::RecoveryMode::AbsoluteConsistency)
+    /// refuses to open instead.
+    pub missing_offsets: Vec<MissingOffsets>,
 }
