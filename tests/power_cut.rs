@@ -9,6 +9,15 @@
 //! leaves it unsynced — then runs on until a power cut, after which every
 //! record acknowledged as durable must be there.
 //!
+//! The oracle is independent of the code it checks: which records must
+//! survive a power cut is derived from the workload alone, from what the
+//! sync policy promised when each call returned (an `EveryWrite` send, the
+//! `EveryRecords(n)` bound, a successful `flush`, `close` or offset commit),
+//! never from the log's own durable offset. Only the retained topic may lose
+//! records below its start; a replayed commit must be the newest durable one
+//! or a later one; and any error before the power goes out (or the process
+//! dies) fails the test.
+//!
 //! `STREAMLOG_POWER_CUTS=N` runs N iterations (default 1000; the kill test
 //! runs half as many); `STREAMLOG_POWER_CUT_SEED=S` replays one seed.
 
@@ -18,8 +27,8 @@ use std::time::Duration;
 
 use streamlog::testing::SimFs;
 use streamlog::{
-    CleanupPolicy, ConsumerConfig, Error, Log, LogOptions, OffsetAndMetadata, OffsetReset, Record,
-    SyncPolicy, TopicConfig, TopicPartition,
+    CleanupPolicy, ConsumerConfig, Error, Log, LogOptions, ManualClock, OffsetAndMetadata,
+    OffsetReset, Record, SyncPolicy, TopicConfig, TopicPartition,
 };
 
 struct Rng(u64);
@@ -60,17 +69,76 @@ fn topic_config(name: &str) -> TopicConfig {
 struct Ack {
     key: Vec<u8>,
     value: Vec<u8>,
-    durable: bool,
 }
 
-#[derive(Default)]
+/// What the workload was told, and what the sync policy promised with it.
 struct Model {
+    policy: SyncPolicy,
     /// (topic, partition) → offset → ack.
     acks: BTreeMap<(String, u32), BTreeMap<u64, Ack>>,
     /// Every value ever attempted, acknowledged or not.
     attempted: HashMap<Vec<u8>, Vec<u8>>,
-    /// The last commit acknowledged as durable, per partition of "plain".
-    commits: BTreeMap<u32, u64>,
+    /// (topic, partition) → every acknowledged offset below this was
+    /// promised durable.
+    durable_below: BTreeMap<(String, u32), u64>,
+    /// Commits of group "g" in the order they were made: (partition of
+    /// "plain", offset, acknowledged). One whose call the crash
+    /// interrupted may or may not have landed.
+    commits: Vec<(u32, u64, bool)>,
+    /// How many commits were acknowledged: the acknowledged ones are, in
+    /// order, at or after the same number of `__consumer_offsets` records.
+    commits_acked: usize,
+    /// Every acknowledged commit before this count was promised durable.
+    commits_durable_below: usize,
+}
+
+impl Model {
+    fn new(policy: SyncPolicy) -> Model {
+        Model {
+            policy,
+            acks: BTreeMap::new(),
+            attempted: HashMap::new(),
+            durable_below: BTreeMap::new(),
+            commits: Vec::new(),
+            commits_acked: 0,
+            commits_durable_below: 0,
+        }
+    }
+
+    /// How far an acknowledgement that moved a partition's end to `end`
+    /// made it durable, by the policy's promise: `EveryWrite` (and an
+    /// `Interval` of zero) everything; `EveryRecords(n)` leaves fewer than
+    /// `n` records unsynced; `OsBuffered` nothing.
+    fn promised(&self, end: u64) -> u64 {
+        match self.policy {
+            SyncPolicy::EveryWrite => end,
+            SyncPolicy::Interval(d) if d.is_zero() => end,
+            SyncPolicy::EveryRecords(n) => end.saturating_sub(n.max(1) - 1),
+            _ => 0,
+        }
+    }
+
+    fn durable(&mut self, topic: &str, p: u32, below: u64) {
+        let d = self.durable_below.entry((topic.to_owned(), p)).or_default();
+        *d = (*d).max(below);
+    }
+
+    /// A successful flush or close: everything acknowledged is durable.
+    fn all_durable(&mut self) {
+        for (k, acks) in &self.acks {
+            if let Some((&last, _)) = acks.iter().next_back() {
+                let d = self.durable_below.entry(k.clone()).or_default();
+                *d = (*d).max(last + 1);
+            }
+        }
+        self.commits_durable_below = self.commits_acked;
+    }
+
+    fn is_durable(&self, topic: &str, p: u32, offset: u64) -> bool {
+        self.durable_below
+            .get(&(topic.to_owned(), p))
+            .is_some_and(|&d| offset < d)
+    }
 }
 
 fn policy_for(seed: u64) -> SyncPolicy {
@@ -82,13 +150,23 @@ fn policy_for(seed: u64) -> SyncPolicy {
     }
 }
 
-fn open(fs: &SimFs, policy: SyncPolicy) -> streamlog::Result<Log> {
+/// The log's clock: a seed's run must not depend on the wall clock (record
+/// timestamps decide which time-index entries are written, and so which
+/// operation a cut or a kill lands on), so that a seed replays exactly.
+fn clock() -> ManualClock {
+    ManualClock::new(1_700_000_000_000)
+}
+
+fn open(fs: &SimFs, policy: SyncPolicy, clock: &ManualClock) -> streamlog::Result<Log> {
     streamlog::testing::open_sim(
         fs,
         Path::new("/data/log"),
         // Two mapped sealed segments at most: reads keep unmapping and
         // mapping them again, through the simulated file system.
-        LogOptions::new().sync(policy).max_mapped_segments(2),
+        LogOptions::new()
+            .sync(policy)
+            .max_mapped_segments(2)
+            .clock(clock.clone()),
     )
 }
 
@@ -101,26 +179,33 @@ fn open(fs: &SimFs, policy: SyncPolicy) -> streamlog::Result<Log> {
 /// kill), so nothing is recorded once `dead` says so.
 fn workload(
     log: &Log,
+    clock: &ManualClock,
     rng: &mut Rng,
     model: &mut Model,
     ops: u64,
     tag: u64,
     dead: &dyn Fn() -> bool,
 ) {
+    // An error is expected only once the machine is off or the process is
+    // dead; any other ends the test.
+    let unexpected = |what: &str, e: &Error| {
+        assert!(dead(), "seed {tag}: {what} failed before any crash: {e}");
+    };
     for t in TOPICS {
         match log.create_topic(t, topic_config(t)) {
             Ok(()) | Err(Error::TopicExists { .. }) => {}
-            Err(_) => return,
+            Err(e) => return unexpected("create_topic", &e),
         }
     }
     let producer = log.producer();
     let mut consumer = log.consumer(ConsumerConfig::new().group("g").enable_auto_commit(false));
     let tps: Vec<TopicPartition> = (0..2).map(|p| TopicPartition::new("plain", p)).collect();
-    if consumer.assign(&tps).is_err() {
-        return;
+    if let Err(e) = consumer.assign(&tps) {
+        return unexpected("assign", &e);
     }
     let mut n = 0u64;
     for op in 0..ops {
+        clock.advance(Duration::from_millis(rng.below(3)));
         let topic = TOPICS[rng.below(3) as usize];
         let result = match rng.below(10) {
             0..=4 => {
@@ -161,27 +246,32 @@ fn workload(
                 let offsets = [(tp.clone(), OffsetAndMetadata::new(to))]
                     .into_iter()
                     .collect();
+                model.commits.push((p, to, false));
                 match consumer.commit_offsets(&offsets) {
                     Ok(()) if !dead() => {
-                        if log
-                            .partition_info(&TopicPartition::new("__consumer_offsets", 0))
-                            .is_ok()
-                        {
-                            // Whether the commit is durable is known once the
-                            // offsets partition's durable offset covers it.
-                            let info =
-                                log.partition_info(&TopicPartition::new("__consumer_offsets", 0));
-                            if info.is_ok_and(|i| i.durable_offset == i.end_offset) {
-                                model.commits.insert(p, to);
-                            }
+                        // A commit is written only once the records it
+                        // covers are durable, and its own record follows
+                        // every earlier commit's in `__consumer_offsets`.
+                        model.durable("plain", p, to);
+                        if let Some(c) = model.commits.last_mut() {
+                            c.2 = true;
                         }
+                        model.commits_acked += 1;
+                        let promised = model.promised(model.commits_acked as u64) as usize;
+                        model.commits_durable_below = model.commits_durable_below.max(promised);
                         Ok(Vec::new())
                     }
                     Ok(()) => Ok(Vec::new()),
                     Err(e) => Err(e),
                 }
             }
-            8 => log.flush().map(|()| Vec::new()),
+            8 => match log.flush() {
+                Ok(()) if !dead() => {
+                    model.all_durable();
+                    Ok(Vec::new())
+                }
+                r => r.map(|()| Vec::new()),
+            },
             _ => log.maintain().map(|_| Vec::new()),
         };
         if dead() {
@@ -190,29 +280,17 @@ fn workload(
         match result {
             Ok(acked) => {
                 for (md, key, value) in acked {
+                    let (t, p, o) = (md.topic().to_owned(), md.partition(), md.offset());
                     model
                         .acks
-                        .entry((md.topic().to_owned(), md.partition()))
+                        .entry((t.clone(), p))
                         .or_default()
-                        .insert(
-                            md.offset(),
-                            Ack {
-                                key,
-                                value,
-                                durable: false,
-                            },
-                        );
+                        .insert(o, Ack { key, value });
+                    let promised = model.promised(o + 1);
+                    model.durable(&t, p, promised);
                 }
             }
-            Err(_) => return,
-        }
-        // What is durable now stays durable.
-        for ((topic, p), acks) in model.acks.iter_mut() {
-            if let Ok(info) = log.partition_info(&TopicPartition::new(topic.clone(), *p)) {
-                for (_, a) in acks.range_mut(..info.durable_offset) {
-                    a.durable = true;
-                }
-            }
+            Err(e) => return unexpected("an operation", &e),
         }
         let _ = op;
     }
@@ -260,7 +338,8 @@ enum Crash {
 }
 
 fn check(log: &Log, model: &Model, policy: SyncPolicy, crash: Crash) {
-    let must_survive = |a: &Ack| a.durable || crash == Crash::Process;
+    let must_survive =
+        |topic: &str, p: u32, o: u64| crash == Crash::Process || model.is_durable(topic, p, o);
     for topic in TOPICS {
         for p in 0..2u32 {
             let tp = TopicPartition::new(topic, p);
@@ -269,7 +348,7 @@ fn check(log: &Log, model: &Model, policy: SyncPolicy, crash: Crash) {
                 // have been acknowledged as durable.
                 let acks = model.acks.get(&(topic.to_owned(), p));
                 assert!(
-                    acks.is_none_or(|a| a.values().all(|x| !must_survive(x))),
+                    acks.is_none_or(|a| a.keys().all(|&o| !must_survive(topic, p, o))),
                     "{tp}: topic lost ({crash:?})"
                 );
                 continue;
@@ -309,9 +388,14 @@ fn check(log: &Log, model: &Model, policy: SyncPolicy, crash: Crash) {
                 }
             }
             let present: BTreeMap<u64, &Row> = rows.iter().map(|r| (r.0, r)).collect();
-            for (o, a) in acks.iter().filter(|(_, a)| must_survive(a)) {
+            for (o, a) in acks.iter().filter(|(o, _)| must_survive(topic, p, **o)) {
                 if *o < start {
-                    continue; // deleted by retention
+                    // Only retention may move the start past a record.
+                    assert_eq!(
+                        topic, "retained",
+                        "{tp}@{o}: below the start {start} on a topic without retention ({policy:?}, {crash:?})"
+                    );
+                    continue;
                 }
                 if topic == "compacted" {
                     // The record, or a later one with its key, survives.
@@ -339,14 +423,44 @@ fn check(log: &Log, model: &Model, policy: SyncPolicy, crash: Crash) {
             o.offset()
         );
     }
-    for (p, want) in &model.commits {
-        let tp = TopicPartition::new("plain", *p);
+    // The replayed commit of each partition is the newest one promised
+    // durable, or one made after it (after a kill: exactly the newest).
+    for p in 0..2u32 {
+        let tp = TopicPartition::new("plain", p);
         let got = log
             .committed_offsets("g")
             .into_iter()
             .find(|(t, _)| *t == tp)
             .map(|(_, o)| o.offset());
-        assert!(got.is_some(), "{tp}: a durable commit of {want} was lost");
+        // (index among acknowledged commits, or None if unacknowledged;
+        // offset), for this partition's commits in order.
+        let mut acked = 0;
+        let mut made: Vec<(Option<usize>, u64)> = Vec::new();
+        for &(cp, to, ok) in &model.commits {
+            if cp == p {
+                made.push((ok.then_some(acked), to));
+            }
+            acked += usize::from(ok);
+        }
+        let durable = made.iter().rposition(|(i, _)| match (i, crash) {
+            (Some(_), Crash::Process) => true,
+            (Some(i), Crash::Power) => *i < model.commits_durable_below,
+            (None, _) => false,
+        });
+        match durable {
+            Some(d) => {
+                let allowed: Vec<u64> = made[d..].iter().map(|c| c.1).collect();
+                assert!(
+                    got.is_some_and(|g| allowed.contains(&g)),
+                    "{tp}: replayed commit {got:?}, but the newest durable one is {} (allowed {allowed:?}; {policy:?}, {crash:?})",
+                    made[d].1
+                );
+            }
+            None => assert!(
+                got.is_none_or(|g| made.iter().any(|c| c.1 == g)),
+                "{tp}: replayed commit {got:?} was never made"
+            ),
+        }
     }
 }
 
@@ -365,21 +479,30 @@ fn one(seed: u64, stats: &mut Stats) {
     let policy = policy_for(seed);
     let cut_at = 1 + rng.below(1500);
     let fs = SimFs::new(Some(cut_at), seed);
-    let mut model = Model::default();
-    if let Ok(log) = open(&fs, policy) {
-        workload(&log, &mut rng, &mut model, 400, seed, &|| false);
-        drop(log);
+    let clock = clock();
+    let mut model = Model::new(policy);
+    match open(&fs, policy, &clock) {
+        Ok(log) => {
+            workload(&log, &clock, &mut rng, &mut model, 400, seed, &|| {
+                fs.image().is_some()
+            });
+            drop(log);
+        }
+        Err(e) => assert!(
+            fs.image().is_some(),
+            "seed {seed}: open failed before the cut: {e}"
+        ),
     }
     let cut_mid = fs.image().is_some();
     let image = fs.image().unwrap_or_else(|| fs.cut_now());
     stats.cut_mid_workload += u64::from(cut_mid);
-    for acks in model.acks.values() {
+    for ((t, p), acks) in &model.acks {
         stats.acks += acks.len() as u64;
-        stats.durable_acks += acks.values().filter(|a| a.durable).count() as u64;
+        stats.durable_acks += acks.keys().filter(|&&o| model.is_durable(t, *p, o)).count() as u64;
     }
     // Reboot; recovery must succeed and may itself be cut and redone.
     let rebooted = SimFs::from_image(&image, None, seed);
-    let log = open(&rebooted, policy)
+    let log = open(&rebooted, policy, &clock)
         .unwrap_or_else(|e| panic!("seed {seed}: open after the power cut failed: {e}"));
     stats.truncations += log.recovery_report().truncations.len() as u64;
     check(&log, &model, policy, Crash::Power);
@@ -456,9 +579,12 @@ fn one_kill(seed: u64, stats: &mut KillStats) {
     let policy = policy_for(seed);
     let fs = SimFs::new(None, seed);
     fs.kill_after(1 + rng.below(1500));
-    let mut model = Model::default();
-    if let Ok(log) = open(&fs, policy) {
-        workload(&log, &mut rng, &mut model, 400, seed, &|| fs.was_killed());
+    let clock = clock();
+    let mut model = Model::new(policy);
+    if let Ok(log) = open(&fs, policy, &clock) {
+        workload(&log, &clock, &mut rng, &mut model, 400, seed, &|| {
+            fs.was_killed()
+        });
         stats.killed_mid_workload += u64::from(fs.was_killed());
         // Abandoned: a dead process does not close its log.
         fs.kill_now();
@@ -468,7 +594,7 @@ fn one_kill(seed: u64, stats: &mut KillStats) {
     stats.acks += model.acks.values().map(|a| a.len() as u64).sum::<u64>();
     let cut_at = (rng.below(4) != 0).then(|| 1 + rng.below(2500));
     let restarted = SimFs::restart(&fs, cut_at);
-    match open(&restarted, policy) {
+    match open(&restarted, policy, &clock) {
         Ok(log) => {
             let report = log.recovery_report().clone();
             assert!(
@@ -485,14 +611,20 @@ fn one_kill(seed: u64, stats: &mut KillStats) {
                 }
             }
             restarted.without_cut(|| check(&log, &model, policy, Crash::Process));
-            workload(&log, &mut rng, &mut model, 300, seed | 1 << 63, &|| false);
+            workload(
+                &log,
+                &clock,
+                &mut rng,
+                &mut model,
+                300,
+                seed | 1 << 63,
+                &|| restarted.image().is_some(),
+            );
             if restarted.image().is_none() && rng.below(3) == 0 {
                 // A clean close syncs every tail the open left unsynced.
                 if log.close().is_ok() {
                     stats.closed += 1;
-                    for a in model.acks.values_mut().flat_map(|m| m.values_mut()) {
-                        a.durable = true;
-                    }
+                    model.all_durable();
                 }
             } else {
                 restarted.cut_now();
@@ -506,7 +638,7 @@ fn one_kill(seed: u64, stats: &mut KillStats) {
     }
     let image = restarted.image().unwrap_or_else(|| restarted.cut_now());
     let rebooted = SimFs::from_image(&image, None, seed);
-    let log = open(&rebooted, policy)
+    let log = open(&rebooted, policy, &clock)
         .unwrap_or_else(|e| panic!("seed {seed}: open after the power cut failed: {e}"));
     check(&log, &model, policy, Crash::Power);
 }
