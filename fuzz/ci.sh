@@ -15,7 +15,7 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-for t in batch_decode segment_scan index_lookup; do
+for t in batch_decode segment_scan index_lookup log_model; do
     mkdir -p "fuzz/corpus/$t"
     echo "-- $t: replaying regressions"
     fuzz run "$t" fuzz/regressions/$t -- -runs=0

@@ -30,9 +30,18 @@ fn rec(
 }
 
 /// Encodes a batch and checks that it decodes back.
-fn batch(base_offset: u64, attributes: u16, last_offset_delta: u32, records: Vec<DecodedRecord>) -> Vec<u8> {
+fn batch(
+    base_offset: u64,
+    attributes: u16,
+    last_offset_delta: u32,
+    records: Vec<DecodedRecord>,
+) -> Vec<u8> {
     let base_timestamp = records.first().map_or(0, |r| r.timestamp);
-    let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(base_timestamp);
+    let max_timestamp = records
+        .iter()
+        .map(|r| r.timestamp)
+        .max()
+        .unwrap_or(base_timestamp);
     let b = DecodedBatch {
         total_len: 0,
         base_offset,
@@ -70,7 +79,13 @@ fn run(n: u32, ts0: i64, tag: &str) -> Vec<DecodedRecord> {
         .map(|i| {
             let k = format!("{tag}-key-{i}");
             let v = format!("{tag} value {i} {}", "x".repeat((i % 5) as usize * 7));
-            rec(i, ts0 + i64::from(i), Some(k.as_bytes()), Some(v.as_bytes()), &[])
+            rec(
+                i,
+                ts0 + i64::from(i),
+                Some(k.as_bytes()),
+                Some(v.as_bytes()),
+                &[],
+            )
         })
         .collect()
 }
@@ -111,12 +126,22 @@ fn main() {
     let format_md = plain(
         42,
         vec![
-            rec(0, 1_700_000_000_000, Some(b"k1"), Some(b"v1"), &[("h", b"x")]),
+            rec(
+                0,
+                1_700_000_000_000,
+                Some(b"k1"),
+                Some(b"v1"),
+                &[("h", b"x")],
+            ),
             rec(1, 1_700_000_000_005, None, None, &[]),
         ],
     );
     write(d, "format_md_example", &format_md);
-    write(d, "single_tombstone", &plain(0, vec![rec(0, 5, Some(b"k"), None, &[])]));
+    write(
+        d,
+        "single_tombstone",
+        &plain(0, vec![rec(0, 5, Some(b"k"), None, &[])]),
+    );
     write(d, "empty_batch", &batch(9, 0, 0, vec![]));
     // Compacted: gaps in offset deltas, last offset delta past the last record,
     // empty vs null, negative and decreasing timestamps, several headers.
@@ -129,7 +154,13 @@ fn main() {
             12,
             vec![
                 rec(0, -20, Some(b""), Some(b""), &[]),
-                rec(3, -25, None, Some(b"v"), &[("a", b""), ("b\u{e9}", b"\x00\xff")]),
+                rec(
+                    3,
+                    -25,
+                    None,
+                    Some(b"v"),
+                    &[("a", b""), ("b\u{e9}", b"\x00\xff")],
+                ),
                 rec(7, 1 << 40, Some(b"\x00"), None, &[]),
             ],
         ),
@@ -141,7 +172,13 @@ fn main() {
         &zstd(
             7,
             vec![
-                rec(0, 100, Some(b"key"), Some(&[0x5a; 300]), &[("trace", b"abc")]),
+                rec(
+                    0,
+                    100,
+                    Some(b"key"),
+                    Some(&[0x5a; 300]),
+                    &[("trace", b"abc")],
+                ),
                 rec(2, 90, None, None, &[("x", b""), ("y", b"yy")]),
             ],
         ),
@@ -152,10 +189,19 @@ fn main() {
     let b1 = plain(100, run(3, 1_000, "a"));
     let b2 = zstd(103, run(10, 1_010, "b"));
     let b3 = plain(113, vec![rec(0, 2_000, None, Some(b"tail"), &[])]);
-    let b4 = batch(120, 0, 4, vec![rec(2, 1_500, Some(b"k"), Some(b"late"), &[])]); // gap before it
+    let b4 = batch(
+        120,
+        0,
+        4,
+        vec![rec(2, 1_500, Some(b"k"), Some(b"late"), &[])],
+    ); // gap before it
     let seg: Vec<u8> = [&b1[..], &b2, &b3, &b4].concat();
     write(d, "four_batches_interval_1", &scan_input(0, 1, 100, &seg));
-    write(d, "four_batches_interval_200", &scan_input(0, 200, 90, &seg));
+    write(
+        d,
+        "four_batches_interval_200",
+        &scan_input(0, 200, 90, &seg),
+    );
     let mut prealloc = seg.clone();
     prealloc.extend_from_slice(&[0u8; 256]);
     write(d, "zero_tail", &scan_input(0, 64, 100, &prealloc));
@@ -175,7 +221,11 @@ fn main() {
         offsets.extend_from_slice(&(i * 4096).to_le_bytes());
     }
     offsets.extend_from_slice(&[0u8; 64]); // preallocated zero tail
-    write(d, "offset_index_zero_tail", &index_input(0, 50, 0, &offsets));
+    write(
+        d,
+        "offset_index_zero_tail",
+        &index_input(0, 50, 0, &offsets),
+    );
     let mut times = Vec::new();
     for (i, ts) in [-5i64, 10, 10, 20, 35, 35, 90].iter().enumerate() {
         times.extend_from_slice(&ts.to_le_bytes());
@@ -183,11 +233,25 @@ fn main() {
     }
     times.extend_from_slice(&[0xff; 5]); // torn entry
     write(d, "time_index_torn", &index_input(0, 4, 11, &times));
-    write(d, "synthetic_warm", &index_input(0x41, 9_000, 50, &[0x13, 0x00, 0xf1, 0x7e, 0x22]));
-    write(d, "synthetic_cold", &index_input(0x81, 3, 1, &[0x01, 0x10, 0x08]));
+    write(
+        d,
+        "synthetic_warm",
+        &index_input(0x41, 9_000, 50, &[0x13, 0x00, 0xf1, 0x7e, 0x22]),
+    );
+    write(
+        d,
+        "synthetic_cold",
+        &index_input(0x81, 3, 1, &[0x01, 0x10, 0x08]),
+    );
 
-    for (t, d) in ["batch_decode", "segment_scan", "index_lookup"].iter().zip(&dirs) {
-        let total: u64 = fs::read_dir(d).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    for (t, d) in ["batch_decode", "segment_scan", "index_lookup"]
+        .iter()
+        .zip(&dirs)
+    {
+        let total: u64 = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum();
         println!("{t}: {total} bytes");
         assert!(total < 20 * 1024, "{t} seeds too large");
     }

@@ -16,16 +16,22 @@ const CANONICAL_PRODUCER: [u8; 16] = [
 ];
 
 fn check(data: &[u8]) {
-    
     let Ok(b) = decode(data) else {
         return; // a typed error is fine
     };
     assert!(b.total_len <= data.len(), "total_len beyond the input");
-    assert_eq!(b.records.len() as u64 <= u64::from(b.last_offset_delta) + 1, true);
+    assert_eq!(
+        b.records.len() as u64 <= u64::from(b.last_offset_delta) + 1,
+        true
+    );
     match b.attributes & CODEC_MASK {
         CODEC_NONE => {
             let again = encode(&b);
-            assert_eq!(data[48..64], CANONICAL_PRODUCER, "v1 accepts only -1 in the producer fields");
+            assert_eq!(
+                data[48..64],
+                CANONICAL_PRODUCER,
+                "v1 accepts only -1 in the producer fields"
+            );
             assert!(
                 again == data[..b.total_len],
                 "uncompressed batch does not re-encode to its own bytes\n\
@@ -39,7 +45,11 @@ fn check(data: &[u8]) {
                 Ok(b2) => b2,
                 Err(e) => panic!("re-encoded zstd batch does not decode: {e:?}\n{b:?}"),
             };
-            assert_eq!(same_content(&b), same_content(&b2), "zstd round trip changed the batch");
+            assert_eq!(
+                same_content(&b),
+                same_content(&b2),
+                "zstd round trip changed the batch"
+            );
         }
         c => panic!("decode accepted unknown codec {c}"),
     }

@@ -99,15 +99,28 @@ fuzz_target!(|data: &[u8]| {
     let want = entries.iter().rev().find(|e| e.0 <= off_target).copied();
     let got = offset_index_lookup(&off_bytes, off_target);
     if let Some((rel, _)) = got {
-        assert!(rel <= off_target, "offset lookup returned rel {rel} > target {off_target}");
-        assert!(entries.contains(&got.unwrap()), "offset lookup returned {got:?}, not a valid entry");
+        assert!(
+            rel <= off_target,
+            "offset lookup returned rel {rel} > target {off_target}"
+        );
+        assert!(
+            entries.contains(&got.unwrap()),
+            "offset lookup returned {got:?}, not a valid entry"
+        );
     }
-    assert_eq!(got, want, "offset lookup vs linear scan, target {off_target}, n {n}");
+    assert_eq!(
+        got, want,
+        "offset lookup vs linear scan, target {off_target}, n {n}"
+    );
     // Also probe exactly at, just below and just above each of a few entries.
     for &(rel, _) in entries.iter().step_by(entries.len() / 8 + 1) {
         for t in [rel.wrapping_sub(1), rel, rel.wrapping_add(1)] {
             let want = entries.iter().rev().find(|e| e.0 <= t).copied();
-            assert_eq!(offset_index_lookup_in(&off_bytes, n, t), want, "probe target {t}");
+            assert_eq!(
+                offset_index_lookup_in(&off_bytes, n, t),
+                want,
+                "probe target {t}"
+            );
         }
     }
 
@@ -118,14 +131,27 @@ fuzz_target!(|data: &[u8]| {
     let want = entries.iter().rev().find(|e| e.0 < time_target).copied();
     let got = time_index_lookup(&time_bytes, time_target);
     if let Some((ts, _)) = got {
-        assert!(ts < time_target, "time lookup returned ts {ts} >= target {time_target}");
-        assert!(entries.contains(&got.unwrap()), "time lookup returned {got:?}, not a valid entry");
+        assert!(
+            ts < time_target,
+            "time lookup returned ts {ts} >= target {time_target}"
+        );
+        assert!(
+            entries.contains(&got.unwrap()),
+            "time lookup returned {got:?}, not a valid entry"
+        );
     }
-    assert_eq!(got, want, "time lookup vs linear scan, target {time_target}, n {n}");
+    assert_eq!(
+        got, want,
+        "time lookup vs linear scan, target {time_target}, n {n}"
+    );
     for &(ts, _) in entries.iter().step_by(entries.len() / 8 + 1) {
         for t in [ts.wrapping_sub(1), ts, ts.wrapping_add(1)] {
             let want = entries.iter().rev().find(|e| e.0 < t).copied();
-            assert_eq!(time_index_lookup_in(&time_bytes, n, t), want, "probe target {t}");
+            assert_eq!(
+                time_index_lookup_in(&time_bytes, n, t),
+                want,
+                "probe target {t}"
+            );
         }
     }
 });

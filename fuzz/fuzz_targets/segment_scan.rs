@@ -7,10 +7,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use streamlog::CorruptionKind;
 use streamlog::internals::{
-    decode, scan_segment, DecodeFailure, valid_offset_index_entries, valid_time_index_entries,
+    decode, scan_segment, valid_offset_index_entries, valid_time_index_entries, DecodeFailure,
 };
+use streamlog::CorruptionKind;
 
 const PREFIX: usize = 11;
 
@@ -32,16 +32,32 @@ fuzz_target!(|data: &[u8]| {
 
     let s = scan_segment(seg, base, interval);
     let valid_len = usize::try_from(s.valid_len).expect("valid_len fits usize");
-    assert!(valid_len <= seg.len(), "valid_len {valid_len} > {}", seg.len());
-    assert!(s.next_offset >= base, "next_offset {} < base {base}", s.next_offset);
+    assert!(
+        valid_len <= seg.len(),
+        "valid_len {valid_len} > {}",
+        seg.len()
+    );
+    assert!(
+        s.next_offset >= base,
+        "next_offset {} < base {base}",
+        s.next_offset
+    );
     if s.stop.is_none() {
         assert_eq!(valid_len, seg.len(), "no stop reason but bytes left over");
     }
 
     let n_off = valid_offset_index_entries(&s.offset_index);
-    assert_eq!(n_off * 8, s.offset_index.len(), "rebuilt offset index has invalid entries");
+    assert_eq!(
+        n_off * 8,
+        s.offset_index.len(),
+        "rebuilt offset index has invalid entries"
+    );
     let n_time = valid_time_index_entries(&s.time_index);
-    assert_eq!(n_time * 12, s.time_index.len(), "rebuilt time index has invalid entries");
+    assert_eq!(
+        n_time * 12,
+        s.time_index.len(),
+        "rebuilt time index has invalid entries"
+    );
     assert!(n_time <= n_off, "more time entries than offset entries");
 
     // Every offset entry points at a valid batch inside the valid prefix
@@ -50,7 +66,10 @@ fuzz_target!(|data: &[u8]| {
     for e in s.offset_index.chunks_exact(8) {
         let rel = u32::from_le_bytes(e[..4].try_into().unwrap());
         let pos = u32::from_le_bytes(e[4..].try_into().unwrap()) as usize;
-        assert!(pos > 0 && pos < valid_len, "index position {pos} outside 1..{valid_len}");
+        assert!(
+            pos > 0 && pos < valid_len,
+            "index position {pos} outside 1..{valid_len}"
+        );
         // The scan checks headers and CRCs only, not the records section
         // (zstd, record bodies), so a full decode may still fail, but only
         // past the header and CRC.
@@ -58,7 +77,11 @@ fuzz_target!(|data: &[u8]| {
         let decoded = Some(decode(batch));
         match decoded {
             Some(Ok(b)) => {
-                assert_eq!(b.base_offset, base + u64::from(rel), "index entry ({rel}, {pos})")
+                assert_eq!(
+                    b.base_offset,
+                    base + u64::from(rel),
+                    "index entry ({rel}, {pos})"
+                )
             }
             Some(Err(
                 e @ (DecodeFailure::Incomplete { .. }
@@ -73,13 +96,20 @@ fuzz_target!(|data: &[u8]| {
         }
         let at = pos + 12; // base_offset field
         let batch_base = u64::from_le_bytes(seg[at..at + 8].try_into().unwrap());
-        assert_eq!(batch_base, base + u64::from(rel), "index entry ({rel}, {pos})");
+        assert_eq!(
+            batch_base,
+            base + u64::from(rel),
+            "index entry ({rel}, {pos})"
+        );
         rels.push(rel);
     }
     // Every time entry sits beside an offset entry.
     for e in s.time_index.chunks_exact(12) {
         let rel = u32::from_le_bytes(e[8..].try_into().unwrap());
-        assert!(rels.contains(&rel), "time entry rel {rel} has no offset entry");
+        assert!(
+            rels.contains(&rel),
+            "time entry rel {rel} has no offset entry"
+        );
     }
 
     // Scanning exactly the valid prefix is clean and gives the same result.

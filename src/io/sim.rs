@@ -375,7 +375,21 @@ impl FileSystem for SimFs {
             .filter(|(k, _)| k.parent() == Some(path))
             .map(|(k, v)| (k.clone(), *v))
             .collect();
-        s.durable.retain(|k, _| k.parent() != Some(path));
+        // A child directory whose removal becomes durable takes everything
+        // durable below it along: nothing under a removed directory can
+        // come back at a reboot.
+        let gone: Vec<PathBuf> = s
+            .durable
+            .iter()
+            .filter(|(k, e)| {
+                k.parent() == Some(path)
+                    && **e == Entry::Dir
+                    && !children.iter().any(|(c, ce)| c == *k && *ce == Entry::Dir)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        s.durable
+            .retain(|k, _| k.parent() != Some(path) && !gone.iter().any(|g| k.starts_with(g)));
         s.durable.extend(children);
         Ok(())
     }
@@ -519,18 +533,21 @@ impl FileHandle for SimFile {
     fn map(&self, capacity: usize) -> io::Result<Box<dyn Mapping>> {
         let mut s = self.fs.state.lock();
         s.op()?;
-        let mut buf = vec![0u8; capacity].into_boxed_slice();
+        // Anonymous memory: pages are zero until touched, so a large
+        // capacity costs nothing up front (as a real mapping's would not).
+        let mut buf = memmap2::MmapMut::map_anon(capacity.max(1))?;
         let d = &s.inodes[self.ino].data;
         let n = d.len().min(capacity);
         buf[..n].copy_from_slice(&d[..n]);
-        let cap = buf.len();
-        let ptr = Box::into_raw(buf) as *mut u8;
+        let cap = capacity;
+        let ptr = buf.as_mut_ptr();
         s.maps.push((self.ino, ptr as usize, cap));
         Ok(Box::new(SimMap {
             fs: self.fs.clone(),
             ino: self.ino,
             ptr,
             cap,
+            _buf: buf,
         }))
     }
 }
@@ -542,9 +559,11 @@ struct SimMap {
     ino: usize,
     ptr: *mut u8,
     cap: usize,
+    /// Owns the memory `ptr` points into; unmapped when dropped.
+    _buf: memmap2::MmapMut,
 }
 
-// SAFETY: the buffer is owned by the SimMap and only accessed through the
+// SAFETY: the memory is owned by the SimMap (`_buf`) and only accessed through the
 // `Mapping` contract (one writer per range, readers of published ranges).
 unsafe impl Send for SimMap {}
 // SAFETY: as above.
@@ -553,14 +572,9 @@ unsafe impl Sync for SimMap {}
 impl Drop for SimMap {
     fn drop(&mut self) {
         let addr = self.ptr as usize;
+        // Unregistered before `_buf` unmaps the memory, under the lock
+        // that writes through the file take to reach it.
         self.fs.state.lock().maps.retain(|m| m.1 != addr);
-        // SAFETY: `ptr`/`cap` came from `Box::into_raw` of a boxed slice of
-        // exactly `cap` bytes, and are freed once.
-        unsafe {
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                self.ptr, self.cap,
-            )))
-        };
     }
 }
 
