@@ -28,7 +28,7 @@ use std::time::Duration;
 use streamlog::testing::SimFs;
 use streamlog::{
     CleanupPolicy, ConsumerConfig, Error, Log, LogOptions, ManualClock, OffsetAndMetadata,
-    OffsetReset, Record, SyncPolicy, TopicConfig, TopicPartition,
+    OffsetReset, Record, RecoveryMode, SyncPolicy, TopicConfig, TopicPartition,
 };
 
 struct Rng(u64);
@@ -59,7 +59,7 @@ fn topic_config(name: &str) -> TopicConfig {
         "compacted" => base
             .cleanup_policy(CleanupPolicy::Compact)
             .min_cleanable_dirty_ratio(0.0),
-        "retained" => base.retention_bytes(3000),
+        "retained" => base.retention_bytes(700),
         _ => base,
     }
 }
@@ -81,15 +81,59 @@ struct Model {
     /// (topic, partition) → every acknowledged offset below this was
     /// promised durable.
     durable_below: BTreeMap<(String, u32), u64>,
-    /// Commits of group "g" in the order they were made: (partition of
-    /// "plain", offset, acknowledged). One whose call the crash
+    /// Commits in the order they were made. One whose call the crash
     /// interrupted may or may not have landed.
-    commits: Vec<(u32, u64, bool)>,
-    /// How many commits were acknowledged: the acknowledged ones are, in
-    /// order, at or after the same number of `__consumer_offsets` records.
+    commits: Vec<Commit>,
+    /// How many of group "g"'s one-record commits were acknowledged: the
+    /// n-th of them is at or after `__consumer_offsets`' n-th record.
     commits_acked: usize,
-    /// Every acknowledged commit before this count was promised durable.
-    commits_durable_below: usize,
+    /// Events of the run, printed so that a reader sees they happened.
+    events: Events,
+}
+
+/// One commit of a partition of "plain".
+#[derive(Debug, Clone)]
+struct Commit {
+    /// "g" (explicit `commit_offsets`) or "g2" (a subscribed member's
+    /// `commit`).
+    group: &'static str,
+    p: u32,
+    offset: u64,
+    acked: bool,
+    /// For "g": its place among the acknowledged ones.
+    index: Option<usize>,
+    /// Promised durable (by the policy at its acknowledgement, or a later
+    /// flush or close).
+    durable: bool,
+}
+
+/// What a run exercised.
+#[derive(Debug, Default, Clone)]
+struct Events {
+    /// Sends from several threads at once, and how many of their acks
+    /// shared an fdatasync with another (group commit).
+    burst_acks: u64,
+    shared_syncs: u64,
+    /// `commit()` calls of the subscribed member that succeeded, and those
+    /// fenced by a rebalance.
+    member_commits: u64,
+    fenced_commits: u64,
+    /// Times a second member joined (each one a rebalance, and another
+    /// when it left).
+    rebalances: u64,
+    /// Runs whose retained topic had moved its start before the crash.
+    retention_ran: u64,
+}
+
+impl Events {
+    fn add(&mut self, o: &Events) {
+        self.burst_acks += o.burst_acks;
+        self.shared_syncs += o.shared_syncs;
+        self.member_commits += o.member_commits;
+        self.fenced_commits += o.fenced_commits;
+        self.rebalances += o.rebalances;
+        self.retention_ran += o.retention_ran;
+    }
 }
 
 impl Model {
@@ -101,7 +145,7 @@ impl Model {
             durable_below: BTreeMap::new(),
             commits: Vec::new(),
             commits_acked: 0,
-            commits_durable_below: 0,
+            events: Events::default(),
         }
     }
 
@@ -131,7 +175,20 @@ impl Model {
                 *d = (*d).max(last + 1);
             }
         }
-        self.commits_durable_below = self.commits_acked;
+        for c in self.commits.iter_mut().filter(|c| c.acked) {
+            c.durable = true;
+        }
+    }
+
+    /// Records an acknowledged send.
+    fn acked(&mut self, md: &streamlog::RecordMetadata, key: Vec<u8>, value: Vec<u8>) {
+        let (t, p, o) = (md.topic().to_owned(), md.partition(), md.offset());
+        self.acks
+            .entry((t.clone(), p))
+            .or_default()
+            .insert(o, Ack { key, value });
+        let promised = self.promised(o + 1);
+        self.durable(&t, p, promised);
     }
 
     fn is_durable(&self, topic: &str, p: u32, offset: u64) -> bool {
@@ -203,11 +260,20 @@ fn workload(
     if let Err(e) = consumer.assign(&tps) {
         return unexpected("assign", &e);
     }
+    let mut member = log.consumer(
+        ConsumerConfig::new()
+            .group("g2")
+            .enable_auto_commit(false)
+            .auto_offset_reset(OffsetReset::Earliest),
+    );
+    if let Err(e) = member.subscribe(&["plain"]) {
+        return unexpected("subscribe", &e);
+    }
     let mut n = 0u64;
     for op in 0..ops {
         clock.advance(Duration::from_millis(rng.below(3)));
         let topic = TOPICS[rng.below(3) as usize];
-        let result = match rng.below(10) {
+        let result = match rng.below(13) {
             0..=4 => {
                 let key = format!("k{}", rng.below(8)).into_bytes();
                 let value = format!("{tag}/{n}").into_bytes();
@@ -246,19 +312,32 @@ fn workload(
                 let offsets = [(tp.clone(), OffsetAndMetadata::new(to))]
                     .into_iter()
                     .collect();
-                model.commits.push((p, to, false));
+                model.commits.push(Commit {
+                    group: "g",
+                    p,
+                    offset: to,
+                    acked: false,
+                    index: None,
+                    durable: false,
+                });
                 match consumer.commit_offsets(&offsets) {
                     Ok(()) if !dead() => {
                         // A commit is written only once the records it
                         // covers are durable, and its own record follows
                         // every earlier commit's in `__consumer_offsets`.
                         model.durable("plain", p, to);
-                        if let Some(c) = model.commits.last_mut() {
-                            c.2 = true;
-                        }
+                        let index = model.commits_acked;
                         model.commits_acked += 1;
+                        if let Some(c) = model.commits.last_mut() {
+                            c.acked = true;
+                            c.index = Some(index);
+                        }
                         let promised = model.promised(model.commits_acked as u64) as usize;
-                        model.commits_durable_below = model.commits_durable_below.max(promised);
+                        for c in model.commits.iter_mut() {
+                            if c.index.is_some_and(|i| i < promised) {
+                                c.durable = true;
+                            }
+                        }
                         Ok(Vec::new())
                     }
                     Ok(()) => Ok(Vec::new()),
@@ -272,7 +351,133 @@ fn workload(
                 }
                 r => r.map(|()| Vec::new()),
             },
-            _ => log.maintain().map(|_| Vec::new()),
+            9 => log.maintain().map(|_| Vec::new()),
+            10 => {
+                // Several threads send at once: under `EveryWrite` they
+                // share fdatasyncs (group commit), and a cut can land in
+                // the middle of one.
+                let before = log.metrics().fsyncs;
+                let mut jobs = Vec::new();
+                for t in 0..3u32 {
+                    let mut recs = Vec::new();
+                    for _ in 0..3 {
+                        let key = format!("k{}", rng.below(8)).into_bytes();
+                        let value = format!("{tag}/{n}").into_bytes();
+                        n += 1;
+                        model.attempted.insert(value.clone(), key.clone());
+                        recs.push((key, value));
+                    }
+                    jobs.push((t % 2, recs));
+                }
+                let results: Vec<_> = std::thread::scope(|sc| {
+                    let handles: Vec<_> = jobs
+                        .into_iter()
+                        .map(|(p, recs)| {
+                            let producer = producer.clone();
+                            sc.spawn(move || {
+                                let mut out = Vec::new();
+                                for (k, v) in recs {
+                                    match producer.send_to(
+                                        "plain",
+                                        p,
+                                        Record::new(&v[..]).key(&k[..]),
+                                    ) {
+                                        Ok(md) => out.push((md, k, v)),
+                                        Err(e) => return (out, Some(e)),
+                                    }
+                                }
+                                (out, None)
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("sender thread"))
+                        .collect()
+                });
+                let mut acked = Vec::new();
+                let mut failed = None;
+                for (out, err) in results {
+                    acked.extend(out);
+                    failed = failed.or(err);
+                }
+                if !dead() && failed.is_none() {
+                    let syncs = log.metrics().fsyncs - before;
+                    model.events.burst_acks += acked.len() as u64;
+                    model.events.shared_syncs += (acked.len() as u64).saturating_sub(syncs);
+                }
+                match failed {
+                    Some(e) if !dead() => Err(e),
+                    _ => Ok(acked),
+                }
+            }
+            11 => {
+                // The subscribed member polls, and commits what it read.
+                match member.poll(Duration::ZERO) {
+                    Ok(_) if rng.below(2) == 0 => {
+                        let positions: Vec<(u32, u64)> = member
+                            .assignment()
+                            .iter()
+                            .filter_map(|tp| member.position(tp).ok().map(|o| (tp.partition, o)))
+                            .collect();
+                        let first = model.commits.len();
+                        for &(p, o) in &positions {
+                            model.commits.push(Commit {
+                                group: "g2",
+                                p,
+                                offset: o,
+                                acked: false,
+                                index: None,
+                                durable: false,
+                            });
+                        }
+                        match member.commit() {
+                            Ok(()) if !dead() => {
+                                model.events.member_commits += 1;
+                                let every = model.promised(1) == 1;
+                                for c in &mut model.commits[first..] {
+                                    c.acked = true;
+                                    c.durable = every;
+                                }
+                                for (p, o) in positions {
+                                    model.durable("plain", p, o);
+                                }
+                                Ok(Vec::new())
+                            }
+                            Err(Error::CommitFailed { .. }) if !dead() => {
+                                // Fenced by a rebalance: nothing written.
+                                model.commits.truncate(first);
+                                model.events.fenced_commits += 1;
+                                Ok(Vec::new())
+                            }
+                            r => r.map(|()| Vec::new()),
+                        }
+                    }
+                    r => r.map(|_| Vec::new()),
+                }
+            }
+            _ => {
+                // A second member joins (a rebalance), reads, and leaves
+                // (another one); the first keeps polling through both.
+                model.events.rebalances += 1;
+                let mut other = log.consumer(
+                    ConsumerConfig::new()
+                        .group("g2")
+                        .enable_auto_commit(false)
+                        .auto_offset_reset(OffsetReset::Earliest),
+                );
+                let mut r = other.subscribe(&["plain"]);
+                for _ in 0..3 {
+                    if r.is_err() {
+                        break;
+                    }
+                    r = member
+                        .poll(Duration::ZERO)
+                        .and_then(|_| other.poll(Duration::ZERO))
+                        .map(|_| ());
+                }
+                r.and_then(|()| other.close()).map(|()| Vec::new())
+            }
         };
         if dead() {
             return;
@@ -280,19 +485,18 @@ fn workload(
         match result {
             Ok(acked) => {
                 for (md, key, value) in acked {
-                    let (t, p, o) = (md.topic().to_owned(), md.partition(), md.offset());
-                    model
-                        .acks
-                        .entry((t.clone(), p))
-                        .or_default()
-                        .insert(o, Ack { key, value });
-                    let promised = model.promised(o + 1);
-                    model.durable(&t, p, promised);
+                    model.acked(&md, key, value);
                 }
             }
             Err(e) => return unexpected("an operation", &e),
         }
-        let _ = op;
+        if model.events.retention_ran == 0 && op % 16 == 0 {
+            let moved = (0..2).any(|p| {
+                log.partition_info(&TopicPartition::new("retained", p))
+                    .is_ok_and(|i| i.start_offset > 0)
+            });
+            model.events.retention_ran = u64::from(moved);
+        }
     }
 }
 
@@ -424,41 +628,40 @@ fn check(log: &Log, model: &Model, policy: SyncPolicy, crash: Crash) {
         );
     }
     // The replayed commit of each partition is the newest one promised
-    // durable, or one made after it (after a kill: exactly the newest).
-    for p in 0..2u32 {
+    // durable, or one made after it (after a kill: the newest acknowledged
+    // one, or one made after it).
+    for (group, p) in [("g", 0u32), ("g", 1), ("g2", 0), ("g2", 1)] {
         let tp = TopicPartition::new("plain", p);
         let got = log
-            .committed_offsets("g")
+            .committed_offsets(group)
             .into_iter()
             .find(|(t, _)| *t == tp)
             .map(|(_, o)| o.offset());
-        // (index among acknowledged commits, or None if unacknowledged;
-        // offset), for this partition's commits in order.
-        let mut acked = 0;
-        let mut made: Vec<(Option<usize>, u64)> = Vec::new();
-        for &(cp, to, ok) in &model.commits {
-            if cp == p {
-                made.push((ok.then_some(acked), to));
-            }
-            acked += usize::from(ok);
-        }
-        let durable = made.iter().rposition(|(i, _)| match (i, crash) {
-            (Some(_), Crash::Process) => true,
-            (Some(i), Crash::Power) => *i < model.commits_durable_below,
-            (None, _) => false,
-        });
+        let made: Vec<(bool, u64)> = model
+            .commits
+            .iter()
+            .filter(|c| c.group == group && c.p == p)
+            .map(|c| {
+                let must = match crash {
+                    Crash::Process => c.acked,
+                    Crash::Power => c.durable,
+                };
+                (must, c.offset)
+            })
+            .collect();
+        let durable = made.iter().rposition(|(must, _)| *must);
         match durable {
             Some(d) => {
                 let allowed: Vec<u64> = made[d..].iter().map(|c| c.1).collect();
                 assert!(
                     got.is_some_and(|g| allowed.contains(&g)),
-                    "{tp}: replayed commit {got:?}, but the newest durable one is {} (allowed {allowed:?}; {policy:?}, {crash:?})",
+                    "{group} {tp}: replayed commit {got:?}, but the newest durable one is {} (allowed {allowed:?}; {policy:?}, {crash:?})",
                     made[d].1
                 );
             }
             None => assert!(
                 got.is_none_or(|g| made.iter().any(|c| c.1 == g)),
-                "{tp}: replayed commit {got:?} was never made"
+                "{group} {tp}: replayed commit {got:?} was never made"
             ),
         }
     }
@@ -472,6 +675,13 @@ struct Stats {
     acks: u64,
     durable_acks: u64,
     truncations: u64,
+    /// Reboots that `AbsoluteConsistency` opened (then checked like the
+    /// others), and those it refused (damage from the cut).
+    absolute_opened: u64,
+    absolute_refused: u64,
+    /// Unsynced pages lost while later ones survived.
+    lost_pages: u64,
+    events: Events,
 }
 
 fn one(seed: u64, stats: &mut Stats) {
@@ -496,9 +706,26 @@ fn one(seed: u64, stats: &mut Stats) {
     let cut_mid = fs.image().is_some();
     let image = fs.image().unwrap_or_else(|| fs.cut_now());
     stats.cut_mid_workload += u64::from(cut_mid);
+    stats.lost_pages += image.lost_pages() as u64;
+    stats.events.add(&model.events);
     for ((t, p), acks) in &model.acks {
         stats.acks += acks.len() as u64;
         stats.durable_acks += acks.keys().filter(|&&o| model.is_durable(t, *p, o)).count() as u64;
+    }
+    // A reboot under `AbsoluteConsistency` either opens a log that keeps
+    // the contract or refuses with a typed error naming the damage.
+    let strict = SimFs::from_image(&image, None, seed);
+    let opts = LogOptions::new()
+        .sync(policy)
+        .clock(clock.clone())
+        .recovery(RecoveryMode::AbsoluteConsistency);
+    match streamlog::testing::open_sim(&strict, Path::new("/data/log"), opts) {
+        Ok(log) => {
+            stats.absolute_opened += 1;
+            check(&log, &model, policy, Crash::Power);
+        }
+        Err(Error::Corrupted { .. }) => stats.absolute_refused += 1,
+        Err(e) => panic!("seed {seed}: AbsoluteConsistency failed untyped: {e}"),
     }
     // Reboot; recovery must succeed and may itself be cut and redone.
     let rebooted = SimFs::from_image(&image, None, seed);
@@ -553,6 +780,15 @@ fn power_cuts_at_random_operations_keep_the_durability_contract() {
             "most cuts should land inside the workload: {stats:?}"
         );
         assert!(stats.durable_acks > 0, "{stats:?}");
+        let e = &stats.events;
+        assert!(e.shared_syncs > 0, "no group commit at all: {stats:?}");
+        assert!(e.member_commits > 0 && e.rebalances > 0, "{stats:?}");
+        assert!(e.retention_ran > 0, "{stats:?}");
+        assert!(
+            stats.absolute_opened > 0 && stats.absolute_refused > 0,
+            "{stats:?}"
+        );
+        assert!(stats.lost_pages > 0, "{stats:?}");
     }
 }
 
@@ -568,6 +804,7 @@ struct KillStats {
     truncations: u64,
     /// Restarted processes that closed cleanly before the power cut.
     closed: u64,
+    events: Events,
 }
 
 /// A process killed at a random operation (its last write torn) and
@@ -592,6 +829,7 @@ fn one_kill(seed: u64, stats: &mut KillStats) {
     }
     fs.kill_now();
     stats.acks += model.acks.values().map(|a| a.len() as u64).sum::<u64>();
+    stats.events.add(&model.events);
     let cut_at = (rng.below(4) != 0).then(|| 1 + rng.below(2500));
     let restarted = SimFs::restart(&fs, cut_at);
     match open(&restarted, policy, &clock) {

@@ -4,7 +4,9 @@
 //! contents become durable with `sync_data`, directory entries (creations,
 //! renames, removals) with `sync_dir` of their parent. A power cut, at a
 //! chosen operation number, takes an image of the durable state in which
-//! each file's unsynced tail may survive torn at any byte; from then on every
+//! each file's unsynced tail may survive torn at any byte, or whole but for
+//! one lost page (writeback reaches the disk page by page, in any order);
+//! from then on every
 //! operation fails, as if the machine were off. The image opens as a fresh
 //! file system, on which recovery runs.
 //!
@@ -43,11 +45,23 @@ struct Inode {
     synced: Vec<u8>,
 }
 
+/// The unit in which unsynced data reaches the disk, in any order.
+const PAGE: usize = 4096;
+
 /// The durable state at a power cut: what a reboot finds.
 #[derive(Debug, Clone)]
 pub struct Image {
     inodes: Vec<Inode>,
     entries: BTreeMap<PathBuf, Entry>,
+    lost_pages: usize,
+}
+
+impl Image {
+    /// Unsynced pages this cut lost while later ones of the same file
+    /// reached the disk (out-of-order writeback).
+    pub fn lost_pages(&self) -> usize {
+        self.lost_pages
+    }
 }
 
 #[derive(Debug, Default)]
@@ -136,20 +150,37 @@ impl State {
 
     fn take_image(&mut self) {
         let mut inodes = Vec::with_capacity(self.inodes.len());
+        let mut lost_pages = 0;
         for i in 0..self.inodes.len() {
             let (r1, r2) = (self.xorshift(), self.xorshift());
             let ino = &self.inodes[i];
             let mut content = ino.synced.clone();
             // Unsynced bytes appended after the synced content may have
-            // reached the disk, in part: a torn write.
+            // reached the disk, in part: a torn write. Or, as writeback
+            // goes page by page in any order, later pages may have reached
+            // it while an earlier one did not (it reads as zeros).
             if ino.data.len() > content.len() && ino.data.starts_with(&content) {
-                let extra = &ino.data[content.len()..];
-                let keep = if r2 % 3 == 0 {
-                    (r1 % (extra.len() as u64 + 1)) as usize
-                } else {
-                    0
-                };
-                content.extend_from_slice(&extra[..keep]);
+                let from = content.len();
+                let extra = &ino.data[from..];
+                match r2 % 3 {
+                    0 => {
+                        let keep = (r1 % (extra.len() as u64 + 1)) as usize;
+                        content.extend_from_slice(&extra[..keep]);
+                    }
+                    1 if extra.len() > PAGE => {
+                        content.extend_from_slice(extra);
+                        // A page of the unsynced stretch, lost.
+                        let first = from.div_ceil(PAGE);
+                        let pages = (ino.data.len() / PAGE).saturating_sub(first).max(1);
+                        let lost = (first + (r1 as usize % pages)) * PAGE;
+                        let end = (lost + PAGE).min(content.len());
+                        if lost < end {
+                            content[lost..end].fill(0);
+                            lost_pages += 1;
+                        }
+                    }
+                    _ => {}
+                }
             }
             inodes.push(Inode {
                 data: content.clone(),
@@ -159,6 +190,7 @@ impl State {
         self.image = Some(Image {
             inodes,
             entries: self.durable.clone(),
+            lost_pages,
         });
     }
 
