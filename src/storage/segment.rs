@@ -217,7 +217,9 @@ impl Segment {
         if let Some(v) = file.try_view() {
             return Ok(v);
         }
-        let Some(cache) = cache else {
+        // Looked up again: a roll may have handed this segment to the
+        // cache since the first look, and the cache unmapped it.
+        let Some(cache) = self.cache.get() else {
             return file.view();
         };
         let (view, newly_registered) = {

@@ -1,7 +1,7 @@
 //! A file read and appended through a shared mapping: the only place that
 //! makes a slice from a mapping. (`unsafe` is also allowed in `io::std_fs`
-//! and `io::sim`, which create and write mappings; it is denied everywhere
-//! else.)
+//! and `io::sim::file`, which create and write mappings; it is denied
+//! everywhere else.)
 //!
 //! One writer appends past the published length; any number of readers see
 //! `[0, published)`, which never changes once published (until the file is
