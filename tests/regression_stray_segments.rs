@@ -169,3 +169,24 @@ fn a_deleted_first_segment_is_reported() {
         base_of(&segs[1])
     );
 }
+
+#[test]
+fn a_stray_file_below_the_first_segment_is_set_aside() {
+    let dir = TestDir::new("stray-below");
+    let segs = fill(dir.path());
+    // Retention moved the start: the first segment is no longer at 0.
+    std::fs::remove_file(&segs[0]).unwrap();
+    std::fs::remove_file(dir.join("partitions.checkpoint")).unwrap();
+    std::fs::write(dir.join("t-0").join(name(0)), b"").unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let info = log.partition_info(&tp).unwrap();
+    assert_eq!(
+        (info.start_offset, info.end_offset),
+        (base_of(&segs[1]), 1000)
+    );
+    assert!(log.recovery_report().truncations.is_empty());
+    assert_eq!(log.recovery_report().set_aside.len(), 1);
+    let want: Vec<Vec<u8>> = expected().split_off(base_of(&segs[1]) as usize);
+    assert!(values(&log) == want, "values differ");
+}

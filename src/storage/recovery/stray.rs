@@ -40,13 +40,18 @@ pub(super) fn set_aside_strays(
     bases: &mut Vec<u64>,
     report: &mut RecoveryReport,
 ) -> Result<()> {
-    let mut i = 1;
+    let mut i = 0;
     while i < bases.len() {
         let base = bases[i];
-        let stray = match start_of(ctx, base)? {
-            Start::Fits => false,
-            Start::Foreign => true,
-            Start::Empty => i + 1 < bases.len() || segment_end(ctx, bases[i - 1])? != base,
+        let more = i + 1 < bases.len();
+        let stray = match (start_of(ctx, base)?, i) {
+            (Start::Fits, _) => false,
+            // The first file: a segment is never empty when a later one
+            // exists (rolls never leave one), and one alone is left to the
+            // recovery scan, which reports its damage.
+            (Start::Foreign | Start::Empty, 0) => more,
+            (Start::Foreign, _) => true,
+            (Start::Empty, _) => more || segment_end(ctx, bases[i - 1])? != base,
         };
         if stray {
             set_aside(ctx, base, report)?;
