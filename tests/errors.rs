@@ -398,3 +398,17 @@ fn the_maintenance_thread_keeps_its_failures() {
     assert!(matches!(handle.take_last_error(), Some(Error::Closed)));
     handle.stop();
 }
+
+/// Regression (reliability audit): `Error::Io`'s message left out the
+/// operating system's cause.
+#[test]
+fn io_errors_show_the_os_cause() {
+    let dir = TestDir::new("io-cause");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let err = Log::open(file.join("log")).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Io { .. }), "{msg}");
+    assert!(msg.contains("os error"), "{msg}");
+}
