@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use streamlog::internals::{self, DecodedBatch, DecodedRecord};
+use streamlog::internals::{self, DecodedBatch, DecodedRecord, Layout::V2};
 use streamlog::{Compression, ConsumerConfig, Log, Record, TopicConfig, TopicPartition};
 
 /// Records per batch in the batch and scan benchmarks.
@@ -98,6 +98,9 @@ fn logical_bytes(values: &[Vec<u8>]) -> u64 {
 fn decoded_batch(values: &[Vec<u8>], base_offset: u64, base_ts: i64, codec: u16) -> DecodedBatch {
     let n = values.len() as u32;
     DecodedBatch {
+        version: 2,
+        leader_epoch: 0,
+        producer: (-1, -1, -1),
         total_len: 0,
         base_offset,
         last_offset_delta: n - 1,
@@ -220,8 +223,8 @@ fn bench_batch(c: &mut Criterion) {
 fn offset_index(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * 8);
     for i in 1..=n as u32 {
-        out.extend_from_slice(&(i * 10).to_le_bytes());
-        out.extend_from_slice(&(i * 1000).to_le_bytes());
+        out.extend_from_slice(&(i * 10).to_be_bytes());
+        out.extend_from_slice(&(i * 1000).to_be_bytes());
     }
     out
 }
@@ -231,8 +234,8 @@ fn offset_index(n: usize) -> Vec<u8> {
 fn time_index(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * 12);
     for i in 1..=n as u32 {
-        out.extend_from_slice(&(T0 + 5 * i64::from(i)).to_le_bytes());
-        out.extend_from_slice(&(i * 10).to_le_bytes());
+        out.extend_from_slice(&(T0 + 5 * i64::from(i)).to_be_bytes());
+        out.extend_from_slice(&(i * 10).to_be_bytes());
     }
     out
 }
@@ -242,10 +245,13 @@ fn bench_index(c: &mut Criterion) {
     let offsets = offset_index(INDEX_ENTRIES);
     let times = time_index(INDEX_ENTRIES);
     assert_eq!(
-        internals::valid_offset_index_entries(&offsets),
+        internals::valid_offset_index_entries(&offsets, V2),
         INDEX_ENTRIES
     );
-    assert_eq!(internals::valid_time_index_entries(&times), INDEX_ENTRIES);
+    assert_eq!(
+        internals::valid_time_index_entries(&times, V2),
+        INDEX_ENTRIES
+    );
     let max_rel = INDEX_ENTRIES as u64 * 10;
     // The warm tail is the index's last 8 KiB: 1024 entries.
     let warm_from = max_rel - 1024 * 10 + 10;
@@ -260,11 +266,11 @@ fn bench_index(c: &mut Criterion) {
         .map(|_| T0 + 6 + rng.below(INDEX_ENTRIES as u64 * 5) as i64)
         .collect();
     for &t in warm.iter().chain(&cold) {
-        let (rel, _) = internals::offset_index_lookup(&offsets, t).expect("an entry");
+        let (rel, _) = internals::offset_index_lookup(&offsets, t, V2).expect("an entry");
         assert!(rel <= t && t - rel < 10);
     }
     for &t in &ts {
-        let (found, _) = internals::time_index_lookup(&times, t).expect("an entry");
+        let (found, _) = internals::time_index_lookup(&times, t, V2).expect("an entry");
         assert!(found < t && t - found <= 5);
     }
 
@@ -273,7 +279,7 @@ fn bench_index(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2))
         .throughput(Throughput::Elements(1));
     g.bench_function("valid_offset_entries/100k", |b| {
-        b.iter(|| internals::valid_offset_index_entries(black_box(&offsets)))
+        b.iter(|| internals::valid_offset_index_entries(black_box(&offsets), V2))
     });
     for (name, targets) in [
         ("offset_lookup/warm/100k", &warm),
@@ -283,7 +289,7 @@ fn bench_index(c: &mut Criterion) {
             let mut i = 0;
             b.iter(|| {
                 i = (i + 1) % TARGETS;
-                internals::offset_index_lookup(black_box(&offsets), black_box(targets[i]))
+                internals::offset_index_lookup(black_box(&offsets), black_box(targets[i]), V2)
             })
         });
     }
@@ -302,7 +308,7 @@ fn bench_index(c: &mut Criterion) {
     let idx = std::fs::read(log.dir().join("t-0").join(format!("{:020}.index", 0)))
         .expect("read the offset index");
     assert_eq!(
-        internals::valid_offset_index_entries(&idx),
+        internals::valid_offset_index_entries(&idx, V2),
         INDEX_ENTRIES - 1
     );
     let tp = TopicPartition::new("t", 0);
@@ -335,7 +341,7 @@ fn bench_index(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             i = (i + 1) % TARGETS;
-            internals::time_index_lookup(black_box(&times), black_box(ts[i]))
+            internals::time_index_lookup(black_box(&times), black_box(ts[i]), V2)
         })
     });
     g.finish();

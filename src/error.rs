@@ -157,8 +157,10 @@ pub enum Error {
         kind: CorruptionKind,
     },
 
-    /// Data written by a newer streamlog whose format this build cannot read.
-    #[error("{path} at byte {position} uses format version {found}, but this build reads version {supported}; upgrade streamlog")]
+    /// Data written by a newer streamlog (or Kafka) whose format this build
+    /// cannot read: an unknown batch magic or version byte, or a batch with
+    /// an attribute bit this build does not know.
+    #[error("{path} at byte {position} uses format version {found} (or a feature of it) that this build cannot read; it reads versions up to {supported}; upgrade streamlog")]
     UnsupportedVersion {
         /// The file.
         path: PathBuf,
@@ -168,6 +170,19 @@ pub enum Error {
         found: u32,
         /// The version this build supports.
         supported: u32,
+    },
+
+    /// A valid batch compressed with a codec this build cannot decompress
+    /// (streamlog reads and writes none and zstd; Kafka's gzip, snappy and
+    /// lz4 are refused with this error).
+    #[error("{path} at byte {position} holds a batch compressed with {codec}, which this build cannot decompress (it reads none and zstd)")]
+    UnsupportedCompression {
+        /// The file (or the source of the bytes).
+        path: PathBuf,
+        /// Byte position of the batch.
+        position: u64,
+        /// The codec's name.
+        codec: &'static str,
     },
 
     /// A write or fsync failed earlier, so the log refuses writes until it is

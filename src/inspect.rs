@@ -7,14 +7,18 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{io_err, Result};
 use crate::format::batch::{
-    decode_batch, peek_header, records_section, DecodeError, HeaderIter, RecordIter, CODEC_MASK,
+    codec_name, decode_batch, peek_header, records_section, v2, version_of, DecodeError,
+    RecordIter, Version,
 };
 use crate::format::index::{
-    offset_entry, valid_offset_entries, valid_time_entries, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
+    offset_entry, time_entry, valid_offset_entries, valid_time_entries, OFFSET_ENTRY_LEN,
+    TIME_ENTRY_LEN,
 };
 use crate::io::std_fs::StdFs;
 use crate::io::FileSystem;
-use crate::storage::segment::{parse_segment_name, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::storage::segment::{
+    entry_matches, parse_segment_name, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
+};
 
 /// One batch of a segment file, as [`dump_segment`] found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +34,22 @@ pub struct BatchInfo {
     pub last_offset: u64,
     /// Records in the batch.
     pub record_count: u32,
-    /// `"none"` or `"zstd"`.
+    /// The batch layout: 2 (Kafka's record batch, magic 2) or 1
+    /// (streamlog's first layout).
+    pub format_version: u8,
+    /// Kafka's codec name: `"none"`, `"zstd"` (or `"gzip"`, `"snappy"`,
+    /// `"lz4"`, which this build cannot read).
     pub compression: &'static str,
+    /// Whether the batch is a transaction's.
+    pub transactional: bool,
+    /// Whether the batch is a control batch (a transaction marker).
+    pub control: bool,
+    /// The producer id, −1 when none.
+    pub producer_id: i64,
+    /// The producer epoch, −1 when none.
+    pub producer_epoch: i16,
+    /// The first record's sequence number, −1 when none.
+    pub base_sequence: i32,
     /// Smallest and largest record timestamps (ms).
     pub base_timestamp: i64,
     /// The largest record timestamp (ms).
@@ -54,8 +72,11 @@ pub struct RecordInfo {
     pub key: Option<Vec<u8>>,
     /// The value, `None` when null.
     pub value: Option<Vec<u8>>,
-    /// Header names and values.
-    pub headers: Vec<(String, Vec<u8>)>,
+    /// Header names and values, `None` for a null value.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// For a control record: `"commit"` or `"abort"` (a transaction
+    /// marker), or `"unknown"`.
+    pub control: Option<&'static str>,
 }
 
 /// What [`dump_segment`] read.
@@ -103,11 +124,16 @@ fn dump_bytes(data: &[u8]) -> SegmentDump {
             base_offset: h.base_offset,
             last_offset: h.last_offset(),
             record_count: h.record_count,
-            compression: if h.attributes & CODEC_MASK == 0 {
-                "none"
-            } else {
-                "zstd"
+            format_version: match h.version {
+                Version::V1 => 1,
+                Version::V2 => 2,
             },
+            compression: codec_name(h.codec() as u8),
+            transactional: h.is_transactional(),
+            control: h.is_control(),
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            base_sequence: h.base_sequence,
             base_timestamp: h.base_timestamp,
             max_timestamp: h.max_timestamp,
             crc_ok: false,
@@ -119,20 +145,25 @@ fn dump_bytes(data: &[u8]) -> SegmentDump {
                 let batch = &rest[..h.total_len()];
                 if let Ok(section) = records_section(&h, batch) {
                     for r in RecordIter::new(&h, &section).map_while(|r| r.ok()) {
-                        let mut hs = HeaderIter {
-                            buf: r.headers,
-                            remaining: r.header_count,
-                        };
+                        let mut hs = r.header_iter();
                         let mut headers = Vec::new();
                         while let Some((k, v)) = hs.next_checked() {
-                            headers.push((k.to_owned(), v.to_vec()));
+                            headers.push((k.to_owned(), v.map(<[u8]>::to_vec)));
                         }
+                        let control =
+                            h.is_control()
+                                .then(|| match r.key.and_then(v2::parse_control_key) {
+                                    Some(v2::ControlType::Commit) => "commit",
+                                    Some(v2::ControlType::Abort) => "abort",
+                                    None => "unknown",
+                                });
                         info.records.push(RecordInfo {
                             offset: h.base_offset + u64::from(r.offset_delta),
                             timestamp: h.base_timestamp.wrapping_add(r.timestamp_delta),
                             key: r.key.map(<[u8]>::to_vec),
                             value: r.value.map(<[u8]>::to_vec),
                             headers,
+                            control,
                         });
                     }
                 }
@@ -153,7 +184,15 @@ fn describe(e: &DecodeError) -> String {
     match e {
         DecodeError::Incomplete { needed } => format!("a batch of {needed} bytes is cut off"),
         DecodeError::Corrupt(k) => k.to_string(),
-        DecodeError::UnsupportedVersion(v) => format!("format version {v} is not supported"),
+        DecodeError::UnsupportedVersion(v) => {
+            format!("format version {v} (or a feature of it) is not supported")
+        }
+        DecodeError::UnsupportedCodec(c) => {
+            format!(
+                "compressed with {}, which this build cannot read",
+                codec_name(*c)
+            )
+        }
     }
 }
 
@@ -256,10 +295,12 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
             }
         }
         expected = Some(next);
-        // Indexes: every valid entry must point at a batch with its offset.
+        let version = version_of(&data);
+        // Indexes: every valid entry must point at a batch with its offset
+        // (v1: the batch's first offset; v2: its last, as Kafka checks).
         let idx_path = dir.join(format!("{base:020}.{INDEX_EXT}"));
         if let Ok(idx) = fs.read(&idx_path) {
-            let n = valid_offset_entries(&idx);
+            let n = valid_offset_entries(&idx, version);
             if !last && n * OFFSET_ENTRY_LEN != idx.len() {
                 report.problems.push(Problem {
                     path: idx_path.clone(),
@@ -267,11 +308,11 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
                     what: "bytes after the valid entries of a sealed index".into(),
                 });
             }
-            for e in (0..n).filter_map(|i| offset_entry(&idx, i)) {
+            for e in (0..n).filter_map(|i| offset_entry(&idx, i, version)) {
                 let ok = data
                     .get(e.pos as usize..)
                     .and_then(|b| peek_header(b).ok())
-                    .is_some_and(|h| h.base_offset == base + u64::from(e.rel));
+                    .is_some_and(|h| entry_matches(version, &h, base, e));
                 if !ok {
                     report.problems.push(Problem {
                         path: idx_path.clone(),
@@ -287,13 +328,35 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
         }
         let time_path = dir.join(format!("{base:020}.{TIME_INDEX_EXT}"));
         if let Ok(t) = fs.read(&time_path) {
-            let n = valid_time_entries(&t);
+            let n = valid_time_entries(&t, version);
             if !last && n * TIME_ENTRY_LEN != t.len() {
                 report.problems.push(Problem {
-                    path: time_path,
+                    path: time_path.clone(),
                     position: Some((n * TIME_ENTRY_LEN) as u64),
                     what: "bytes after the valid entries of a sealed time index".into(),
                 });
+            }
+            // v2 (Kafka's check): an entry names the last offset of a
+            // batch whose largest timestamp is the entry's.
+            if version == Version::V2 {
+                for e in (0..n).filter_map(|i| time_entry(&t, i, version)) {
+                    let at = base + u64::from(e.rel);
+                    let ok = dump
+                        .batches
+                        .iter()
+                        .find(|b| b.last_offset >= at)
+                        .is_some_and(|b| b.last_offset == at && b.max_timestamp == e.ts);
+                    if !ok {
+                        report.problems.push(Problem {
+                            path: time_path.clone(),
+                            position: None,
+                            what: format!(
+                                "entry ({}, offset {at}) names no batch ending there with that largest timestamp",
+                                e.ts
+                            ),
+                        });
+                    }
+                }
             }
         }
     }

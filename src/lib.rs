@@ -54,7 +54,9 @@ mod topic;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
 pub use crate::consumer::config::{ConsumerConfig, OffsetReset};
-pub use crate::consumer::records::{ConsumerRecord, Headers, Records, RecordsIter};
+pub use crate::consumer::records::{
+    ConsumerRecord, Headers, NullableHeaders, Records, RecordsIter,
+};
 pub use crate::consumer::state::Consumer;
 pub use crate::consumer::state::RebalanceListener;
 pub use crate::error::{CorruptionKind, Error, Result};

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::format::batch::{encode_record_body, record_body_len, EncodeRecord, EncodedBatch};
-use crate::format::varint::{uvarint_len, varint_len};
+use crate::format::varint::varint_len;
 use crate::log::state::LogInner;
 use crate::record::{Record, RecordMetadata, TopicName};
 use crate::storage::partition::Partition;
@@ -304,11 +304,11 @@ fn encode<'a, 'r: 'a>(
         // The limit applies to the record on its own (timestamp delta 0,
         // offset delta 0), whatever batch it travels in: never larger than
         // here, so only a record over the limit here needs its size alone.
-        if (uvarint_len(body as u64) + body) as u64 > max {
+        if (varint_len(body as i64) + body) as u64 > max {
             let alone = body - varint_len(v.timestamp.wrapping_sub(base_ts)) + 1
-                - uvarint_len(u64::from(v.offset_delta))
+                - varint_len(i64::from(v.offset_delta))
                 + 1;
-            let size = (uvarint_len(alone as u64) + alone) as u64;
+            let size = (varint_len(alone as i64) + alone) as u64;
             if size > max {
                 return Err(Error::RecordTooLarge { size, max });
             }

@@ -5,6 +5,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+/// A header as sent: a name and a value, `None` for a null value.
+pub(crate) type Header<'a> = (Cow<'a, str>, Option<Cow<'a, [u8]>>);
+
 /// A record to send: an optional key, an optional value, headers and an
 /// optional timestamp. Borrows its bytes when it can.
 ///
@@ -20,7 +23,7 @@ use std::sync::Arc;
 pub struct Record<'a> {
     pub(crate) key: Option<Cow<'a, [u8]>>,
     pub(crate) value: Option<Cow<'a, [u8]>>,
-    pub(crate) headers: Vec<(Cow<'a, str>, Cow<'a, [u8]>)>,
+    pub(crate) headers: Vec<Header<'a>>,
     pub(crate) timestamp: Option<i64>,
 }
 
@@ -78,7 +81,20 @@ impl<'a> Record<'a> {
         name: impl Into<Cow<'a, str>>,
         value: impl Into<Cow<'a, [u8]>>,
     ) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.headers.push((name.into(), Some(value.into())));
+        self
+    }
+
+    /// Adds a header whose value is null (Kafka's `null`, distinct from an
+    /// empty value). A consumer sees it through
+    /// [`ConsumerRecord::nullable_headers`](crate::ConsumerRecord::nullable_headers).
+    ///
+    /// # Example
+    /// ```
+    /// let r = streamlog::Record::new(b"v").null_header("deleted-by");
+    /// ```
+    pub fn null_header(mut self, name: impl Into<Cow<'a, str>>) -> Self {
+        self.headers.push((name.into(), None));
         self
     }
 

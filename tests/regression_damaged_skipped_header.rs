@@ -36,11 +36,10 @@ fn fill(dir: &Path) {
 fn damage_second_batch(dir: &Path, f: impl Fn(&mut [u8])) {
     let first = segment_files(&dir.join("t-0"), "log").remove(0);
     let mut bytes = std::fs::read(&first).unwrap();
-    let b1 = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize + 4;
-    assert_eq!(
-        u64::from_le_bytes(bytes[b1 + 12..b1 + 20].try_into().unwrap()),
-        5
-    );
+    // Kafka's batch layout: base offset at 0, length at 8 (bytes after
+    // byte 12), last offset delta at 23.
+    let b1 = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize + 12;
+    assert_eq!(u64::from_be_bytes(bytes[b1..b1 + 8].try_into().unwrap()), 5);
     f(&mut bytes[b1..]);
     std::fs::write(&first, &bytes).unwrap();
 }
@@ -60,7 +59,7 @@ fn poll_from_7(dir: &Path) -> Result<Vec<u64>, Error> {
 fn a_damaged_last_offset_delta_is_an_error_not_a_gap() {
     let dir = TestDir::new("skip-delta");
     fill(dir.path());
-    damage_second_batch(dir.path(), |b| b[24] = 0); // last_offset_delta 4 -> 0
+    damage_second_batch(dir.path(), |b| b[26] = 0); // last_offset_delta 4 -> 0
     match poll_from_7(dir.path()) {
         Err(Error::Corrupted { kind, offset, .. }) => {
             assert!(
@@ -75,15 +74,18 @@ fn a_damaged_last_offset_delta_is_an_error_not_a_gap() {
 
 #[test]
 fn an_overflowing_base_offset_is_an_error_not_a_panic() {
-    let dir = TestDir::new("skip-overflow");
-    fill(dir.path());
-    damage_second_batch(dir.path(), |b| {
-        b[12..20].copy_from_slice(&u64::MAX.to_le_bytes())
-    });
-    assert!(matches!(
-        poll_from_7(dir.path()),
-        Err(Error::Corrupted { .. })
-    ));
+    // The base offset is outside Kafka's CRC: a negative one, and one whose
+    // last offset overflows, are still caught.
+    for base in [u64::MAX, i64::MAX as u64] {
+        let dir = TestDir::new("skip-overflow");
+        fill(dir.path());
+        damage_second_batch(dir.path(), |b| b[0..8].copy_from_slice(&base.to_be_bytes()));
+        let got = poll_from_7(dir.path());
+        assert!(
+            matches!(got, Err(Error::Corrupted { .. })),
+            "base {base}: {got:?}"
+        );
+    }
 }
 
 #[test]

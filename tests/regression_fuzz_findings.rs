@@ -5,12 +5,23 @@
 //!    although v1 reserves those fields (and re-encoding changed its bytes).
 mod common;
 
-use common::{crc32, segment_files, TestDir};
+use common::{copy_dir, crc32, segment_files, TestDir};
 use std::path::Path;
 use streamlog::{CleanupPolicy, CorruptionKind, Error, Log, Record, TopicConfig, TopicPartition};
 
-/// Batch positions in a segment file.
-fn batches(bytes: &[u8]) -> Vec<usize> {
+/// Batch positions in a segment file of Kafka's layout (v2).
+fn batches_v2(bytes: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 12 <= bytes.len() {
+        out.push(pos);
+        pos += u32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize + 12;
+    }
+    out
+}
+
+/// Batch positions in a segment file of streamlog's first layout (v1).
+fn batches_v1(bytes: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos + 4 <= bytes.len() {
@@ -20,11 +31,24 @@ fn batches(bytes: &[u8]) -> Vec<usize> {
     out
 }
 
-/// Rewrites a header field of the first segment's last batch, fixing the CRC.
-fn patch_last_batch(dir: &Path, at: usize, field: &[u8]) {
-    let seg = segment_files(&dir.join("t-0"), "log").remove(0);
+/// Rewrites a header field of the last batch of `part`'s first segment
+/// (v2), fixing the CRC-32C.
+fn patch_last_batch_v2(dir: &Path, part: &str, at: usize, field: &[u8]) {
+    let seg = segment_files(&dir.join(part), "log").remove(0);
     let mut bytes = std::fs::read(&seg).unwrap();
-    let b = *batches(&bytes).last().unwrap();
+    let b = *batches_v2(&bytes).last().unwrap();
+    bytes[b + at..b + at + field.len()].copy_from_slice(field);
+    let end = b + 12 + u32::from_be_bytes(bytes[b + 8..b + 12].try_into().unwrap()) as usize;
+    let crc = crc32c::crc32c(&bytes[b + 21..end]);
+    bytes[b + 17..b + 21].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(&seg, bytes).unwrap();
+}
+
+/// The same for a v1 segment (CRC-32 over bytes 8.. of the batch).
+fn patch_last_batch_v1(dir: &Path, part: &str, at: usize, field: &[u8]) {
+    let seg = segment_files(&dir.join(part), "log").remove(0);
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let b = *batches_v1(&bytes).last().unwrap();
     bytes[b + at..b + at + field.len()].copy_from_slice(field);
     let end = b + 4 + u32::from_le_bytes(bytes[b..b + 4].try_into().unwrap()) as usize;
     let crc = crc32(&bytes[b + 8..end]);
@@ -56,12 +80,10 @@ fn setup(dir: &Path) {
 fn a_huge_record_count_is_an_error_not_an_allocation() {
     let dir = TestDir::new("huge-count");
     setup(dir.path());
-    // last_offset_delta (byte 24) and record_count (byte 28) of a one-record
-    // batch, raised as far as the header's own check allows.
-    let mut field = Vec::new();
-    field.extend_from_slice(&(u32::MAX - 1).to_le_bytes());
-    field.extend_from_slice(&u32::MAX.to_le_bytes());
-    patch_last_batch(dir.path(), 24, &field);
+    // last_offset_delta (byte 23) and record count (byte 57) of a
+    // one-record batch, raised as far as the header's own check allows.
+    patch_last_batch_v2(dir.path(), "t-0", 23, &(i32::MAX - 1).to_be_bytes());
+    patch_last_batch_v2(dir.path(), "t-0", 57, &i32::MAX.to_be_bytes());
     let log = Log::open(dir.path()).unwrap();
     // Compaction reads every record of the sealed segment.
     match log.compact("t") {
@@ -73,10 +95,14 @@ fn a_huge_record_count_is_an_error_not_an_allocation() {
 #[test]
 fn reserved_producer_fields_are_rejected_in_v1() {
     let dir = TestDir::new("producer-fields");
-    setup(dir.path());
-    patch_last_batch(dir.path(), 48, &7i64.to_le_bytes()); // producer id
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1"),
+        dir.path(),
+    );
+    // The first of plain-0's four segments: sealed, trusted at open.
+    patch_last_batch_v1(dir.path(), "plain-0", 48, &7i64.to_le_bytes()); // producer id
     let log = Log::open(dir.path()).unwrap();
-    let tp = TopicPartition::new("t", 0);
+    let tp = TopicPartition::new("plain", 0);
     let err = common::first_read_error(&log, &tp);
     assert!(
         matches!(

@@ -127,13 +127,14 @@ fn data_end(dir: &Path) -> u64 {
     dump.batches.last().map_or(0, |b| b.position + b.size)
 }
 
-/// The valid offset-index entries `(rel, pos)` of the active segment.
+/// The valid offset-index entries `(rel, pos)` of the active segment
+/// (Kafka's layout: big-endian; `rel` is the batch's last offset).
 fn offset_entries(dir: &Path) -> Vec<(u32, u32)> {
     let bytes = std::fs::read(active_files(dir).1).unwrap();
     let mut out: Vec<(u32, u32)> = Vec::new();
     for e in bytes.chunks_exact(8) {
-        let rel = u32::from_le_bytes(e[..4].try_into().unwrap());
-        let pos = u32::from_le_bytes(e[4..].try_into().unwrap());
+        let rel = u32::from_be_bytes(e[..4].try_into().unwrap());
+        let pos = u32::from_be_bytes(e[4..].try_into().unwrap());
         if out.last().is_some_and(|&(r, p)| rel <= r || pos <= p) || rel == 0 {
             break;
         }
@@ -304,7 +305,15 @@ fn a_damaged_batch_at_the_last_index_entry_falls_back() {
     let c = crash(live_dir.path(), "sb-damaged");
     drop(live);
     let entries = offset_entries(&c.fast);
-    let (rel, pos) = *entries.last().unwrap();
+    let (_, pos) = *entries.last().unwrap();
+    // The batch there: the segment is cut at its start.
+    let first = streamlog::inspect::dump_segment(&active_files(&c.fast).0)
+        .unwrap()
+        .batches
+        .iter()
+        .find(|b| b.position == u64::from(pos))
+        .unwrap()
+        .base_offset;
     for dir in [&c.fast, &c.slow] {
         let log_path = active_files(dir).0;
         let mut bytes = std::fs::read(&log_path).unwrap();
@@ -324,7 +333,7 @@ fn a_damaged_batch_at_the_last_index_entry_falls_back() {
         (ts.position, ts.bytes, &ts.reason)
     );
     let end = fast.partition_info(&tp()).unwrap().end_offset;
-    assert_eq!(end, u64::from(rel));
+    assert_eq!(end, first);
     assert_eq!(slow.partition_info(&tp()).unwrap().end_offset, end);
     fast.close().unwrap();
     slow.close().unwrap();

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::batch::{records_section, HeaderIter, RecordIter, HEADER_LEN};
+use crate::format::batch::{records_section, HeaderIter, RecordIter};
 use crate::storage::mapped::View;
 use crate::storage::partition::read::FetchedBatch;
 
@@ -155,6 +155,12 @@ impl Records {
                 k,
             )
         };
+        // Control batches (transaction markers) are never handed out; their
+        // offsets are stepped over like a compaction gap.
+        if h.is_control() {
+            self.bytes += h.total_len();
+            return Ok((0, h.next_offset()));
+        }
         let tp = match self.tps.last() {
             Some((t, p)) if Arc::ptr_eq(t, topic) && *p == partition => self.tps.len() - 1,
             _ => {
@@ -183,7 +189,7 @@ impl Records {
         };
         let base = self.backings[idx].bytes();
         let section: &[u8] = match &self.backings[idx] {
-            Backing::Segment(_) => &base[batch.pos + HEADER_LEN..batch.pos + h.total_len()],
+            Backing::Segment(_) => &base[batch.pos + h.header_len()..batch.pos + h.total_len()],
             Backing::Owned(v) => v,
         };
         let start_len = self.metas.len();
@@ -302,13 +308,39 @@ impl<'a> ConsumerRecord<'a> {
     pub fn value(&self) -> Option<&'a [u8]> {
         self.meta.value.get(self.base())
     }
-    /// The headers, in the order they were added.
+    /// The headers, in the order they were added. A header whose value is
+    /// null (Kafka's `null`, see [`Record::null_header`](crate::Record::null_header))
+    /// shows an empty value here; [`nullable_headers`](Self::nullable_headers)
+    /// tells the two apart.
     pub fn headers(&self) -> Headers<'a> {
         Headers {
-            inner: HeaderIter {
-                buf: self.meta.headers.get(self.base()).unwrap_or_default(),
-                remaining: self.meta.header_count,
-            },
+            inner: self.nullable_headers(),
+        }
+    }
+    /// The headers, in the order they were added, with `None` for a null
+    /// value.
+    ///
+    /// # Example
+    /// ```
+    /// # fn main() -> streamlog::Result<()> {
+    /// use streamlog::{ConsumerConfig, Log, OffsetReset, Record, TopicConfig, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", TopicConfig::default())?;
+    /// log.producer().send("t", Record::new(b"v").header("a", b"").null_header("b"))?;
+    /// let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
+    /// c.assign(&[TopicPartition::new("t", 0)])?;
+    /// let batch = c.poll(std::time::Duration::from_secs(1))?;
+    /// let r = batch.iter().next().unwrap();
+    /// let h: Vec<_> = r.nullable_headers().collect();
+    /// assert_eq!(h, [("a", Some(&b""[..])), ("b", None)]);
+    /// # Ok(()) }
+    /// ```
+    pub fn nullable_headers(&self) -> NullableHeaders<'a> {
+        NullableHeaders {
+            inner: HeaderIter::unpack(
+                self.meta.headers.get(self.base()).unwrap_or_default(),
+                self.meta.header_count,
+            ),
         }
     }
     /// The value of the first header called `name`.
@@ -317,14 +349,29 @@ impl<'a> ConsumerRecord<'a> {
     }
 }
 
-/// Iterator over a record's headers as `(name, value)`.
+/// Iterator over a record's headers as `(name, value)`; a null value
+/// reads as empty.
 #[derive(Debug, Clone)]
 pub struct Headers<'a> {
-    inner: HeaderIter<'a>,
+    inner: NullableHeaders<'a>,
 }
 
 impl<'a> Iterator for Headers<'a> {
     type Item = (&'a str, &'a [u8]);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next().map(|(k, v)| (k, v.unwrap_or_default()))
+    }
+}
+
+/// Iterator over a record's headers as `(name, value)`, `None` for a null
+/// value.
+#[derive(Debug, Clone)]
+pub struct NullableHeaders<'a> {
+    inner: HeaderIter<'a>,
+}
+
+impl<'a> Iterator for NullableHeaders<'a> {
+    type Item = (&'a str, Option<&'a [u8]>);
     fn next(&mut self) -> Option<Self::Item> {
         // Headers were validated when the batch was read.
         self.inner.next_checked()

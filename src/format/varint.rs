@@ -7,8 +7,8 @@
 pub(crate) const MAX_VARINT_LEN: usize = 10;
 
 /// Appends `v` as an unsigned LEB128 varint: the plain loop, kept as the
-/// reference [`SliceWriter`] is tested against.
-#[cfg(test)]
+/// reference [`SliceWriter`] is tested against (and v1's test encoder).
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
@@ -18,7 +18,7 @@ pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Appends `v` zig-zag encoded, so that small negative numbers stay short.
-#[cfg(test)]
+#[cfg(any(test, feature = "internals"))]
 pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
     put_uvarint(out, ((v << 1) ^ (v >> 63)) as u64);
 }

@@ -145,7 +145,10 @@ impl LogInner {
                 self.sync_dir(&pdir)?;
                 let loaded = Loaded {
                     segments: vec![Arc::new(seg)],
-                    cursor: IndexCursor::new(cfg.index_interval_bytes),
+                    cursor: IndexCursor::new(
+                        cfg.index_interval_bytes,
+                        crate::format::batch::Version::V2,
+                    ),
                     durable: None,
                     skip_to: None,
                 };

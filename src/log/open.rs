@@ -312,6 +312,7 @@ impl<'a> Load<'a> {
                 index_interval: cfg.index_interval_bytes,
                 segment_index_bytes: cfg.segment_index_bytes,
                 sync: !self.temporary,
+                exact_offsets: cfg.cleanup_policy == crate::topic::config::CleanupPolicy::Delete,
             };
             let loaded = load_partition(&ctx, report)?;
             if !self.temporary {

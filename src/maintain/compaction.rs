@@ -21,7 +21,10 @@ use std::sync::Arc;
 
 use super::retention::ms;
 use crate::error::{io_err, Error, Result};
-use crate::format::batch::{decode_batch, records_section, EncodedBatch, RecordIter, CODEC_MASK};
+use crate::format::batch::{
+    decode_batch, encode_record_body, record_body_len, records_section, EncodeRecord, EncodedBatch,
+    RecordIter, RecordView, Version, CODEC_MASK, NO_PRODUCER_ID,
+};
 use crate::io::{FileSystem, OpenMode};
 use crate::storage::mapped::MappedFile;
 use crate::storage::partition::Partition;
@@ -51,8 +54,9 @@ struct Rec<'a> {
     key: Option<&'a [u8]>,
     tombstone: bool,
     timestamp: i64,
-    /// The encoded record, copied verbatim when kept.
-    raw: &'a [u8],
+    /// The record, copied verbatim when kept in a batch of the same
+    /// layout, re-encoded otherwise.
+    view: RecordView<'a>,
 }
 
 /// Whether compaction keeps a record.
@@ -68,15 +72,8 @@ fn for_each_batch(
     let mut pos = 0;
     while pos < data.len() {
         let bad = |k| Error::corrupted(seg.log.path(), pos as u64, None, k);
-        let h = decode_batch(&data[pos..]).map_err(|e| match e {
-            crate::format::batch::DecodeError::Corrupt(k) => bad(k),
-            other => bad(crate::CorruptionKind::BadRecord {
-                reason: if matches!(other, crate::format::batch::DecodeError::Incomplete { .. }) {
-                    "batch cut off inside a sealed segment"
-                } else {
-                    "batch of an unsupported version in a segment being compacted"
-                },
-            }),
+        let h = decode_batch(&data[pos..]).map_err(|e| {
+            e.into_error(seg.log.path(), pos as u64, None, (data.len() - pos) as u64)
         })?;
         let bytes = &data[pos..pos + h.total_len()];
         let section = records_section(&h, bytes).map_err(bad)?;
@@ -87,10 +84,12 @@ fn for_each_batch(
             let r = r.map_err(bad)?;
             recs.push(Rec {
                 offset: h.base_offset + u64::from(r.offset_delta),
-                key: r.key,
+                // A control record's key is its marker type, not a record
+                // key: markers are always kept.
+                key: if h.is_control() { None } else { r.key },
                 tombstone: r.value.is_none(),
                 timestamp: h.base_timestamp.wrapping_add(r.timestamp_delta),
-                raw: r.raw,
+                view: r,
             });
         }
         f(&h, bytes, &recs);
@@ -183,7 +182,7 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
             let kept: u64 = recs
                 .iter()
                 .filter(|r| keep(r))
-                .map(|r| r.raw.len() as u64)
+                .map(|r| r.view.raw.len() as u64)
                 .sum();
             if kept > 0 {
                 size += kept + 64;
@@ -253,15 +252,21 @@ fn clean_group(
             let kept: Vec<&Rec<'_>> = recs.iter().filter(|r| keep(r)).collect();
             removed += (recs.len() - kept.len()) as u64;
             let encoded: EncodedBatch;
-            let out: &[u8] = if kept.len() == recs.len() && (!recs.is_empty() || is_last) {
+            // v1 batches are always re-encoded: cleaned segments are v2.
+            let same = h.version == Version::V2;
+            let out: &[u8] = if same && kept.len() == recs.len() && (!recs.is_empty() || is_last) {
                 bytes
             } else if kept.is_empty() && !is_last {
                 return;
             } else {
                 let mut section =
-                    EncodedBatch::section_buffer(kept.iter().map(|r| r.raw.len()).sum());
+                    EncodedBatch::section_buffer(kept.iter().map(|r| r.view.raw.len()).sum());
                 for r in &kept {
-                    section.extend_from_slice(r.raw);
+                    if same {
+                        section.extend_from_slice(r.view.raw);
+                    } else {
+                        reencode(&mut section, r, h.base_timestamp);
+                    }
                 }
                 let max_ts = kept
                     .iter()
@@ -282,6 +287,14 @@ fn clean_group(
                     zstd,
                 ) {
                     Ok(mut b) => {
+                        if h.producer_id != NO_PRODUCER_ID || h.is_transactional() {
+                            b.set_producer(
+                                h.producer_id,
+                                h.producer_epoch,
+                                h.base_sequence,
+                                h.is_transactional(),
+                            );
+                        }
                         b.seal(h.base_offset);
                         encoded = b;
                         encoded.bytes()
@@ -371,6 +384,7 @@ fn clean_group(
     let times = write_index(part, &*fs, base, TIME_INDEX_EXT, &times).map_err(poison)?;
     let seg = Arc::new(Segment::from_parts(
         base,
+        Version::V2,
         log,
         offsets,
         times,
@@ -389,6 +403,28 @@ fn clean_group(
     stats.segments_removed += inputs.len() as u64 - 1;
     stats.bytes_reclaimed += input_bytes.saturating_sub(new_size);
     Ok(removed)
+}
+
+/// Appends a record of another layout to a v2 section, re-encoded against
+/// the same base timestamp (so with the same deltas).
+fn reencode(section: &mut Vec<u8>, r: &Rec<'_>, base_timestamp: i64) {
+    let mut it = r.view.header_iter();
+    let mut headers = Vec::new();
+    while let Some((k, v)) = it.next_checked() {
+        headers.push((
+            std::borrow::Cow::Borrowed(k),
+            v.map(std::borrow::Cow::Borrowed),
+        ));
+    }
+    let e = EncodeRecord {
+        offset_delta: r.view.offset_delta,
+        timestamp: r.timestamp,
+        key: r.view.key,
+        value: r.view.value,
+        headers: &headers,
+    };
+    let body = record_body_len(&e, base_timestamp);
+    encode_record_body(section, &e, base_timestamp, body);
 }
 
 fn count_batches(seg: &Arc<Segment>) -> Result<usize> {

@@ -16,11 +16,12 @@ use parking_lot::Mutex;
 
 use super::mapped::{MappedFile, View};
 use crate::error::{io_err, Result};
-use crate::format::batch::peek_header;
+use crate::format::batch::{peek_header, BatchHeader, Version};
 use crate::format::index::{
     lookup_offset, lookup_time, OffsetEntry, TimeEntry, OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
 use crate::io::FileSystem;
+use crate::storage::cursor::IndexCursor;
 
 pub(crate) const LOG_EXT: &str = "log";
 pub(crate) const INDEX_EXT: &str = "index";
@@ -130,6 +131,9 @@ impl MapCache {
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub base: u64,
+    /// The layout of the segment's batches and indexes: v2 for every
+    /// segment this build creates, v1 for one written by an older build.
+    pub version: Version,
     pub log: MappedFile,
     pub offsets: MappedFile,
     pub times: MappedFile,
@@ -159,6 +163,7 @@ impl Segment {
         let (oc, tc) = index_capacities(segment_index_bytes);
         Ok(Segment {
             base,
+            version: Version::V2,
             log: MappedFile::create(fs, &segment_path(dir, base, LOG_EXT), log_capacity)?,
             offsets: MappedFile::create(fs, &segment_path(dir, base, INDEX_EXT), oc)?,
             times: MappedFile::create(fs, &segment_path(dir, base, TIME_INDEX_EXT), tc)?,
@@ -173,6 +178,7 @@ impl Segment {
     /// Assembles a segment from files already validated by recovery.
     pub fn from_parts(
         base: u64,
+        version: Version,
         log: MappedFile,
         offsets: MappedFile,
         times: MappedFile,
@@ -181,6 +187,7 @@ impl Segment {
     ) -> Segment {
         Segment {
             base,
+            version,
             log,
             offsets,
             times,
@@ -311,18 +318,18 @@ impl Segment {
         let times = self.times.view()?;
         let n = times.len() / TIME_ENTRY_LEN;
         Ok(n.checked_sub(1)
-            .and_then(|i| crate::format::index::time_entry(&times, i)))
+            .and_then(|i| crate::format::index::time_entry(&times, i, self.version)))
     }
 
     /// Appends index entries. Writer only.
     pub fn push_offset_entry(&self, e: OffsetEntry) -> io::Result<()> {
-        let end = self.offsets.write_unpublished(&e.encode())?;
+        let end = self.offsets.write_unpublished(&e.encode(self.version))?;
         self.offsets.publish(end);
         Ok(())
     }
 
     pub fn push_time_entry(&self, e: TimeEntry) -> io::Result<()> {
-        let end = self.times.write_unpublished(&e.encode())?;
+        let end = self.times.write_unpublished(&e.encode(self.version))?;
         self.times.publish(end);
         Ok(())
     }
@@ -359,7 +366,7 @@ impl Segment {
         let rel = u32::try_from(offset.saturating_sub(self.base)).unwrap_or(u32::MAX);
         let offsets = self.view(Part::Offsets)?;
         let n = offsets.len() / OFFSET_ENTRY_LEN;
-        Ok(match lookup_offset(&offsets, n, rel) {
+        Ok(match lookup_offset(&offsets, n, rel, self.version) {
             Some(e) if self.entry_points_at_batch(log, e) => u64::from(e.pos),
             // An entry that disagrees with the log is ignored; the scan from
             // the start is slower but correct. Recovery rebuilds such an
@@ -370,7 +377,7 @@ impl Segment {
 
     fn entry_points_at_batch(&self, log: &[u8], e: OffsetEntry) -> bool {
         match log.get(e.pos as usize..).map(peek_header) {
-            Some(Ok(h)) => h.base_offset == self.base + u64::from(e.rel),
+            Some(Ok(h)) => entry_matches(self.version, &h, self.base, e),
             _ => false,
         }
     }
@@ -380,7 +387,7 @@ impl Segment {
     pub fn time_scan_start(self: &Arc<Self>, ts: i64) -> io::Result<u64> {
         let times = self.view(Part::Times)?;
         let n = times.len() / TIME_ENTRY_LEN;
-        Ok(match lookup_time(&times, n, ts) {
+        Ok(match lookup_time(&times, n, ts, self.version) {
             Some(e) => self.base + u64::from(e.rel),
             None => self.base,
         })
@@ -403,14 +410,14 @@ impl Segment {
         ]
     }
 
-    /// Seals the segment: the final time entry, then every file cut to its
-    /// real size and synced. Writer only.
-    pub fn seal(&self, sync: bool) -> io::Result<()> {
-        let next = self.next_offset();
-        let max_ts = self.max_timestamp();
-        let rel = u32::try_from(next - self.base).map_err(io::Error::other)?;
-        if next > self.base && self.last_time_entry()?.is_none_or(|e| e.rel < rel) {
-            self.push_time_entry(TimeEntry { ts: max_ts, rel })?;
+    /// Seals the segment: the final time entry (the cursor's, FORMAT.md
+    /// §4.2), then every file cut to its real size and synced. Writer only.
+    pub fn seal(&self, sync: bool, cursor: &mut IndexCursor) -> io::Result<()> {
+        let rel = u32::try_from(self.next_offset() - self.base).map_err(io::Error::other)?;
+        if let Some(e) = cursor.seal_entry(rel) {
+            if self.last_time_entry()?.is_none_or(|last| last.rel < e.rel) {
+                self.push_time_entry(e)?;
+            }
         }
         for f in [&self.log, &self.offsets, &self.times] {
             f.trim()?;
@@ -420,6 +427,18 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Whether offset entry `e` of a segment with base `base` names the batch
+/// whose header is `h`: v1 entries hold a batch's first offset, v2 entries
+/// (Kafka's) its last.
+pub(crate) fn entry_matches(version: Version, h: &BatchHeader, base: u64, e: OffsetEntry) -> bool {
+    let want = base + u64::from(e.rel);
+    h.version == version
+        && match version {
+            Version::V1 => h.base_offset == want,
+            Version::V2 => h.last_offset() == want,
+        }
 }
 
 /// Removes a segment's three files, those that exist.

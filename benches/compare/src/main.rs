@@ -575,6 +575,9 @@ fn w_compressed(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &P
             })
             .collect();
         let b = streamlog::internals::DecodedBatch {
+            version: 2,
+            leader_epoch: 0,
+            producer: (-1, -1, -1),
             total_len: 0,
             base_offset: 0,
             last_offset_delta: k as u32 - 1,

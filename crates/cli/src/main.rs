@@ -94,23 +94,36 @@ fn run(args: &[String]) -> Res<ExitCode> {
             let d = dump_segment(path)?;
             for b in &d.batches {
                 println!(
-                    "batch position={} size={} offsets={}..={} records={} compression={} timestamps={}..{} crc={}",
+                    "batch position={} size={} offsets={}..={} records={} format=v{} compression={} timestamps={}..{} producer={}/{}/{}{}{} crc={}",
                     b.position,
                     b.size,
                     b.base_offset,
                     b.last_offset,
                     b.record_count,
+                    b.format_version,
                     b.compression,
                     b.base_timestamp,
                     b.max_timestamp,
+                    b.producer_id,
+                    b.producer_epoch,
+                    b.base_sequence,
+                    if b.transactional { " transactional" } else { "" },
+                    if b.control { " control" } else { "" },
                     if b.crc_ok { "ok" } else { "BAD" }
                 );
                 for r in &b.records {
                     let headers: Vec<String> = r
                         .headers
                         .iter()
-                        .map(|(k, v)| format!("{k}={}", show(Some(v))))
+                        .map(|(k, v)| format!("{k}={}", show(v.as_deref())))
                         .collect();
+                    if let Some(marker) = r.control {
+                        println!(
+                            "  offset={} timestamp={} marker={marker}",
+                            r.offset, r.timestamp
+                        );
+                        continue;
+                    }
                     println!(
                         "  offset={} timestamp={} key={} value={} headers=[{}]",
                         r.offset,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::{Partition, Writer};
 use crate::error::{Error, Result};
-use crate::format::batch::EncodedBatch;
+use crate::format::batch::{EncodedBatch, Version};
+use crate::format::index::V2_MAX_REL;
 use crate::storage::cursor::IndexCursor;
 use crate::storage::segment::{remove_segment_files, Segment};
 
@@ -50,8 +51,15 @@ impl Partition {
         let wr = &mut *w;
         let seg = &wr.active;
         let pos = seg.log.len();
+        let h = &batch.header;
         let rel = (base_offset - seg.base) as u32;
-        let (o, t) = wr.cursor.before_batch(pos, rel);
+        let (o, t) = wr.cursor.place(
+            pos,
+            rel,
+            rel + h.last_offset_delta,
+            h.base_timestamp,
+            h.max_timestamp,
+        );
         let indexed = (o.is_some(), t.is_some());
         if let Some(o) = o {
             seg.push_offset_entry(o)
@@ -68,7 +76,6 @@ impl Partition {
         seg.log.publish(end);
         let h = &batch.header;
         seg.note_append(next, h.max_timestamp);
-        wr.cursor.after_batch(h.base_timestamp, h.max_timestamp);
         wr.next_offset = next;
         self.end.store(next, Ordering::SeqCst);
         if self.shared.no_sync {
@@ -105,7 +112,11 @@ impl Partition {
                 .first_ts
                 .is_some_and(|t| ts.saturating_sub(t) >= age_ms)
             || !seg.index_has_room()
-            || next - seg.base > u64::from(u32::MAX)
+            // A segment of an older layout takes no new batches.
+            || seg.version != Version::V2
+            // Kafka's indexes hold positions and relative offsets as i32.
+            || seg.log.len() > u64::from(V2_MAX_REL)
+            || next - 1 - seg.base > u64::from(V2_MAX_REL)
     }
 
     fn create_segment(&self, base: u64, capacity: u64) -> Result<Arc<Segment>> {
@@ -124,7 +135,7 @@ impl Partition {
         let old = w.active.clone();
         {
             let _s = self.sync_lock.lock();
-            old.seal(!self.shared.no_sync)
+            old.seal(!self.shared.no_sync, &mut w.cursor)
                 .map_err(|e| self.poison("seal segment", old.log.path(), e))?;
             self.advance_durable(old.next_offset())?;
         }
@@ -137,7 +148,7 @@ impl Partition {
         // Only now: a syncer picks the last segment of the list.
         old.make_lazy(&self.shared.maps, true);
         w.activate(new);
-        w.cursor = IndexCursor::new(self.cfg.index_interval_bytes);
+        w.cursor = IndexCursor::new(self.cfg.index_interval_bytes, Version::V2);
         self.shared
             .metrics
             .segments_rolled
@@ -172,7 +183,9 @@ impl Partition {
     pub fn skip_to(&self, to: u64) -> Result<()> {
         let now = self.shared.clock.now_ms();
         while self.end_offset() < to {
-            let span = (to - self.end_offset()).min(u64::from(u32::MAX));
+            // A v2 batch spans at most 2^31 offsets (its last offset delta
+            // is an i32).
+            let span = (to - self.end_offset()).min(u64::from(V2_MAX_REL) + 1);
             let section = EncodedBatch::section_buffer(0);
             let mut batch = EncodedBatch::new(section, 0, (span - 1) as u32, now, now, None)
                 .map_err(|e| self.poison("encode an empty batch for", &self.dir, e))?;

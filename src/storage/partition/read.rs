@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use super::Partition;
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::batch::{
-    decode_batch, records_section, BatchHeader, DecodeError, RecordIter, VERSION,
-};
+use crate::format::batch::{decode_batch, records_section, BatchHeader, DecodeError, RecordIter};
 use crate::signal::Signal;
 use crate::storage::mapped::View;
 use crate::storage::segment::{Part, Segment};
@@ -48,26 +46,8 @@ impl Partition {
     }
 
     fn corrupted(&self, seg: &Segment, pos: usize, offset: u64, e: DecodeError) -> Error {
-        let path = seg.log.path().to_owned();
         let available = seg.log.len().saturating_sub(pos as u64);
-        match e {
-            DecodeError::UnsupportedVersion(v) => Error::UnsupportedVersion {
-                path,
-                position: pos as u64,
-                found: u32::from(v),
-                supported: u32::from(VERSION),
-            },
-            DecodeError::Corrupt(kind) => Error::corrupted(path, pos as u64, Some(offset), kind),
-            DecodeError::Incomplete { needed } => Error::corrupted(
-                path,
-                pos as u64,
-                Some(offset),
-                CorruptionKind::Truncated {
-                    needed: needed as u64,
-                    available,
-                },
-            ),
-        }
+        e.into_error(seg.log.path(), pos as u64, Some(offset), available)
     }
 
     /// Collects validated batches holding offsets from `offset` on, up to
@@ -194,14 +174,19 @@ impl Partition {
                 // A batch's bytes are published before the end offset moves
                 // past it: never return more than the end read above, so
                 // that a reader's position can never pass the end offset.
-                if h.base_offset >= end {
-                    return Ok(Read::Done(()));
-                }
+                // Such a batch is being appended: it follows its
+                // predecessor exactly (only compaction leaves gaps, and
+                // never past the end), so a base offset that jumps there
+                // is damage (Kafka's CRC does not cover it), not news.
                 let in_order = match expected {
+                    Some(e) if h.base_offset >= end => h.base_offset == e,
                     Some(e) if compacted => h.base_offset >= e,
                     Some(e) => h.base_offset == e,
                     None => h.base_offset >= seg.base,
                 };
+                if in_order && h.base_offset >= end {
+                    return Ok(Read::Done(()));
+                }
                 if !in_order || h.next_offset() - seg.base > u64::from(u32::MAX) + 1 {
                     let kind = CorruptionKind::OffsetOutOfOrder {
                         expected: expected.unwrap_or(seg.base),

@@ -9,6 +9,7 @@ use super::stray::set_aside_strays;
 use super::swap::resolve_swaps;
 use super::{LoadCtx, Loaded};
 use crate::error::{io_err, CorruptionKind, Error, Result};
+use crate::format::batch::Version;
 use crate::storage::cursor::IndexCursor;
 use crate::storage::policy::RecoveryMode;
 use crate::storage::segment::{
@@ -61,7 +62,7 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
         .map_err(io_err("create segment in", ctx.dir))?;
         return Ok(Loaded {
             segments: vec![Arc::new(seg)],
-            cursor: IndexCursor::new(ctx.index_interval),
+            cursor: IndexCursor::new(ctx.index_interval, Version::V2),
             durable: None,
             skip_to: None,
         });
@@ -84,7 +85,7 @@ pub(crate) fn load_partition(ctx: &LoadCtx<'_>, report: &mut RecoveryReport) -> 
         seg.unmap();
         segments.push(Arc::new(seg));
     }
-    let mut cursor = IndexCursor::new(ctx.index_interval);
+    let mut cursor = IndexCursor::new(ctx.index_interval, Version::V2);
     let mut durable = None;
     let mut i = scan_from;
     while i < bases.len() {

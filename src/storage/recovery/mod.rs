@@ -50,6 +50,11 @@ pub(crate) struct LoadCtx<'a> {
     pub index_interval: u64,
     pub segment_index_bytes: u64,
     pub sync: bool,
+    /// The topic is not compacted, so the active segment holds no gaps:
+    /// each batch of it must start exactly where the one before ended
+    /// (Kafka's CRC does not cover the base offset; this catches a damaged
+    /// one).
+    pub exact_offsets: bool,
 }
 
 /// A loaded partition: its segments (the last one active) and the append

@@ -3,11 +3,11 @@
 //! first damage, indexes rebuilt).
 
 use super::report::{RecoveryReport, Truncation};
-use super::scan::{scan_segment, scan_segment_checked, Stop};
+use super::scan::{scan_segment, scan_segment_checked, segment_version, Stop};
 use super::tail;
 use super::LoadCtx;
 use crate::error::{io_err, CorruptionKind, Error, Result};
-use crate::format::batch::VERSION;
+use crate::format::batch::{peek_header, Version};
 use crate::format::index::{
     offset_entry, time_entry, valid_offset_entries, valid_time_entries, OFFSET_ENTRY_LEN,
     TIME_ENTRY_LEN,
@@ -17,7 +17,7 @@ use crate::storage::cursor::IndexCursor;
 use crate::storage::mapped::MappedFile;
 use crate::storage::policy::RecoveryMode;
 use crate::storage::segment::{
-    index_capacities, segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
+    entry_matches, index_capacities, segment_path, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
 };
 
 /// Opens a sealed segment below the recovery point, checking its indexes
@@ -33,10 +33,11 @@ pub(super) fn open_trusted(
     let log = MappedFile::open_whole(fs, &log_path).map_err(io_err("map", &log_path))?;
     let log_bytes = log.view().map_err(io_err("map", &log_path))?;
     let len = log.len();
+    let version = segment_version(&log_bytes);
     let next_rel = next_base - base;
     if let (Some(offsets), Some(times)) = (
-        open_sealed_index(ctx, base, INDEX_EXT, OFFSET_ENTRY_LEN),
-        open_sealed_index(ctx, base, TIME_INDEX_EXT, TIME_ENTRY_LEN),
+        open_sealed_index(ctx, base, INDEX_EXT, version),
+        open_sealed_index(ctx, base, TIME_INDEX_EXT, version),
     ) {
         let (offsets_bytes, times_bytes) = (
             offsets.view().unwrap_or_default(),
@@ -45,27 +46,35 @@ pub(super) fn open_trusted(
         let n = offsets_bytes.len() / OFFSET_ENTRY_LEN;
         let offsets_ok = match n
             .checked_sub(1)
-            .and_then(|i| offset_entry(&offsets_bytes, i))
+            .and_then(|i| offset_entry(&offsets_bytes, i, version))
         {
             None => true,
             Some(e) => {
                 u64::from(e.pos) < len
                     && log_bytes
                         .get(e.pos as usize..)
-                        .and_then(|b| crate::format::batch::peek_header(b).ok())
-                        .is_some_and(|h| h.base_offset == base + u64::from(e.rel))
+                        .and_then(|b| peek_header(b).ok())
+                        .is_some_and(|h| entry_matches(version, &h, base, e))
             }
         };
         let nt = times_bytes.len() / TIME_ENTRY_LEN;
-        let seal = nt.checked_sub(1).and_then(|i| time_entry(&times_bytes, i));
-        let times_ok = match seal {
-            Some(e) => u64::from(e.rel) == next_rel,
-            None => len == 0,
+        let seal = nt
+            .checked_sub(1)
+            .and_then(|i| time_entry(&times_bytes, i, version));
+        // The seal entry (FORMAT.md §4.2) gives the segment's largest
+        // timestamp. v1 pins it at the segment's next offset; a v2 entry
+        // must lie inside the segment. A non-empty v2 segment without one
+        // holds only negative timestamps, which Kafka never indexes: it is
+        // scanned for its largest timestamp.
+        let times_ok = match (version, seal) {
+            (Version::V1, Some(e)) => u64::from(e.rel) == next_rel,
+            (Version::V2, Some(e)) => u64::from(e.rel) < next_rel,
+            (_, None) => len == 0,
         };
         if offsets_ok && times_ok {
             let max_ts = seal.map_or(i64::MIN, |e| e.ts);
             return Ok(Segment::from_parts(
-                base, log, offsets, times, next_base, max_ts,
+                base, version, log, offsets, times, next_base, max_ts,
             ));
         }
     }
@@ -80,6 +89,7 @@ pub(super) fn open_trusted(
     // reach it fail with `Corrupted`, and nothing after it is lost.
     Ok(Segment::from_parts(
         base,
+        version,
         log,
         offsets,
         times,
@@ -88,15 +98,20 @@ pub(super) fn open_trusted(
     ))
 }
 
-fn open_sealed_index(ctx: &LoadCtx<'_>, base: u64, ext: &str, entry: usize) -> Option<MappedFile> {
+fn open_sealed_index(
+    ctx: &LoadCtx<'_>,
+    base: u64,
+    ext: &str,
+    version: Version,
+) -> Option<MappedFile> {
     let path = segment_path(ctx.dir, base, ext);
     let f = MappedFile::open_whole(ctx.fs, &path).ok()?;
     let len = f.len();
     let bytes = f.view().ok()?;
-    let valid = if entry == OFFSET_ENTRY_LEN {
-        valid_offset_entries(&bytes)
+    let (valid, entry) = if ext == INDEX_EXT {
+        (valid_offset_entries(&bytes, version), OFFSET_ENTRY_LEN)
     } else {
-        valid_time_entries(&bytes)
+        (valid_time_entries(&bytes, version), TIME_ENTRY_LEN)
     };
     drop(bytes);
     // A sealed index is trimmed to its entries, so anything after the valid
@@ -141,6 +156,7 @@ fn resume_tail(
         offsets: &offsets,
         times: &times,
         zeros_from,
+        exact: ctx.exact_offsets,
     };
     tail::resume(&files, base, ctx.index_interval)
 }
@@ -177,7 +193,9 @@ pub(super) fn open_scanned(
             r.scan
         }
         None => {
-            let scan = scan_segment_checked(&reader_bytes, base, ctx.index_interval, &zeros_from);
+            let exact = is_last && ctx.exact_offsets;
+            let scan =
+                scan_segment_checked(&reader_bytes, base, ctx.index_interval, &zeros_from, exact);
             report.bytes_scanned += scan.valid_len;
             scan
         }
@@ -202,13 +220,8 @@ pub(super) fn open_scanned(
         // Zeros after the data are the unused preallocation of the active
         // segment: expected after any unclean stop, not damage.
         Some(Stop::Zeros) if is_last => {}
-        Some(Stop::Unsupported(v)) => {
-            return Err(Error::UnsupportedVersion {
-                path: log_path,
-                position: scan.valid_len,
-                found: u32::from(*v),
-                supported: u32::from(VERSION),
-            })
+        Some(Stop::Unsupported(e)) => {
+            return Err(e.clone().into_error(&log_path, scan.valid_len, None, 0));
         }
         Some(stop) => {
             let kind = match stop {
@@ -258,7 +271,16 @@ pub(super) fn open_scanned(
         }
         let offsets = write_sealed_index(ctx, base, INDEX_EXT, &scan.offsets, report)?;
         let times = write_sealed_index(ctx, base, TIME_INDEX_EXT, &times, report)?;
-        let seg = Segment::from_parts(base, log, offsets, times, seg_next, scan.cursor.max_ts);
+        let version = scan.cursor.version();
+        let seg = Segment::from_parts(
+            base,
+            version,
+            log,
+            offsets,
+            times,
+            seg_next,
+            scan.cursor.max_ts,
+        );
         return Ok((seg, scan.cursor, true));
     }
     // The segment stays (or becomes) the active one: reopen it for appends
@@ -298,6 +320,7 @@ pub(super) fn open_scanned(
     }
     let seg = Segment::from_parts(
         base,
+        scan.cursor.version(),
         log,
         offsets,
         times,

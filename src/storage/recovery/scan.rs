@@ -3,8 +3,8 @@
 //! placed.
 
 use crate::error::CorruptionKind;
-use crate::format::batch::{decode_batch, DecodeError};
-use crate::format::index::TimeEntry;
+use crate::format::batch::{decode_batch, version_of, DecodeError, Version};
+use crate::format::index::V2_MAX_REL;
 use crate::storage::cursor::IndexCursor;
 
 /// Why a scan stopped before the end of the file.
@@ -13,7 +13,9 @@ pub(crate) enum Stop {
     /// Only zero bytes follow: space preallocated and never written.
     Zeros,
     Damaged(CorruptionKind),
-    Unsupported(u8),
+    /// A valid batch this build cannot read (a newer version, or a codec it
+    /// lacks): never cut off.
+    Unsupported(DecodeError),
 }
 
 /// The result of walking (part of) a segment batch by batch.
@@ -27,6 +29,9 @@ pub(crate) struct Scan {
     pub offsets: Vec<u8>,
     pub times: Vec<u8>,
     pub stop: Option<Stop>,
+    /// Whether every batch must start exactly at `next_offset` (no
+    /// compaction gaps: see `LoadCtx::exact_offsets`).
+    pub exact: bool,
 }
 
 impl Scan {
@@ -40,6 +45,7 @@ impl Scan {
             offsets: Vec::new(),
             times: Vec::new(),
             stop: None,
+            exact: false,
         }
     }
 
@@ -77,16 +83,25 @@ impl Scan {
                                 })
                             }
                             DecodeError::Corrupt(k) => Stop::Damaged(k),
-                            DecodeError::UnsupportedVersion(v) => Stop::Unsupported(v),
+                            e @ (DecodeError::UnsupportedVersion(_)
+                            | DecodeError::UnsupportedCodec(_)) => Stop::Unsupported(e),
                         }
                     });
                     break;
                 }
             };
-            if h.base_offset < self.next_offset {
+            if h.base_offset < self.next_offset || (self.exact && h.base_offset != self.next_offset)
+            {
                 self.stop = Some(Stop::Damaged(CorruptionKind::OffsetOutOfOrder {
                     expected: self.next_offset,
                     found: h.base_offset,
+                }));
+                break;
+            }
+            let version = self.cursor.version();
+            if h.version != version {
+                self.stop = Some(Stop::Damaged(CorruptionKind::BadRecord {
+                    reason: "a batch of another layout than its segment's",
                 }));
                 break;
             }
@@ -97,18 +112,29 @@ impl Scan {
                 self.stop = Some(Stop::Damaged(far));
                 break;
             };
-            if h.next_offset() - base > u64::from(u32::MAX) {
+            // v1 keeps relative offsets in a u32; v2 (Kafka's indexes)
+            // keeps relative offsets and positions in an i32.
+            let fits = match version {
+                Version::V1 => h.next_offset() - base <= u64::from(u32::MAX),
+                Version::V2 => {
+                    h.last_offset() - base <= u64::from(V2_MAX_REL)
+                        && pos as u64 <= u64::from(V2_MAX_REL)
+                }
+            };
+            if !fits {
                 self.stop = Some(Stop::Damaged(far));
                 break;
             }
-            let (o, t) = self.cursor.before_batch(pos as u64, rel);
+            let last_rel = rel + h.last_offset_delta;
+            let (o, t) =
+                self.cursor
+                    .place(pos as u64, rel, last_rel, h.base_timestamp, h.max_timestamp);
             if let Some(o) = o {
-                self.offsets.extend_from_slice(&o.encode());
+                self.offsets.extend_from_slice(&o.encode(version));
             }
             if let Some(t) = t {
-                self.times.extend_from_slice(&t.encode());
+                self.times.extend_from_slice(&t.encode(version));
             }
-            self.cursor.after_batch(h.base_timestamp, h.max_timestamp);
             self.next_offset = h.next_offset();
             pos += h.total_len();
         }
@@ -116,19 +142,14 @@ impl Scan {
     }
 
     /// The time index of the scanned segment once sealed: the rebuilt
-    /// entries plus the seal entry (the segment's max timestamp at its next
-    /// offset), which recovery checks to trust a sealed time index.
+    /// entries plus the seal entry (FORMAT.md §4.2), which gives a sealed
+    /// segment's largest timestamp without a scan.
     pub fn sealed_time_index(&self, base: u64, next: u64) -> Vec<u8> {
         let mut times = self.times.clone();
-        if next > base {
-            let rel = u32::try_from(next - base).unwrap_or(u32::MAX);
-            times.extend_from_slice(
-                &TimeEntry {
-                    ts: self.cursor.max_ts,
-                    rel,
-                }
-                .encode(),
-            );
+        let mut cursor = self.cursor;
+        let rel = u32::try_from(next - base).unwrap_or(u32::MAX);
+        if let Some(e) = cursor.seal_entry(rel) {
+            times.extend_from_slice(&e.encode(cursor.version()));
         }
         times
     }
@@ -136,7 +157,7 @@ impl Scan {
 
 /// Walks a whole segment from its first byte (see [`Scan::run_checked`]).
 pub(crate) fn scan_segment(bytes: &[u8], base: u64, interval: u64) -> Scan {
-    scan_segment_checked(bytes, base, interval, &|p| all_zero(&bytes[p..]))
+    scan_segment_checked(bytes, base, interval, &|p| all_zero(&bytes[p..]), false)
 }
 
 /// [`scan_segment`] with a zero check that need not read the bytes (see
@@ -146,10 +167,19 @@ pub(crate) fn scan_segment_checked(
     base: u64,
     interval: u64,
     zeros_from: &dyn Fn(usize) -> bool,
+    exact: bool,
 ) -> Scan {
-    let mut scan = Scan::at(0, base, IndexCursor::new(interval));
+    let cursor = IndexCursor::new(interval, segment_version(bytes));
+    let mut scan = Scan::at(0, base, cursor);
+    scan.exact = exact;
     scan.run_checked(bytes, base, bytes.len() as u64, zeros_from);
     scan
+}
+
+/// The layout of a segment, from its first batch: v2 for an empty segment
+/// (or one that starts with zero fill), since new batches are v2.
+pub(crate) fn segment_version(log: &[u8]) -> Version {
+    version_of(log)
 }
 
 pub(crate) fn all_zero(bytes: &[u8]) -> bool {

@@ -18,7 +18,7 @@ use super::report::RecoveryReport;
 use super::scan::scan_segment;
 use super::LoadCtx;
 use crate::error::{io_err, Result};
-use crate::format::batch::{claimed_base_offset, HEADER_LEN};
+use crate::format::batch::{claimed_base_offset, MAX_HEADER_LEN};
 use crate::io::OpenMode;
 use crate::storage::mapped::MappedFile;
 use crate::storage::segment::{segment_path, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
@@ -70,8 +70,8 @@ fn start_of(ctx: &LoadCtx<'_>, base: u64) -> Result<Start> {
         .open(&path, OpenMode::Read)
         .map_err(io_err("open", &path))?;
     let len = f.len().map_err(io_err("stat", &path))?;
-    let mut head = [0u8; HEADER_LEN];
-    let n = (len as usize).min(HEADER_LEN);
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = (len as usize).min(MAX_HEADER_LEN);
     f.read_at(&mut head[..n], 0)
         .map_err(io_err("read", &path))?;
     if head[..n].iter().all(|&b| b == 0) {

@@ -1,6 +1,10 @@
 //! Recovering the active segment after a process crash on the same boot,
 //! without walking it from its first byte.
 //!
+//! Both layouts resume; v1 segments as described below, v2 segments
+//! (Kafka's index rule) by [`try_entry_v2`], which resumes after the batch
+//! of entry `c - 1` instead of at it.
+//!
 //! # Why the index can be trusted
 //!
 //! A kill -9 (or a panic with `panic = "abort"`) ends the process but not
@@ -44,12 +48,13 @@
 //! 0 in every respect (end, stop, index entries, cursor).
 
 use super::scan::{Scan, Stop};
-use crate::format::batch::decode_batch;
+use crate::format::batch::{decode_batch, version_of, Version};
 use crate::format::index::{
     offset_entry, time_entry, valid_offset_entries, valid_time_entries, OffsetEntry, TimeEntry,
     OFFSET_ENTRY_LEN, TIME_ENTRY_LEN,
 };
 use crate::storage::cursor::IndexCursor;
+use crate::storage::segment::entry_matches;
 
 /// How many index entries are tried as resume points before giving up.
 pub(crate) const TRIES: usize = 3;
@@ -62,6 +67,8 @@ pub(crate) struct Files<'a> {
     pub times: &'a [u8],
     /// Whether the log's bytes from a position on are all zero.
     pub zeros_from: &'a dyn Fn(usize) -> bool,
+    /// Whether batches must follow each other exactly (`Scan::exact`).
+    pub exact: bool,
 }
 
 /// A scan of the segment that resumed at `from`: its index vectors hold the
@@ -83,10 +90,11 @@ enum Reject {
 /// Scans the active segment from one of its last index entries to its end.
 /// `None` when no entry qualifies: the caller scans from byte 0.
 pub(crate) fn resume(files: &Files<'_>, base: u64, interval: u64) -> Option<Resumed> {
-    let n = valid_offset_entries(files.offsets);
-    let m = valid_time_entries(files.times);
+    let v = version_of(files.log);
+    let n = valid_offset_entries(files.offsets, v);
+    let m = valid_time_entries(files.times, v);
     let first_ts = decode_batch(files.log).ok()?.base_timestamp;
-    let ix = Index { files, n, m };
+    let ix = Index { files, n, m, v };
     // Candidates are entries below `hi`, tried from the top.
     let mut hi = n;
     for _ in 0..TRIES {
@@ -96,7 +104,11 @@ pub(crate) fn resume(files: &Files<'_>, base: u64, interval: u64) -> Option<Resu
         if c == 0 {
             return None;
         }
-        match try_entry(&ix, c, base, interval, first_ts) {
+        let tried = match v {
+            Version::V1 => try_entry(&ix, c, base, interval, first_ts),
+            Version::V2 => try_entry_v2(&ix, c, base, interval, first_ts),
+        };
+        match tried {
             Ok(r) => return Some(r),
             Err(Reject::Next) => hi = c,
             Err(Reject::Below(rel)) => hi = ix.offsets_below(rel).min(c),
@@ -112,18 +124,20 @@ struct Index<'a> {
     n: usize,
     /// Valid time entries.
     m: usize,
+    /// The segment's layout.
+    v: Version,
 }
 
 impl Index<'_> {
     fn offset(&self, i: usize) -> Option<OffsetEntry> {
         (i < self.n)
-            .then(|| offset_entry(self.files.offsets, i))
+            .then(|| offset_entry(self.files.offsets, i, self.v))
             .flatten()
     }
 
     fn time(&self, i: usize) -> Option<TimeEntry> {
         (i < self.m)
-            .then(|| time_entry(self.files.times, i))
+            .then(|| time_entry(self.files.times, i, self.v))
             .flatten()
     }
 
@@ -197,7 +211,7 @@ fn cursor_before(
         ),
         Some(t) => (t.ts, Some(t.ts)),
     };
-    IndexCursor::resume(interval, last_pos, max_ts, last_time_ts, first_ts)
+    IndexCursor::resume_v1(interval, last_pos, max_ts, last_time_ts, first_ts)
 }
 
 /// The rel of the last time slot used (of the first `used`) if it may be a
@@ -246,6 +260,7 @@ fn try_entry(
     let kept_offsets = (c - 1) * OFFSET_ENTRY_LEN;
     let kept_times = ix.times_up_to(prev.rel.saturating_sub(1)) * TIME_ENTRY_LEN;
     let mut scan = Scan::at(u64::from(prev.pos), base + u64::from(prev.rel), cursor);
+    scan.exact = files.exact;
     // Through the batch of entry `c`: it and every batch since entry `c - 1`
     // must be whole, and the entries placed must be the stored ones.
     scan.run_checked(files.log, base, u64::from(cand.pos) + 1, files.zeros_from);
@@ -272,10 +287,113 @@ fn try_entry(
     })
 }
 
+/// v2 (Kafka's rule, `storage::cursor`): resumes right after the batch
+/// of entry `c - 1`, whose cursor state the index gives exactly, checks
+/// that entry `c` and the time entries up to it are placed again exactly
+/// as stored, then scans to the end.
+///
+/// After the batch of an index point, the largest timestamp so far is the
+/// last time entry placed at or before it (one is placed whenever it grew,
+/// unless it is negative), and Kafka's time entries placed at a point hold
+/// a rel above the previous point's: so the time entries with rel `<=`
+/// entry `c - 1`'s are exactly those placed by then. Without any (only
+/// negative timestamps so far) the state is unknown and the entry is not
+/// used.
+///
+/// A kept time slot (trusted, not placed again) could be the torn last
+/// store when the log ends in zero bytes and nothing was stored after it;
+/// such a slot is not kept: only entries below it are tried.
+fn try_entry_v2(
+    ix: &Index<'_>,
+    c: usize,
+    base: u64,
+    interval: u64,
+    first_ts: i64,
+) -> Result<Resumed, Reject> {
+    let files = ix.files;
+    let (Some(prev), Some(cand)) = (ix.offset(c - 1), ix.offset(c)) else {
+        return Err(Reject::Next);
+    };
+    if u64::from(cand.pos) >= files.log.len() as u64 {
+        return Err(Reject::Next);
+    }
+    let Some(batch) = files
+        .log
+        .get(prev.pos as usize..)
+        .and_then(|b| decode_batch(b).ok())
+        .filter(|h| entry_matches(ix.v, h, base, prev))
+    else {
+        return Err(Reject::Next);
+    };
+    let kept = ix.times_up_to(prev.rel);
+    let Some(last) = kept.checked_sub(1).and_then(|i| ix.time(i)) else {
+        return Err(Reject::Next);
+    };
+    let used = ix.times_up_to(cand.rel);
+    let cursor = IndexCursor::resume_v2(interval, u64::from(prev.pos), last.ts, last.rel, first_ts);
+    let from = u64::from(prev.pos) + batch.total_len() as u64;
+    let mut scan = Scan::at(from, batch.next_offset(), cursor);
+    scan.exact = files.exact;
+    scan.run_checked(files.log, base, u64::from(cand.pos) + 1, files.zeros_from);
+    let placed_as_stored = scan.stop.is_none()
+        && scan.valid_len > u64::from(cand.pos)
+        && files
+            .offsets
+            .get(c * OFFSET_ENTRY_LEN..(c + 1) * OFFSET_ENTRY_LEN)
+            == Some(&scan.offsets[..])
+        && files
+            .times
+            .get(kept * TIME_ENTRY_LEN..used * TIME_ENTRY_LEN)
+            == Some(&scan.times[..]);
+    if !placed_as_stored {
+        return Err(Reject::Next);
+    }
+    scan.run_checked(files.log, base, files.log.len() as u64, files.zeros_from);
+    if used == kept && suspect_v2(ix, kept - 1, last, &scan, base) {
+        return Err(Reject::Below(last.rel));
+    }
+    let mut offsets = files.offsets[..c * OFFSET_ENTRY_LEN].to_vec();
+    offsets.append(&mut scan.offsets);
+    scan.offsets = offsets;
+    let mut times = files.times[..kept * TIME_ENTRY_LEN].to_vec();
+    times.append(&mut scan.times);
+    scan.times = times;
+    Ok(Resumed { scan, from })
+}
+
+/// Whether kept time slot `i` (holding `t`) may be the process's torn last
+/// store rather than the entry it looks like. Only the last slot stored can
+/// be torn, and only when the log ends in zero bytes (a torn batch would
+/// mean the slot before it was whole). The writer stores a time entry
+/// either at an index point, just before that point's batch, or when
+/// sealing, after the last batch. So a torn slot is either:
+/// - an index point's whose batch was never stored: then that point's
+///   offset entry, stored whole just before, is the last one and names the
+///   end of the log; or
+/// - the seal entry: then its real value is what sealing the scanned
+///   segment would store, and each visible byte is zero or that entry's.
+fn suspect_v2(ix: &Index<'_>, i: usize, t: TimeEntry, scan: &Scan, base: u64) -> bool {
+    let log_ends_in_zeros = matches!(scan.stop, None | Some(Stop::Zeros));
+    if !(log_ends_in_zeros && ix.last_stored_time_slot(i)) {
+        return false;
+    }
+    let unstored_point =
+        ix.n.checked_sub(1)
+            .and_then(|j| ix.offset(j))
+            .is_some_and(|e| u64::from(e.pos) == scan.valid_len);
+    let mut cursor = scan.cursor;
+    let end_rel = u32::try_from(scan.next_offset - base).unwrap_or(u32::MAX);
+    let torn_seal = cursor.seal_entry(end_rel).is_some_and(|seal| {
+        let (seen, whole) = (t.encode(ix.v), seal.encode(ix.v));
+        seen.iter().zip(&whole).all(|(s, w)| *s == 0 || s == w)
+    });
+    unstored_point || torn_seal
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::batch::{encode_record, EncodeRecord, EncodedBatch};
+    use crate::format::batch::{encode_record, v1, EncodeRecord, EncodedBatch};
     use crate::storage::recovery::scan::{all_zero, scan_segment};
 
     struct Rng(u64);
@@ -301,8 +419,13 @@ mod tests {
 
     /// Every store the append path makes for a segment of random batches,
     /// in order: (file, position, bytes).
-    fn writer_stores(rng: &mut Rng, base: u64, interval: u64) -> Vec<(File, usize, Vec<u8>)> {
-        let mut cursor = IndexCursor::new(interval);
+    fn writer_stores(
+        rng: &mut Rng,
+        base: u64,
+        interval: u64,
+        v: Version,
+    ) -> Vec<(File, usize, Vec<u8>)> {
+        let mut cursor = IndexCursor::new(interval, v);
         let (mut log_len, mut off_len, mut time_len) = (0usize, 0usize, 0usize);
         let mut next = base;
         let mut stores = Vec::new();
@@ -313,7 +436,7 @@ mod tests {
         let batches = 8 + rng.below(80);
         for b in 0..batches {
             let count = 1 + rng.below(24) as u32;
-            let mut section = EncodedBatch::section_buffer(0);
+            let mut records = Vec::new();
             let (mut first, mut max) = (0i64, i64::MIN);
             let values: Vec<Vec<u8>> = (0..count)
                 .map(|_| vec![7u8; rng.below(40) as usize])
@@ -340,38 +463,45 @@ mod tests {
                     first = ts;
                 }
                 max = max.max(ts);
-                let r = EncodeRecord {
+                records.push(EncodeRecord {
                     offset_delta: i as u32,
                     timestamp: ts,
                     key: None,
                     value: Some(v),
                     headers: &[],
-                };
-                encode_record(&mut section, &r, first);
+                });
             }
-            let mut batch = EncodedBatch::new(section, count, count - 1, first, max, None).unwrap();
-            let (o, t) = cursor.before_batch(log_len as u64, (next - base) as u32);
+            let rel = (next - base) as u32;
+            let (o, t) = cursor.place(log_len as u64, rel, rel + count - 1, first, max);
             if let Some(o) = o {
-                stores.push((File::Offsets, off_len, o.encode().to_vec()));
+                stores.push((File::Offsets, off_len, o.encode(v).to_vec()));
                 off_len += OFFSET_ENTRY_LEN;
             }
             if let Some(t) = t {
-                stores.push((File::Times, time_len, t.encode().to_vec()));
+                stores.push((File::Times, time_len, t.encode(v).to_vec()));
                 time_len += TIME_ENTRY_LEN;
             }
-            let bytes = batch.seal(next).to_vec();
+            let bytes = match v {
+                Version::V1 => v1::encode_batch(&records, next, None).unwrap(),
+                Version::V2 => {
+                    let mut section = EncodedBatch::section_buffer(0);
+                    for r in &records {
+                        encode_record(&mut section, r, first);
+                    }
+                    let mut b =
+                        EncodedBatch::new(section, count, count - 1, first, max, None).unwrap();
+                    b.seal(next).to_vec()
+                }
+            };
             stores.push((File::Log, log_len, bytes.clone()));
             log_len += bytes.len();
-            cursor.after_batch(first, max);
             next += u64::from(count);
         }
         if rng.below(3) == 0 {
             // The segment was being sealed: its final time entry.
-            let seal = TimeEntry {
-                ts: cursor.max_ts,
-                rel: (next - base) as u32,
-            };
-            stores.push((File::Times, time_len, seal.encode().to_vec()));
+            if let Some(seal) = cursor.seal_entry((next - base) as u32) {
+                stores.push((File::Times, time_len, seal.encode(v).to_vec()));
+            }
         }
         stores
     }
@@ -381,13 +511,22 @@ mod tests {
     /// be exactly the scan from byte 0 — same end, same stop, same index,
     /// same cursor.
     #[test]
-    fn a_resumed_scan_equals_a_full_scan_whatever_store_was_torn() {
+    fn a_resumed_v1_scan_equals_a_full_scan_whatever_store_was_torn() {
+        resumed_equals_full(Version::V1);
+    }
+
+    #[test]
+    fn a_resumed_v2_scan_equals_a_full_scan_whatever_store_was_torn() {
+        resumed_equals_full(Version::V2);
+    }
+
+    fn resumed_equals_full(v: Version) {
         let (mut resumed, mut cases) = (0u64, 0u64);
         for seed in 1..=200u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
             let base = 1000;
             let interval = 32 + rng.below(400);
-            let stores = writer_stores(&mut rng, base, interval);
+            let stores = writer_stores(&mut rng, base, interval, v);
             let size = |f: u8| {
                 stores
                     .iter()
@@ -420,6 +559,7 @@ mod tests {
                     offsets,
                     times,
                     zeros_from: &|p| all_zero(&log[p..]),
+                    exact: false,
                 };
                 cases += 1;
                 let Some(r) = resume(&f, base, interval) else {

@@ -1,0 +1,332 @@
+//! Encoding v2 batches: records into a section, the section (maybe
+//! compressed) behind a header, the CRC-32C, and the base offset last.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+
+use super::v2::{self, HEADER_LEN};
+use super::{
+    BatchHeader, Version, CODEC_NONE, CODEC_ZSTD, MAX_BATCH_BYTES, NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID, NO_SEQUENCE,
+};
+use crate::format::varint::{varint_len, SliceWriter};
+
+/// A header to encode: a name and a value, `None` for a null value.
+pub(crate) type EncodeHeader<'r> = (Cow<'r, str>, Option<Cow<'r, [u8]>>);
+
+/// What the encoder needs of one record.
+pub(crate) struct EncodeRecord<'r> {
+    pub offset_delta: u32,
+    pub timestamp: i64,
+    pub key: Option<&'r [u8]>,
+    pub value: Option<&'r [u8]>,
+    pub headers: &'r [EncodeHeader<'r>],
+}
+
+fn opt_len(b: Option<&[u8]>) -> usize {
+    match b {
+        None => varint_len(-1),
+        Some(b) => varint_len(b.len() as i64) + b.len(),
+    }
+}
+
+/// The encoded size of a v2 record without its length prefix, relative to
+/// a base timestamp.
+#[inline]
+pub(crate) fn record_body_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
+    let mut n = 1
+        + varint_len(r.timestamp.wrapping_sub(base_timestamp))
+        + varint_len(i64::from(r.offset_delta))
+        + opt_len(r.key)
+        + opt_len(r.value)
+        + varint_len(r.headers.len() as i64);
+    for (k, v) in r.headers {
+        n += varint_len(k.len() as i64) + k.len() + opt_len(v.as_deref());
+    }
+    n
+}
+
+/// Appends one encoded v2 record to a records section.
+#[cfg(any(test, feature = "internals"))]
+pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timestamp: i64) {
+    encode_record_body(out, r, base_timestamp, record_body_len(r, base_timestamp));
+}
+
+/// [`encode_record`] for a caller that already knows the body length
+/// ([`record_body_len`] with the same base timestamp).
+///
+/// The record's room is made in `out` first and the fields are then
+/// written into it, which costs one length check per field instead of a
+/// capacity check per byte. A `body` that disagrees with the record panics
+/// (a caller's bug) and never writes a wrong length prefix.
+#[inline]
+pub(crate) fn encode_record_body(
+    out: &mut Vec<u8>,
+    r: &EncodeRecord<'_>,
+    base_timestamp: i64,
+    body: usize,
+) {
+    let start = out.len();
+    let total = varint_len(body as i64) + body;
+    out.resize(start + total, 0);
+    let mut w = SliceWriter::new(&mut out[start..]);
+    w.varint(body as i64);
+    w.byte(0);
+    w.varint(r.timestamp.wrapping_sub(base_timestamp));
+    w.varint(i64::from(r.offset_delta));
+    fn opt(w: &mut SliceWriter<'_>, b: Option<&[u8]>) {
+        w.varint(b.map_or(-1, |b| b.len() as i64));
+        if let Some(b) = b {
+            w.bytes(b);
+        }
+    }
+    opt(&mut w, r.key);
+    opt(&mut w, r.value);
+    w.varint(r.headers.len() as i64);
+    for (k, v) in r.headers {
+        w.varint(k.len() as i64);
+        w.bytes(k.as_bytes());
+        opt(&mut w, v.as_deref());
+    }
+    assert_eq!(w.written(), total, "record body length miscomputed");
+}
+
+/// A v2 batch encoded except for its base offset, which is assigned under
+/// the partition's append lock. The CRC does not cover the base offset, so
+/// it is computed before the lock is taken, and sealing only writes eight
+/// bytes.
+///
+/// The batch lives in one buffer: `HEADER_LEN` bytes reserved for the
+/// header, then the payload, so the whole batch reaches the segment in one
+/// copy.
+pub(crate) struct EncodedBatch {
+    pub header: BatchHeader,
+    buf: Vec<u8>,
+}
+
+/// A thread keeps its last batch buffer up to this capacity for its next
+/// batch: a send of one small record otherwise spends more in `malloc` and
+/// `free` than in copying its bytes.
+const SPARE_MAX: usize = 256 << 10;
+
+thread_local! {
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Hands a finished buffer back to this thread for its next batch, keeping
+/// whichever of it and the current spare is larger.
+fn give_back(buf: Vec<u8>) {
+    if buf.capacity() <= SPARE_MAX {
+        // (`try_with`: nothing to do while the thread is exiting.)
+        let _ = SPARE.try_with(|s| {
+            let old = s.take();
+            s.set(if old.capacity() >= buf.capacity() {
+                old
+            } else {
+                buf
+            });
+        });
+    }
+}
+
+/// The capacity of this thread's spare buffer (tests).
+#[cfg(test)]
+pub(crate) fn spare_capacity() -> usize {
+    SPARE.with(|s| {
+        let v = s.take();
+        let cap = v.capacity();
+        s.set(v);
+        cap
+    })
+}
+
+impl EncodedBatch {
+    /// An empty records section with room reserved in front for the header:
+    /// encode records into it, then pass it to [`EncodedBatch::new`]. Reuses
+    /// the thread's spare buffer when it is large enough.
+    pub fn section_buffer(capacity: usize) -> Vec<u8> {
+        let want = HEADER_LEN + capacity;
+        let mut v = SPARE.try_with(Cell::take).unwrap_or_default();
+        if v.capacity() < want {
+            v = Vec::with_capacity(want);
+        }
+        v.clear();
+        v.resize(HEADER_LEN, 0);
+        v
+    }
+
+    /// Builds a batch from a finished records section.
+    ///
+    /// `section` comes from [`section_buffer`](Self::section_buffer) and
+    /// holds, after the reserved header space, `record_count` records
+    /// encoded against `base_timestamp`; they are zstd-compressed here when
+    /// `zstd_level` is set.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the batch exceeds the format's limits (1 GiB, or
+    /// an offset range past `i32::MAX`); an error from zstd.
+    pub fn new(
+        section: Vec<u8>,
+        record_count: u32,
+        last_offset_delta: u32,
+        base_timestamp: i64,
+        max_timestamp: i64,
+        zstd_level: Option<i32>,
+    ) -> std::io::Result<Self> {
+        debug_assert!(section.len() >= HEADER_LEN);
+        let (mut buf, codec) = match zstd_level {
+            Some(level) => {
+                let compressed = compress_section(&section[HEADER_LEN..], level)?;
+                give_back(section);
+                (compressed, CODEC_ZSTD)
+            }
+            None => (section, CODEC_NONE),
+        };
+        let total = buf.len();
+        let invalid = |what| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+        if total > MAX_BATCH_BYTES {
+            return Err(invalid("batch exceeds the format's maximum size"));
+        }
+        let (Ok(lod), Ok(count)) = (
+            i32::try_from(last_offset_delta),
+            i32::try_from(record_count),
+        ) else {
+            return Err(invalid("batch spans more offsets than a Kafka batch can"));
+        };
+        let header = BatchHeader {
+            version: Version::V2,
+            length: (total - v2::LENGTH_OVERHEAD) as u32,
+            crc: 0,
+            magic: v2::MAGIC,
+            base_offset: 0,
+            leader_epoch: v2::LEADER_EPOCH,
+            attributes: codec,
+            last_offset_delta,
+            record_count,
+            base_timestamp,
+            max_timestamp,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            base_sequence: NO_SEQUENCE,
+        };
+        let h = &mut buf[..HEADER_LEN];
+        h[v2::LENGTH_AT..v2::LEADER_EPOCH_AT]
+            .copy_from_slice(&(header.length as i32).to_be_bytes());
+        h[v2::LEADER_EPOCH_AT..v2::MAGIC_AT].copy_from_slice(&header.leader_epoch.to_be_bytes());
+        h[v2::MAGIC_AT] = v2::MAGIC;
+        h[v2::ATTRIBUTES_AT..v2::LAST_OFFSET_DELTA_AT]
+            .copy_from_slice(&(codec as i16).to_be_bytes());
+        h[v2::LAST_OFFSET_DELTA_AT..v2::BASE_TIMESTAMP_AT].copy_from_slice(&lod.to_be_bytes());
+        h[v2::BASE_TIMESTAMP_AT..v2::MAX_TIMESTAMP_AT]
+            .copy_from_slice(&base_timestamp.to_be_bytes());
+        h[v2::MAX_TIMESTAMP_AT..v2::PRODUCER_ID_AT].copy_from_slice(&max_timestamp.to_be_bytes());
+        h[v2::PRODUCER_ID_AT..v2::PRODUCER_EPOCH_AT].copy_from_slice(&NO_PRODUCER_ID.to_be_bytes());
+        h[v2::PRODUCER_EPOCH_AT..v2::BASE_SEQUENCE_AT]
+            .copy_from_slice(&NO_PRODUCER_EPOCH.to_be_bytes());
+        h[v2::BASE_SEQUENCE_AT..v2::RECORD_COUNT_AT].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
+        h[v2::RECORD_COUNT_AT..HEADER_LEN].copy_from_slice(&count.to_be_bytes());
+        let mut b = EncodedBatch { header, buf };
+        b.update_crc();
+        Ok(b)
+    }
+
+    /// Recomputes the CRC after a header field it covers changed.
+    fn update_crc(&mut self) {
+        let crc = v2::crc_of(&self.buf);
+        self.header.crc = crc;
+        self.buf[v2::CRC_AT..v2::ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// Marks the batch as a producer's: its id, epoch and first sequence
+    /// number, and whether it belongs to a transaction.
+    #[allow(dead_code)] // the exactly-once work writes producer batches
+    pub fn set_producer(&mut self, id: i64, epoch: i16, base_sequence: i32, transactional: bool) {
+        let h = &mut self.header;
+        h.producer_id = id;
+        h.producer_epoch = epoch;
+        h.base_sequence = base_sequence;
+        if transactional {
+            h.attributes |= super::ATTR_TRANSACTIONAL;
+        }
+        let (attrs, b) = (h.attributes, &mut self.buf);
+        b[v2::ATTRIBUTES_AT..v2::LAST_OFFSET_DELTA_AT]
+            .copy_from_slice(&(attrs as i16).to_be_bytes());
+        b[v2::PRODUCER_ID_AT..v2::PRODUCER_EPOCH_AT].copy_from_slice(&id.to_be_bytes());
+        b[v2::PRODUCER_EPOCH_AT..v2::BASE_SEQUENCE_AT].copy_from_slice(&epoch.to_be_bytes());
+        b[v2::BASE_SEQUENCE_AT..v2::RECORD_COUNT_AT].copy_from_slice(&base_sequence.to_be_bytes());
+        self.update_crc();
+    }
+
+    /// Overwrites header fields the encoder chose (attributes, leader
+    /// epoch, producer fields) and recomputes the CRC: for tools and fuzz
+    /// targets that re-encode a decoded batch exactly.
+    #[cfg(any(test, feature = "internals"))]
+    pub fn set_raw_fields(
+        &mut self,
+        attributes: u16,
+        leader_epoch: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        base_sequence: i32,
+    ) {
+        let h = &mut self.header;
+        h.attributes = attributes;
+        h.leader_epoch = leader_epoch;
+        let b = &mut self.buf;
+        b[v2::LEADER_EPOCH_AT..v2::MAGIC_AT].copy_from_slice(&leader_epoch.to_be_bytes());
+        b[v2::ATTRIBUTES_AT..v2::LAST_OFFSET_DELTA_AT]
+            .copy_from_slice(&(attributes as i16).to_be_bytes());
+        self.set_producer(producer_id, producer_epoch, base_sequence, false);
+    }
+
+    /// The batch's size on disk.
+    pub fn total_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Fixes the base offset and returns the finished batch. The CRC does
+    /// not cover the base offset: nothing else changes.
+    #[inline]
+    pub fn seal(&mut self, base_offset: u64) -> &[u8] {
+        self.header.base_offset = base_offset;
+        self.buf[v2::BASE_OFFSET_AT..v2::LENGTH_AT].copy_from_slice(&base_offset.to_be_bytes());
+        &self.buf
+    }
+
+    /// The whole batch, as last sealed.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for EncodedBatch {
+    fn drop(&mut self) {
+        give_back(std::mem::take(&mut self.buf));
+    }
+}
+
+/// Compresses a records section into a new buffer with header space
+/// reserved in front. The compression context is kept per thread: making a
+/// new one per batch costs more than compressing a small batch.
+fn compress_section(section: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static CTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let bound = zstd::zstd_safe::compress_bound(section.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + bound);
+    out.resize(HEADER_LEN, 0);
+    // Compressed straight in after the header space: the cursor starts
+    // there, and nothing past what zstd writes is ever initialized.
+    let mut cursor = std::io::Cursor::new(out);
+    cursor.set_position(HEADER_LEN as u64);
+    CTX.with(|cell| -> std::io::Result<usize> {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, c) = slot.as_mut().expect("set above");
+        c.compress_to_buffer(section, &mut cursor)
+    })?;
+    Ok(cursor.into_inner())
+}

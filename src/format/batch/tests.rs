@@ -1,0 +1,389 @@
+use std::borrow::Cow;
+
+use super::encode::spare_capacity;
+use super::*;
+use crate::error::CorruptionKind;
+
+fn one(
+    offset_delta: u32,
+    ts: i64,
+    key: Option<&'static [u8]>,
+    value: Option<&'static [u8]>,
+) -> EncodeRecord<'static> {
+    EncodeRecord {
+        offset_delta,
+        timestamp: ts,
+        key,
+        value,
+        headers: &[],
+    }
+}
+
+/// Plain, and zstd at `level` except under miri, which cannot run zstd's C
+/// code.
+fn codecs(level: i32) -> Vec<Option<i32>> {
+    if cfg!(miri) {
+        vec![None]
+    } else {
+        vec![None, Some(level)]
+    }
+}
+
+/// A v2 batch, as the producer builds one.
+fn build(records: &[EncodeRecord<'_>], base_offset: u64, zstd: Option<i32>) -> Vec<u8> {
+    let base_ts = records[0].timestamp;
+    let mut section = EncodedBatch::section_buffer(0);
+    for r in records {
+        encode_record(&mut section, r, base_ts);
+    }
+    let max_ts = records.iter().map(|r| r.timestamp).max().unwrap_or(base_ts);
+    let last = records.last().map(|r| r.offset_delta).unwrap_or(0);
+    let mut b =
+        EncodedBatch::new(section, records.len() as u32, last, base_ts, max_ts, zstd).unwrap();
+    b.seal(base_offset).to_vec()
+}
+
+/// A decoded record: offset delta, timestamp, key, value.
+type Decoded = (u32, i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+fn decode_all(bytes: &[u8]) -> (BatchHeader, Vec<Decoded>) {
+    let h = decode_batch(bytes).unwrap();
+    let section = records_section(&h, bytes).unwrap();
+    let recs = RecordIter::new(&h, &section)
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r.offset_delta,
+                h.base_timestamp + r.timestamp_delta,
+                r.key.map(<[u8]>::to_vec),
+                r.value.map(<[u8]>::to_vec),
+            )
+        })
+        .collect();
+    (h, recs)
+}
+
+/// The hex dump in the first ```text block after `heading` in FORMAT.md.
+fn format_md_hex(heading: &str) -> Vec<u8> {
+    let doc = include_str!("../../../FORMAT.md");
+    let section = &doc[doc.find(heading).expect("heading in FORMAT.md")..];
+    let start = section.find("```text\n").unwrap() + 8;
+    let end = start + section[start..].find("```").unwrap();
+    section[start..end]
+        .split_whitespace()
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect()
+}
+
+/// The records of FORMAT.md's examples: record 0 at 1 700 000 000 000 ms
+/// with key "k1", value "v1" and header h = "x"; record 1 five ms later
+/// with a null key, a null value and a header n whose value is null.
+fn example_records<'a>(headers: &'a [EncodeHeader<'a>; 2]) -> [EncodeRecord<'a>; 2] {
+    [
+        EncodeRecord {
+            offset_delta: 0,
+            timestamp: 1_700_000_000_000,
+            key: Some(b"k1"),
+            value: Some(b"v1"),
+            headers: &headers[..1],
+        },
+        EncodeRecord {
+            offset_delta: 1,
+            timestamp: 1_700_000_000_005,
+            key: None,
+            value: None,
+            headers: &headers[1..],
+        },
+    ]
+}
+
+fn example_headers() -> [EncodeHeader<'static>; 2] {
+    [
+        (Cow::Borrowed("h"), Some(Cow::Borrowed(&b"x"[..]))),
+        (Cow::Borrowed("n"), None),
+    ]
+}
+
+/// FORMAT.md §3.3, byte for byte: Kafka's record batch.
+#[test]
+fn pins_exact_v2_bytes() {
+    let headers = example_headers();
+    let bytes = build(&example_records(&headers), 42, None);
+    #[rustfmt::skip]
+    let expected: Vec<u8> = vec![
+        // base offset 42 (i64)
+        0, 0, 0, 0, 0, 0, 0, 0x2a,
+        // batch length = 86 - 12
+        0, 0, 0, 0x4a,
+        // partition leader epoch 0
+        0, 0, 0, 0,
+        // magic 2
+        0x02,
+        // CRC-32C of bytes 21..86 (checked below)
+        0, 0, 0, 0,
+        // attributes 0
+        0, 0,
+        // last offset delta 1
+        0, 0, 0, 0x01,
+        // base timestamp 1_700_000_000_000 = 0x18BCFE56800
+        0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x00,
+        // max timestamp 1_700_000_000_005
+        0, 0, 0x01, 0x8b, 0xcf, 0xe5, 0x68, 0x05,
+        // producer id -1, producer epoch -1, base sequence -1
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff,
+        0xff, 0xff, 0xff, 0xff,
+        // record count 2
+        0, 0, 0, 0x02,
+        // record 0: length 14 (zig-zag 28), attributes 0, ts delta 0,
+        // offset delta 0, key len 2 (4) "k1", value len 2 (4) "v1",
+        // 1 header (2): name len 1 (2) "h", value len 1 (2) "x"
+        0x1c, 0x00, 0x00, 0x00, 0x04, b'k', b'1', 0x04, b'v', b'1',
+        0x02, 0x02, b'h', 0x02, b'x',
+        // record 1: length 9 (18), attributes 0, ts delta 5 (10), offset
+        // delta 1 (2), key null (-1 = 1), value null (1), 1 header: "n",
+        // value null (1)
+        0x12, 0x00, 0x0a, 0x02, 0x01, 0x01, 0x02, 0x02, b'n', 0x01,
+    ];
+    assert_eq!(bytes.len(), expected.len());
+    assert_eq!(bytes[..v2::CRC_AT], expected[..v2::CRC_AT]);
+    assert_eq!(bytes[v2::CRC_FROM..], expected[v2::CRC_FROM..]);
+    let crc = crc32c::crc32c(&bytes[v2::CRC_FROM..]);
+    assert_eq!(bytes[v2::CRC_AT..v2::CRC_FROM], crc.to_be_bytes());
+    assert_eq!(crc, 0xabae_28e7, "FORMAT.md quotes this CRC");
+    assert_eq!(
+        bytes,
+        format_md_hex("### 3.3"),
+        "FORMAT.md §3.3 differs from the encoder"
+    );
+}
+
+/// FORMAT.md §3.4: the v1 layout, as the first streamlog wrote it (the
+/// same records, without the null header, which v1 cannot hold).
+#[test]
+fn pins_exact_v1_bytes() {
+    let headers = example_headers();
+    let mut recs = example_records(&headers);
+    recs[1].headers = &[];
+    let bytes = v1::encode_batch(&recs, 42, None).unwrap();
+    assert_eq!(crc32fast::hash(&bytes[v1::CRC_FROM..]), 0xbadb_b615);
+    assert_eq!(
+        bytes,
+        format_md_hex("#### v1 example"),
+        "FORMAT.md §3.4 differs from the v1 encoder"
+    );
+    let (h, got) = decode_all(&bytes);
+    assert_eq!(
+        (h.version, h.base_offset, h.next_offset()),
+        (Version::V1, 42, 44)
+    );
+    assert_eq!(got[0].2.as_deref(), Some(&b"k1"[..]));
+}
+
+/// A batch encoded in a reused buffer (left over from a larger, different
+/// batch, plain or compressed) is byte for byte the batch a fresh thread
+/// encodes.
+#[test]
+fn reused_buffers_leave_nothing_behind() {
+    let small = || [one(0, 7, Some(b"k"), Some(b"v"))];
+    let fresh = std::thread::spawn(move || build(&small(), 3, None))
+        .join()
+        .unwrap();
+    let big: Vec<EncodeRecord<'static>> = (0..500)
+        .map(|i| one(i, 9 + i64::from(i), Some(&[0xAB; 40]), Some(&[0xCD; 90])))
+        .collect();
+    for zstd in codecs(1) {
+        build(&big, 1_000, zstd);
+        assert!(spare_capacity() > fresh.len());
+        assert_eq!(build(&small(), 3, None), fresh);
+    }
+}
+
+#[test]
+fn round_trips_in_both_layouts_with_and_without_zstd() {
+    let recs: Vec<EncodeRecord<'_>> = (0..50)
+        .map(|i| {
+            one(
+                i,
+                1000 + i as i64,
+                Some(b"key"),
+                Some(b"some value that repeats"),
+            )
+        })
+        .collect();
+    for zstd in codecs(3) {
+        for bytes in [
+            build(&recs, 7, zstd),
+            v1::encode_batch(&recs, 7, zstd).unwrap(),
+        ] {
+            let (h, got) = decode_all(&bytes);
+            assert_eq!((h.base_offset, h.next_offset()), (7, 57));
+            assert_eq!(got.len(), 50);
+            for (i, r) in got.iter().enumerate() {
+                assert_eq!((r.0, r.1), (i as u32, 1000 + i as i64));
+                assert_eq!(r.2.as_deref(), Some(&b"key"[..]));
+            }
+        }
+    }
+}
+
+/// Each layout is recognised from its own bytes, never as the other.
+#[test]
+fn the_layouts_tell_themselves_apart() {
+    let recs = [one(0, 5, Some(b"k"), Some(b"v"))];
+    let v2_bytes = build(&recs, 0x534c, None);
+    let v1_bytes = v1::encode_batch(&recs, 0x534c, None).unwrap();
+    assert_eq!(version_of(&v2_bytes), Version::V2);
+    assert_eq!(version_of(&v1_bytes), Version::V1);
+    assert_eq!(decode_batch(&v2_bytes).unwrap().version, Version::V2);
+    assert_eq!(decode_batch(&v1_bytes).unwrap().version, Version::V1);
+    // A v2 length whose high half reads "SL" is far over the size bound.
+    assert!(u32::from_be_bytes([0x53, 0x4c, 0, 0]) as usize > MAX_BATCH_BYTES);
+    assert_eq!(claimed_base_offset(&v2_bytes), Some(0x534c));
+    assert_eq!(claimed_base_offset(&v1_bytes), Some(0x534c));
+}
+
+#[test]
+fn null_and_empty_are_distinct_in_keys_values_and_header_values() {
+    let headers: [EncodeHeader<'_>; 2] = [
+        (Cow::Borrowed("e"), Some(Cow::Borrowed(&b""[..]))),
+        (Cow::Borrowed("n"), None),
+    ];
+    let recs = [
+        EncodeRecord {
+            headers: &headers,
+            ..one(0, 1, Some(b""), None)
+        },
+        one(1, 1, None, Some(b"")),
+    ];
+    let bytes = build(&recs, 0, None);
+    let h = decode_batch(&bytes).unwrap();
+    let got: Vec<_> = RecordIter::new(&h, &bytes[h.header_len()..])
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!((got[0].key, got[0].value), (Some(&b""[..]), None));
+    assert_eq!((got[1].key, got[1].value), (None, Some(&b""[..])));
+    let mut it = got[0].header_iter();
+    assert_eq!(it.next_checked(), Some(("e", Some(&b""[..]))));
+    assert_eq!(it.next_checked(), Some(("n", None)));
+    assert_eq!(it.next_checked(), None);
+}
+
+/// Every flip of a bit the CRC covers, or of the length, is caught. The
+/// bytes outside Kafka's CRC are the base offset (checked against the
+/// partition's offsets by recovery and reads), the leader epoch (not
+/// interpreted) and the magic (a different magic is another format).
+#[test]
+fn every_covered_byte_flip_is_caught() {
+    let recs = [one(0, 5, Some(b"k"), Some(b"value"))];
+    let bytes = build(&recs, 3, None);
+    for i in (v2::LENGTH_AT..v2::LEADER_EPOCH_AT).chain(v2::MAGIC_AT..bytes.len()) {
+        let mut b = bytes.clone();
+        b[i] ^= 0x10;
+        assert!(decode_batch(&b).is_err(), "flip at byte {i} went unnoticed");
+    }
+    let v1_bytes = v1::encode_batch(&recs, 3, None).unwrap();
+    for i in 0..v1_bytes.len() {
+        let mut b = v1_bytes.clone();
+        b[i] ^= 0x10;
+        assert!(
+            decode_batch(&b).is_err(),
+            "v1 flip at byte {i} went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn zeros_and_short_buffers_are_rejected() {
+    assert_eq!(
+        decode_batch(&[0u8; 10]),
+        Err(DecodeError::Incomplete {
+            needed: v2::HEADER_LEN
+        })
+    );
+    assert!(matches!(
+        decode_batch(&[0u8; 100]),
+        Err(DecodeError::Corrupt(CorruptionKind::BadLength {
+            length: 0
+        }))
+    ));
+    let bytes = build(&[one(0, 5, None, Some(b"v"))], 0, None);
+    assert_eq!(
+        decode_batch(&bytes[..bytes.len() - 1]),
+        Err(DecodeError::Incomplete {
+            needed: bytes.len()
+        })
+    );
+}
+
+/// Rewrites the CRC of a v2 batch after a change.
+fn fix_crc(b: &mut [u8]) {
+    let crc = v2::crc_of(b);
+    b[v2::CRC_AT..v2::CRC_FROM].copy_from_slice(&crc.to_be_bytes());
+}
+
+#[test]
+fn newer_formats_with_a_valid_crc_are_unsupported_not_damage() {
+    let bytes = build(&[one(0, 5, None, Some(b"v"))], 0, None);
+    // An unknown magic.
+    let mut b = bytes.clone();
+    b[v2::MAGIC_AT] = 3;
+    assert_eq!(decode_batch(&b), Err(DecodeError::UnsupportedVersion(3)));
+    // An attribute bit this build does not know.
+    let mut b = bytes.clone();
+    b[v2::ATTRIBUTES_AT] |= 0x80;
+    fix_crc(&mut b);
+    assert_eq!(decode_batch(&b), Err(DecodeError::UnsupportedVersion(2)));
+    // gzip, snappy, lz4: typed, not damage.
+    for codec in 1..=3u8 {
+        let mut b = bytes.clone();
+        b[v2::ATTRIBUTES_AT + 1] = codec;
+        fix_crc(&mut b);
+        assert_eq!(decode_batch(&b), Err(DecodeError::UnsupportedCodec(codec)));
+    }
+    // Kafka's legacy message format (magic 1), with its own CRC-32.
+    let mut b = bytes.clone();
+    b[v2::MAGIC_AT] = 1;
+    let crc = crc32fast::hash(&b[v2::MAGIC_AT..]);
+    b[12..16].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(decode_batch(&b), Err(DecodeError::UnsupportedVersion(1)));
+}
+
+/// A zstd frame without a declared content size (Java's streaming
+/// compressor writes those) decompresses, within the limit.
+#[test]
+#[cfg_attr(miri, ignore = "zstd is C code")]
+fn zstd_frames_without_a_content_size_are_read() {
+    use std::io::Write;
+    let section = {
+        let mut s = Vec::new();
+        for i in 0..20u32 {
+            encode_record(&mut s, &one(i, 9, None, Some(b"repeated value")), 9);
+        }
+        s
+    };
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    enc.write_all(&section).unwrap();
+    let frame = enc.finish().unwrap();
+    assert!(matches!(
+        zstd::zstd_safe::get_frame_content_size(&frame),
+        Ok(None)
+    ));
+    assert_eq!(decompress(&frame, section.len()).unwrap(), section);
+    assert!(decompress(&frame, section.len() - 1).is_err());
+}
+
+#[test]
+fn control_records_use_kafkas_key_and_value() {
+    assert_eq!(v2::control_key(v2::ControlType::Abort), [0, 0, 0, 0]);
+    assert_eq!(v2::control_key(v2::ControlType::Commit), [0, 0, 0, 1]);
+    assert_eq!(v2::marker_value(7), [0, 0, 0, 0, 0, 7]);
+    assert_eq!(
+        v2::parse_control_key(&[0, 0, 0, 1]),
+        Some(v2::ControlType::Commit)
+    );
+    assert_eq!(v2::parse_control_key(&[0, 0, 0, 2]), None);
+    assert_eq!(v2::parse_control_key(&[0, 1, 0, 1]), None);
+    assert_eq!(v2::parse_marker_value(&v2::marker_value(-3)), Some(-3));
+    assert_eq!(v2::parse_marker_value(&[0, 0]), None);
+}
