@@ -4,11 +4,11 @@
 use std::borrow::Cow;
 use std::cell::Cell;
 
-use super::v2::{self, HEADER_LEN};
-use super::{
+use super::common::{
     BatchHeader, Version, CODEC_NONE, CODEC_ZSTD, MAX_BATCH_BYTES, NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID, NO_SEQUENCE,
 };
+use super::v2::{self, HEADER_LEN};
 use crate::format::varint::{varint_len, SliceWriter};
 
 /// A header to encode: a name and a value, `None` for a null value.
@@ -246,7 +246,7 @@ impl EncodedBatch {
         h.producer_epoch = epoch;
         h.base_sequence = base_sequence;
         if transactional {
-            h.attributes |= super::ATTR_TRANSACTIONAL;
+            h.attributes |= super::common::ATTR_TRANSACTIONAL;
         }
         let (attrs, b) = (h.attributes, &mut self.buf);
         b[v2::ATTRIBUTES_AT..v2::LAST_OFFSET_DELTA_AT]

@@ -3,7 +3,7 @@
 //! record fields. Read forever; written only by tests and tools that need
 //! v1 data (fixtures, fuzz seeds).
 
-use super::{
+use super::common::{
     bad, check_headers, BatchHeader, DecodeError, RecordView, Version, CODEC_MASK, CODEC_NONE,
     CODEC_ZSTD, MAX_BATCH_BYTES, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
 };
@@ -14,6 +14,7 @@ use crate::format::varint::{get_uvarint, get_varint};
 pub(crate) const LENGTH_AT: usize = 0;
 pub(crate) const CRC_AT: usize = LENGTH_AT + 4;
 pub(crate) const MAGIC_AT: usize = CRC_AT + 4;
+const _: () = assert!(MAGIC_AT == super::common::V1_MAGIC_AT);
 pub(crate) const VERSION_AT: usize = MAGIC_AT + 2;
 pub(crate) const FLAGS_AT: usize = VERSION_AT + 1;
 pub(crate) const BASE_OFFSET_AT: usize = FLAGS_AT + 1;
@@ -29,16 +30,20 @@ pub(crate) const RESERVED2_AT: usize = PRODUCER_EPOCH_AT + 2;
 pub(crate) const BASE_SEQUENCE_AT: usize = RESERVED2_AT + 2;
 /// Size of the fixed batch header; the records section follows it.
 pub(crate) const HEADER_LEN: usize = BASE_SEQUENCE_AT + 4;
+const _: () = assert!(HEADER_LEN == super::common::V1_HEADER_LEN);
+const _: () = assert!(CRC_AT == super::common::V1_LENGTH_OVERHEAD);
 /// The CRC covers every byte from here to the end of the batch.
 pub(crate) const CRC_FROM: usize = MAGIC_AT;
 
 /// The magic bytes.
-pub(crate) const MAGIC_BYTES: [u8; 2] = *b"SL";
+pub(crate) const MAGIC_BYTES: [u8; 2] = super::common::V1_MAGIC;
 /// The version byte of v1 batches.
 pub(crate) const VERSION: u8 = 1;
 
-const ATTR_KNOWN: u16 =
-    CODEC_MASK | super::ATTR_LOG_APPEND_TIME | super::ATTR_TRANSACTIONAL | super::ATTR_CONTROL;
+const ATTR_KNOWN: u16 = CODEC_MASK
+    | super::common::ATTR_LOG_APPEND_TIME
+    | super::common::ATTR_TRANSACTIONAL
+    | super::common::ATTR_CONTROL;
 
 #[inline]
 fn u16_at(b: &[u8], at: usize) -> u16 {
@@ -161,11 +166,11 @@ pub(crate) fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
     p += n;
     let (klen, n) = get_varint(body.get(p..)?)?;
     p += n;
-    let (key, n) = super::take_bytes(body.get(p..)?, klen)?;
+    let (key, n) = super::common::take_bytes(body.get(p..)?, klen)?;
     p += n;
     let (vlen, n) = get_varint(body.get(p..)?)?;
     p += n;
-    let (value, n) = super::take_bytes(body.get(p..)?, vlen)?;
+    let (value, n) = super::common::take_bytes(body.get(p..)?, vlen)?;
     p += n;
     let (count, n) = get_uvarint(body.get(p..)?)?;
     let count = u32::try_from(count).ok()?;
@@ -189,7 +194,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
 /// record's.
 #[cfg(test)]
 pub(crate) fn encode_batch(
-    records: &[super::EncodeRecord<'_>],
+    records: &[super::encode::EncodeRecord<'_>],
     base_offset: u64,
     zstd_level: Option<i32>,
 ) -> std::io::Result<Vec<u8>> {
@@ -215,7 +220,7 @@ pub(crate) fn encode_batch(
 /// [`encode_batch`] with every header field given.
 #[cfg(any(test, feature = "internals"))]
 pub(crate) fn encode_batch_with(
-    records: &[super::EncodeRecord<'_>],
+    records: &[super::encode::EncodeRecord<'_>],
     base_offset: u64,
     zstd_level: Option<i32>,
     attributes: u16,

@@ -7,7 +7,7 @@
 //! leader epoch or the magic: the base offset is assigned when a batch is
 //! appended, without touching its records or its CRC.
 
-use super::{
+use super::common::{
     bad, check_headers, BatchHeader, DecodeError, RecordView, Version, ATTR_CONTROL,
     ATTR_DELETE_HORIZON, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL, CODEC_MASK, CODEC_NONE,
     CODEC_ZSTD, MAX_BATCH_BYTES,
@@ -31,8 +31,11 @@ pub(crate) const BASE_SEQUENCE_AT: usize = PRODUCER_EPOCH_AT + 2;
 pub(crate) const RECORD_COUNT_AT: usize = BASE_SEQUENCE_AT + 4;
 /// Size of the fixed header (Kafka's `RECORD_BATCH_OVERHEAD`, 61).
 pub(crate) const HEADER_LEN: usize = RECORD_COUNT_AT + 4;
+const _: () = assert!(HEADER_LEN == super::common::V2_HEADER_LEN);
 /// Bytes before the length field's count starts (Kafka's `LOG_OVERHEAD`).
 pub(crate) const LENGTH_OVERHEAD: usize = LEADER_EPOCH_AT;
+const _: () = assert!(LENGTH_OVERHEAD == super::common::V2_LENGTH_OVERHEAD);
+const _: () = assert!(MAGIC as u16 == super::common::NEWEST_VERSION as u16);
 /// The CRC covers every byte from here to the end of the batch.
 pub(crate) const CRC_FROM: usize = ATTRIBUTES_AT;
 
@@ -212,11 +215,11 @@ pub(crate) fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
     p += n;
     let (klen, n) = get_i32(body.get(p..)?)?;
     p += n;
-    let (key, n) = super::take_bytes(body.get(p..)?, i64::from(klen))?;
+    let (key, n) = super::common::take_bytes(body.get(p..)?, i64::from(klen))?;
     p += n;
     let (vlen, n) = get_i32(body.get(p..)?)?;
     p += n;
-    let (value, n) = super::take_bytes(body.get(p..)?, i64::from(vlen))?;
+    let (value, n) = super::common::take_bytes(body.get(p..)?, i64::from(vlen))?;
     p += n;
     let (count, n) = get_i32(body.get(p..)?)?;
     let count = u32::try_from(count).ok()?;
