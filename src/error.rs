@@ -73,6 +73,21 @@ pub enum Error {
         records: u64,
     },
 
+    /// Kafka record batches handed to
+    /// [`Producer::append_kafka_batches`](crate::Producer::append_kafka_batches)
+    /// were refused; nothing of the input was appended.
+    #[error("the Kafka record batch at byte {position} of the input for {topic}-{partition} was refused: {kind}")]
+    InvalidKafkaBatch {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// Byte position of the refused batch in the input.
+        position: u64,
+        /// What is wrong with it.
+        kind: CorruptionKind,
+    },
+
     /// A partition has handed out every offset a `u64` can hold.
     #[error(
         "partition {topic}-{partition} has exhausted the u64 offset space; no more records fit"

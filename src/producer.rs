@@ -114,6 +114,74 @@ impl Producer {
         self.send_one(&t, partition, &record)
     }
 
+    /// Appends Kafka record batches exactly as a Kafka client sends them
+    /// in a produce request: one or more whole batches of Kafka's format
+    /// (magic 2), back to back. Each is validated completely first (CRC,
+    /// lengths, attributes, record count and offset deltas, timestamps,
+    /// every record, the topic's record size limit, a zstd section's
+    /// decompressed size) and then appended with the partition's next
+    /// offsets, its records unchanged: only the base offset and the leader
+    /// epoch, which Kafka's CRC leaves out, are set. Returns each batch's
+    /// base offset. Accepted are the batches a Kafka producer writes:
+    /// uncompressed or zstd, create time, idempotent fields or none, not
+    /// transactional (for now), not control batches.
+    ///
+    /// The batches are checked before any is appended; each is appended
+    /// atomically, like a [`send_batch`](Self::send_batch) batch, and the
+    /// sync policy applies as to any append.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKafkaBatch`] (nothing appended),
+    /// [`Error::RecordTooLarge`] (nothing appended), as
+    /// [`send_to`](Self::send_to) otherwise.
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, Record, TopicConfig, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("a", TopicConfig::new())?;
+    /// log.create_topic("b", TopicConfig::new())?;
+    /// let p = log.producer();
+    /// p.send("a", Record::new(b"hello").key(b"k"))?;
+    /// // A Kafka batch as stored is a Kafka batch as sent: copy one over.
+    /// let dir = log.dir().join("a-0");
+    /// let seg = std::fs::read(dir.join("00000000000000000000.log"))?;
+    /// let len = u32::from_be_bytes(seg[8..12].try_into().unwrap()) as usize + 12;
+    /// assert_eq!(p.append_kafka_batches("b", 0, &seg[..len])?, [0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn append_kafka_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: &[u8],
+    ) -> Result<Vec<u64>> {
+        use crate::format::batch::foreign::{validate, Limits};
+        let t = self.topic(topic)?;
+        t.partition(partition)?;
+        let limits = Limits {
+            max_record_bytes: t.config.max_record_bytes,
+        };
+        let checked = validate(batches, limits).map_err(|r| match r.too_large {
+            Some(size) => Error::RecordTooLarge {
+                size,
+                max: limits.max_record_bytes,
+            },
+            None => Error::InvalidKafkaBatch {
+                topic: topic.to_owned(),
+                partition,
+                position: r.position as u64,
+                kind: r.kind,
+            },
+        })?;
+        let mut offsets = Vec::with_capacity(checked.len());
+        for c in checked {
+            let mut batch = EncodedBatch::from_foreign(&batches[c.range], c.header);
+            offsets.push(append_encoded(&self.inner, &t, partition, &mut batch)?);
+        }
+        Ok(offsets)
+    }
+
     fn send_one(&self, t: &Topic, p: u32, record: &Record<'_>) -> Result<RecordMetadata> {
         let now = self.inner.shared.clock.now_ms();
         let mut batch = encode(t, std::slice::from_ref(record).iter(), now)?;

@@ -230,6 +230,24 @@ impl EncodedBatch {
         Ok(b)
     }
 
+    /// A batch received from outside and validated by
+    /// [`foreign::validate`](super::foreign::validate): its bytes, copied
+    /// unchanged but for the leader epoch (streamlog's, outside the CRC);
+    /// the base offset is written by [`seal`](Self::seal).
+    pub fn from_foreign(bytes: &[u8], header: BatchHeader) -> Self {
+        let mut buf = SPARE.try_with(Cell::take).unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        buf[v2::LEADER_EPOCH_AT..v2::MAGIC_AT].copy_from_slice(&v2::LEADER_EPOCH.to_be_bytes());
+        EncodedBatch {
+            header: BatchHeader {
+                leader_epoch: v2::LEADER_EPOCH,
+                ..header
+            },
+            buf,
+        }
+    }
+
     /// Recomputes the CRC after a header field it covers changed.
     fn update_crc(&mut self) {
         let crc = v2::crc_of(&self.buf);

@@ -22,6 +22,7 @@ use crate::error::CorruptionKind;
 
 mod common;
 mod encode;
+pub(crate) mod foreign;
 pub(crate) mod v1;
 pub(crate) mod v2;
 

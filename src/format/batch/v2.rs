@@ -241,6 +241,7 @@ pub(crate) fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
 
 /// The type of a control record, from its key (Kafka's `ControlRecordType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(any(test, feature = "inspect")), allow(dead_code))]
 pub(crate) enum ControlType {
     /// The producer's transaction was aborted.
     Abort,
@@ -288,6 +289,7 @@ pub(crate) fn marker_value(coordinator_epoch: i32) -> [u8; 6] {
 /// The type in a control record's key; `None` for a key too short, of an
 /// unknown version, or of a type other than abort and commit (Kafka's
 /// leader-change and snapshot records, which a partition log never holds).
+#[cfg_attr(not(any(test, feature = "inspect")), allow(dead_code))]
 pub(crate) fn parse_control_key(key: &[u8]) -> Option<ControlType> {
     let version = i16::from_be_bytes([*key.first()?, *key.get(1)?]);
     let code = i16::from_be_bytes([*key.get(2)?, *key.get(3)?]);
