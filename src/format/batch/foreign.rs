@@ -155,14 +155,12 @@ fn check_one(h: &BatchHeader, bytes: &[u8], limits: Limits) -> Result<(), Why> {
         }
         _ => Cow::Borrowed(raw),
     };
-    let mut expected = 0u32;
     let mut max_ts = i64::MIN;
-    for r in RecordIter::new(h, &section) {
+    for (expected, r) in RecordIter::new(h, &section).enumerate() {
         let r = r.map_err(|_| Why::Bad("a malformed record"))?;
-        if r.offset_delta != expected {
+        if r.offset_delta as usize != expected {
             return Err("record offset deltas are not 0, 1, 2, ...".into());
         }
-        expected += 1;
         max_ts = max_ts.max(h.base_timestamp.wrapping_add(r.timestamp_delta));
         // The record's size encoded alone (timestamp and offset deltas 0),
         // as the producer's limit measures it.
