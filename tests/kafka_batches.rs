@@ -17,7 +17,7 @@ fn record(i: u32, ts: i64) -> DecodedRecord {
     DecodedRecord {
         offset_delta: i,
         timestamp: ts,
-        key: (i % 3 != 0).then(|| format!("key-{i}").into_bytes()),
+        key: (!i.is_multiple_of(3)).then(|| format!("key-{i}").into_bytes()),
         value: (i % 5 != 4).then(|| format!("value {i} {}", "x".repeat(i as usize)).into_bytes()),
         headers: vec![
             ("trace".to_owned(), Some(format!("t{i}").into_bytes())),
