@@ -15,10 +15,12 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-for t in batch_decode segment_scan index_lookup log_model; do
+for t in batch_decode segment_scan index_lookup foreign_append log_model; do
     mkdir -p "fuzz/corpus/$t"
-    echo "-- $t: replaying regressions"
-    fuzz run "$t" fuzz/regressions/$t -- -runs=0
+    if [ -d "fuzz/regressions/$t" ]; then
+        echo "-- $t: replaying regressions"
+        fuzz run "$t" "fuzz/regressions/$t" -- -runs=0
+    fi
     echo "-- $t: fuzzing for ${secs}s"
     fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
         -max_total_time="$secs" -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|Done|ERROR|panicked" || true

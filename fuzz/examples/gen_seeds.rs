@@ -15,7 +15,7 @@ fn rec(
     timestamp: i64,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
-    headers: &[(&str, &[u8])],
+    headers: &[(&str, Option<&[u8]>)],
 ) -> DecodedRecord {
     DecodedRecord {
         offset_delta,
@@ -24,13 +24,15 @@ fn rec(
         value: value.map(<[u8]>::to_vec),
         headers: headers
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.to_vec()))
+            .map(|(k, v)| ((*k).to_owned(), v.map(<[u8]>::to_vec)))
             .collect(),
     }
 }
 
-/// Encodes a batch and checks that it decodes back.
-fn batch(
+/// Encodes a batch (Kafka's v2 layout, or streamlog's v1) and checks
+/// that it decodes back.
+fn batch_in(
+    version: u8,
     base_offset: u64,
     attributes: u16,
     last_offset_delta: u32,
@@ -43,8 +45,11 @@ fn batch(
         .max()
         .unwrap_or(base_timestamp);
     let b = DecodedBatch {
+        version,
         total_len: 0,
         base_offset,
+        leader_epoch: if version == 2 { 0 } else { -1 },
+        producer: (-1, -1, -1),
         last_offset_delta,
         attributes,
         base_timestamp,
@@ -57,6 +62,15 @@ fn batch(
     assert_eq!(d.records, b.records);
     assert_eq!(d.total_len, bytes.len());
     bytes
+}
+
+fn batch(
+    base_offset: u64,
+    attributes: u16,
+    last_offset_delta: u32,
+    records: Vec<DecodedRecord>,
+) -> Vec<u8> {
+    batch_in(2, base_offset, attributes, last_offset_delta, records)
 }
 
 fn last(records: &[DecodedRecord]) -> u32 {
@@ -114,8 +128,11 @@ fn index_input(mode: u8, off_target: u32, time_target: i64, bytes: &[u8]) -> Vec
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
-    let dirs = ["batch_decode", "segment_scan", "index_lookup"].map(|t| {
+    let targets = ["batch_decode", "segment_scan", "index_lookup", "foreign_append"];
+    let dirs = targets.map(|t| {
         let d = root.join(t);
+        // Regenerated from scratch: no stale seed of an older format stays.
+        let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         d
     });
@@ -131,12 +148,25 @@ fn main() {
                 1_700_000_000_000,
                 Some(b"k1"),
                 Some(b"v1"),
-                &[("h", b"x")],
+                &[("h", Some(b"x"))],
             ),
-            rec(1, 1_700_000_000_005, None, None, &[]),
+            rec(1, 1_700_000_000_005, None, None, &[("n", None)]),
         ],
     );
     write(d, "format_md_example", &format_md);
+    // FORMAT.md §3.4: the same records in v1 (no null header value there).
+    let v1_example = batch_in(
+        1,
+        42,
+        0,
+        1,
+        vec![
+            rec(0, 1_700_000_000_000, Some(b"k1"), Some(b"v1"), &[("h", Some(b"x"))]),
+            rec(1, 1_700_000_000_005, None, None, &[]),
+        ],
+    );
+    write(d, "v1_format_md_example", &v1_example);
+    write(d, "v1_zstd_run", &batch_in(1, 500, ZSTD, 19, run(20, 1_700_000_000_000, "z")));
     write(
         d,
         "single_tombstone",
@@ -159,7 +189,7 @@ fn main() {
                     -25,
                     None,
                     Some(b"v"),
-                    &[("a", b""), ("b\u{e9}", b"\x00\xff")],
+                    &[("a", Some(b"")), ("b\u{e9}", Some(b"\x00\xff")), ("n", None)],
                 ),
                 rec(7, 1 << 40, Some(b"\x00"), None, &[]),
             ],
@@ -177,9 +207,9 @@ fn main() {
                     100,
                     Some(b"key"),
                     Some(&[0x5a; 300]),
-                    &[("trace", b"abc")],
+                    &[("trace", Some(b"abc"))],
                 ),
-                rec(2, 90, None, None, &[("x", b""), ("y", b"yy")]),
+                rec(2, 90, None, None, &[("x", Some(b"")), ("y", Some(b"yy"))]),
             ],
         ),
     );
@@ -212,27 +242,45 @@ fn main() {
     bad_crc[at] ^= 0x40; // a flipped bit in b3: the flag bit 0 repairs it
     write(d, "flipped_bit_fix_crc", &scan_input(1, 1, 100, &bad_crc));
     write(d, "format_md_example", &scan_input(0, 1, 42, &format_md));
+    // A v1 segment (FORMAT.md §3.4, §4.3).
+    let v1_seg = [
+        batch_in(1, 100, 0, 2, run(3, 1_000, "a")),
+        batch_in(1, 103, ZSTD, 9, run(10, 1_010, "b")),
+        batch_in(1, 113, 0, 0, vec![rec(0, 2_000, None, Some(b"tail"), &[])]),
+    ]
+    .concat();
+    write(d, "v1_three_batches_interval_1", &scan_input(0, 1, 100, &v1_seg));
 
     // ---- index_lookup ---------------------------------------------------
     let d = &dirs[2];
-    let mut offsets = Vec::new();
-    for i in 1..=24u32 {
-        offsets.extend_from_slice(&(i * 7).to_le_bytes());
-        offsets.extend_from_slice(&(i * 4096).to_le_bytes());
+    // Mode bit 3: v1's little-endian entries; clear: Kafka's big-endian.
+    for (v1, tag) in [(false, ""), (true, "v1_")] {
+        let (u32b, i64b): (fn(u32) -> [u8; 4], fn(i64) -> [u8; 8]) = if v1 {
+            (u32::to_le_bytes, i64::to_le_bytes)
+        } else {
+            (u32::to_be_bytes, i64::to_be_bytes)
+        };
+        let mode = if v1 { 0x08 } else { 0 };
+        let mut offsets = Vec::new();
+        for i in 1..=24u32 {
+            offsets.extend_from_slice(&u32b(i * 7));
+            offsets.extend_from_slice(&u32b(i * 4096));
+        }
+        offsets.extend_from_slice(&[0u8; 64]); // preallocated zero tail
+        write(
+            d,
+            &format!("{tag}offset_index_zero_tail"),
+            &index_input(mode, 50, 0, &offsets),
+        );
+        let mut times = Vec::new();
+        let stamps: &[i64] = if v1 { &[-5, 10, 10, 20, 35, 35, 90] } else { &[0, 10, 11, 20, 35, 36, 90] };
+        for (i, ts) in stamps.iter().enumerate() {
+            times.extend_from_slice(&i64b(*ts));
+            times.extend_from_slice(&u32b(i as u32 * 3 + 1));
+        }
+        times.extend_from_slice(&[0xff; 5]); // torn entry
+        write(d, &format!("{tag}time_index_torn"), &index_input(mode, 4, 11, &times));
     }
-    offsets.extend_from_slice(&[0u8; 64]); // preallocated zero tail
-    write(
-        d,
-        "offset_index_zero_tail",
-        &index_input(0, 50, 0, &offsets),
-    );
-    let mut times = Vec::new();
-    for (i, ts) in [-5i64, 10, 10, 20, 35, 35, 90].iter().enumerate() {
-        times.extend_from_slice(&ts.to_le_bytes());
-        times.extend_from_slice(&(i as u32 * 3 + 1).to_le_bytes());
-    }
-    times.extend_from_slice(&[0xff; 5]); // torn entry
-    write(d, "time_index_torn", &index_input(0, 4, 11, &times));
     write(
         d,
         "synthetic_warm",
@@ -244,10 +292,28 @@ fn main() {
         &index_input(0x81, 3, 1, &[0x01, 0x10, 0x08]),
     );
 
-    for (t, d) in ["batch_decode", "segment_scan", "index_lookup"]
-        .iter()
-        .zip(&dirs)
-    {
+    // ---- foreign_append ---------------------------------------------------
+    // Flags byte, then batches as a client sends them (base offset 0).
+    let d = &dirs[3];
+    let client = |v: Vec<u8>, flags: u8| [vec![flags], v].concat();
+    write(d, "one_plain", &client(plain(0, run(5, 1_700_000_000_000, "c")), 0));
+    write(d, "one_zstd", &client(zstd(0, run(8, 1_700_000_000_000, "z")), 2));
+    write(
+        d,
+        "two_batches_null_headers",
+        &client(
+            [
+                plain(0, run(2, 10, "a")),
+                plain(0, vec![rec(0, 20, None, Some(b"v"), &[("n", None), ("e", Some(b""))])]),
+            ]
+            .concat(),
+            0,
+        ),
+    );
+    write(d, "format_md_example_fix_crc", &client(format_md.clone(), 1));
+    write(d, "v1_batch_refused", &client(v1_example, 0));
+
+    for (t, d) in targets.iter().zip(&dirs) {
         let total: u64 = fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap().metadata().unwrap().len())

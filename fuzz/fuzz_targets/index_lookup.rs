@@ -2,70 +2,91 @@
 //! linear scan over the valid prefix.
 //!
 //! Input layout: byte 0 mode, bytes 1..5 the offset target (u32 LE), bytes
-//! 5..13 the time target (i64 LE), the rest the index bytes. Mode bit 0
-//! prepends a long synthetic valid prefix built from the rest (so the warm /
-//! cold split of the offset lookup, 1024 entries, is reached), with the raw
-//! bytes appended after it.
+//! 5..13 the time target (i64 LE), the rest the index bytes. Mode bit 3
+//! picks v1's little-endian entries, otherwise Kafka's big-endian v2 ones.
+//! Mode bits 0..3 all set prepend a long synthetic valid prefix built from
+//! the rest (so the warm / cold split of the offset lookup, 1024 entries,
+//! is reached), with the raw bytes appended after it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use streamlog::internals::{
     offset_index_lookup, offset_index_lookup_in, time_index_lookup, time_index_lookup_in,
-    valid_offset_index_entries, valid_time_index_entries,
+    valid_offset_index_entries, valid_time_index_entries, Layout,
 };
 
 const PREFIX: usize = 13;
 
-fn offset_entries(bytes: &[u8], n: usize) -> Vec<(u32, u32)> {
+fn u32_of(b: &[u8], l: Layout) -> u32 {
+    let a: [u8; 4] = b.try_into().unwrap();
+    match l {
+        Layout::V1 => u32::from_le_bytes(a),
+        Layout::V2 => u32::from_be_bytes(a),
+    }
+}
+
+fn i64_of(b: &[u8], l: Layout) -> i64 {
+    let a: [u8; 8] = b.try_into().unwrap();
+    match l {
+        Layout::V1 => i64::from_le_bytes(a),
+        Layout::V2 => i64::from_be_bytes(a),
+    }
+}
+
+fn u32_to(v: u32, l: Layout) -> [u8; 4] {
+    match l {
+        Layout::V1 => v.to_le_bytes(),
+        Layout::V2 => v.to_be_bytes(),
+    }
+}
+
+fn i64_to(v: i64, l: Layout) -> [u8; 8] {
+    match l {
+        Layout::V1 => v.to_le_bytes(),
+        Layout::V2 => v.to_be_bytes(),
+    }
+}
+
+fn offset_entries(bytes: &[u8], n: usize, l: Layout) -> Vec<(u32, u32)> {
     bytes
         .chunks_exact(8)
         .take(n)
-        .map(|e| {
-            (
-                u32::from_le_bytes(e[..4].try_into().unwrap()),
-                u32::from_le_bytes(e[4..].try_into().unwrap()),
-            )
-        })
+        .map(|e| (u32_of(&e[..4], l), u32_of(&e[4..], l)))
         .collect()
 }
 
-fn time_entries(bytes: &[u8], n: usize) -> Vec<(i64, u32)> {
+fn time_entries(bytes: &[u8], n: usize, l: Layout) -> Vec<(i64, u32)> {
     bytes
         .chunks_exact(12)
         .take(n)
-        .map(|e| {
-            (
-                i64::from_le_bytes(e[..8].try_into().unwrap()),
-                u32::from_le_bytes(e[8..].try_into().unwrap()),
-            )
-        })
+        .map(|e| (i64_of(&e[..8], l), u32_of(&e[8..], l)))
         .collect()
 }
 
 /// A valid offset index of `n` entries whose gaps come from `seed`.
-fn synth_offsets(n: usize, seed: &[u8]) -> Vec<u8> {
+fn synth_offsets(n: usize, seed: &[u8], l: Layout) -> Vec<u8> {
     let (mut rel, mut pos) = (0u32, 0u32);
     let mut out = Vec::with_capacity(n * 8);
     for i in 0..n {
         let g = seed.get(i % seed.len().max(1)).copied().unwrap_or(0);
         rel = rel.saturating_add(1 + u32::from(g & 0x0f));
         pos = pos.saturating_add(1 + u32::from(g >> 4) * 64);
-        out.extend_from_slice(&rel.to_le_bytes());
-        out.extend_from_slice(&pos.to_le_bytes());
+        out.extend_from_slice(&u32_to(rel, l));
+        out.extend_from_slice(&u32_to(pos, l));
     }
     out
 }
 
 /// A valid time index of `n` entries (timestamps may repeat) from `seed`.
-fn synth_times(n: usize, seed: &[u8], start: i64) -> Vec<u8> {
+fn synth_times(n: usize, seed: &[u8], start: i64, l: Layout) -> Vec<u8> {
     let (mut ts, mut rel) = (start, 0u32);
     let mut out = Vec::with_capacity(n * 12);
     for i in 0..n {
         let g = seed.get(i % seed.len().max(1)).copied().unwrap_or(0);
         ts = ts.saturating_add(i64::from(g & 0x07));
         rel = rel.saturating_add(1 + u32::from(g >> 3));
-        out.extend_from_slice(&ts.to_le_bytes());
-        out.extend_from_slice(&rel.to_le_bytes());
+        out.extend_from_slice(&i64_to(ts, l));
+        out.extend_from_slice(&u32_to(rel, l));
     }
     out
 }
@@ -78,14 +99,19 @@ fuzz_target!(|data: &[u8]| {
     let off_target = u32::from_le_bytes(data[1..5].try_into().unwrap());
     let time_target = i64::from_le_bytes(data[5..13].try_into().unwrap());
     let raw = &data[PREFIX..];
+    let l = if mode & 0x08 != 0 {
+        Layout::V1
+    } else {
+        Layout::V2
+    };
 
     // The long synthetic prefix is costly: one input in eight.
     let (off_bytes, time_bytes) = if mode & 7 == 7 {
         // 1000..1400 entries: either side of the 1024-entry warm section.
         let n = 1000 + usize::from(mode >> 3) * 12;
-        let mut o = synth_offsets(n, raw);
+        let mut o = synth_offsets(n, raw, l);
         o.extend_from_slice(raw);
-        let mut t = synth_times(n, raw, time_target.wrapping_sub(i64::from(mode) * 100));
+        let mut t = synth_times(n, raw, time_target.wrapping_sub(i64::from(mode) * 100), l);
         t.extend_from_slice(raw);
         (o, t)
     } else {
@@ -93,11 +119,11 @@ fuzz_target!(|data: &[u8]| {
     };
 
     // Offset index.
-    let n = valid_offset_index_entries(&off_bytes);
+    let n = valid_offset_index_entries(&off_bytes, l);
     assert!(n * 8 <= off_bytes.len());
-    let entries = offset_entries(&off_bytes, n);
+    let entries = offset_entries(&off_bytes, n, l);
     let want = entries.iter().rev().find(|e| e.0 <= off_target).copied();
-    let got = offset_index_lookup(&off_bytes, off_target);
+    let got = offset_index_lookup(&off_bytes, off_target, l);
     if let Some((rel, _)) = got {
         assert!(
             rel <= off_target,
@@ -117,7 +143,7 @@ fuzz_target!(|data: &[u8]| {
         for t in [rel.wrapping_sub(1), rel, rel.wrapping_add(1)] {
             let want = entries.iter().rev().find(|e| e.0 <= t).copied();
             assert_eq!(
-                offset_index_lookup_in(&off_bytes, n, t),
+                offset_index_lookup_in(&off_bytes, n, t, l),
                 want,
                 "probe target {t}"
             );
@@ -125,11 +151,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Time index.
-    let n = valid_time_index_entries(&time_bytes);
+    let n = valid_time_index_entries(&time_bytes, l);
     assert!(n * 12 <= time_bytes.len());
-    let entries = time_entries(&time_bytes, n);
+    let entries = time_entries(&time_bytes, n, l);
     let want = entries.iter().rev().find(|e| e.0 < time_target).copied();
-    let got = time_index_lookup(&time_bytes, time_target);
+    let got = time_index_lookup(&time_bytes, time_target, l);
     if let Some((ts, _)) = got {
         assert!(
             ts < time_target,
@@ -148,7 +174,7 @@ fuzz_target!(|data: &[u8]| {
         for t in [ts.wrapping_sub(1), ts, ts.wrapping_add(1)] {
             let want = entries.iter().rev().find(|e| e.0 < t).copied();
             assert_eq!(
-                time_index_lookup_in(&time_bytes, n, t),
+                time_index_lookup_in(&time_bytes, n, t, l),
                 want,
                 "probe target {t}"
             );

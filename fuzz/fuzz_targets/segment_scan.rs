@@ -1,5 +1,6 @@
-//! Recovery's segment scan on arbitrary bytes must never panic, and the
-//! indexes it rebuilds must be entirely valid and point at real batches.
+//! Recovery's segment scan on arbitrary bytes (either layout) must never
+//! panic, and the indexes it rebuilds must be entirely valid and point at
+//! real batches by the layout's rule.
 //!
 //! Input layout: byte 0 flags (bit 0: recompute batch CRCs), bytes 1..3 the
 //! index interval (u16 LE), bytes 3..11 the segment base offset (u64 LE),
@@ -9,10 +10,46 @@
 use libfuzzer_sys::fuzz_target;
 use streamlog::internals::{
     decode, scan_segment, valid_offset_index_entries, valid_time_index_entries, DecodeFailure,
+    Layout,
 };
 use streamlog::CorruptionKind;
 
 const PREFIX: usize = 11;
+
+fn u32_of(b: &[u8], l: Layout) -> u32 {
+    let a: [u8; 4] = b.try_into().unwrap();
+    match l {
+        Layout::V1 => u32::from_le_bytes(a),
+        Layout::V2 => u32::from_be_bytes(a),
+    }
+}
+
+fn i64_of(b: &[u8], l: Layout) -> i64 {
+    let a: [u8; 8] = b.try_into().unwrap();
+    match l {
+        Layout::V1 => i64::from_le_bytes(a),
+        Layout::V2 => i64::from_be_bytes(a),
+    }
+}
+
+/// First offset, last offset, max timestamp and size of the batch header
+/// at the front of `b`, read by hand (FORMAT.md §3, §3.4).
+fn header_fields(b: &[u8], l: Layout) -> (u64, u64, i64, usize) {
+    match l {
+        Layout::V1 => {
+            let len = u32_of(&b[0..4], l) as usize + 4;
+            let first = u64::from_le_bytes(b[12..20].try_into().unwrap());
+            let lod = u32_of(&b[24..28], l);
+            (first, first + u64::from(lod), i64_of(&b[40..48], l), len)
+        }
+        Layout::V2 => {
+            let len = u32_of(&b[8..12], l) as usize + 12;
+            let first = u64::from_be_bytes(b[0..8].try_into().unwrap());
+            let lod = u32_of(&b[23..27], l);
+            (first, first + u64::from(lod), i64_of(&b[35..43], l), len)
+        }
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < PREFIX {
@@ -46,13 +83,14 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(valid_len, seg.len(), "no stop reason but bytes left over");
     }
 
-    let n_off = valid_offset_index_entries(&s.offset_index);
+    let l = s.layout;
+    let n_off = valid_offset_index_entries(&s.offset_index, l);
     assert_eq!(
         n_off * 8,
         s.offset_index.len(),
         "rebuilt offset index has invalid entries"
     );
-    let n_time = valid_time_index_entries(&s.time_index);
+    let n_time = valid_time_index_entries(&s.time_index, l);
     assert_eq!(
         n_time * 12,
         s.time_index.len(),
@@ -60,56 +98,67 @@ fuzz_target!(|data: &[u8]| {
     );
     assert!(n_time <= n_off, "more time entries than offset entries");
 
-    // Every offset entry points at a valid batch inside the valid prefix
-    // whose base offset is `base + rel`.
-    let mut rels = Vec::with_capacity(n_off);
-    for e in s.offset_index.chunks_exact(8) {
-        let rel = u32::from_le_bytes(e[..4].try_into().unwrap());
-        let pos = u32::from_le_bytes(e[4..].try_into().unwrap()) as usize;
-        assert!(
-            pos > 0 && pos < valid_len,
-            "index position {pos} outside 1..{valid_len}"
-        );
-        // The scan checks headers and CRCs only, not the records section
-        // (zstd, record bodies), so a full decode may still fail, but only
-        // past the header and CRC.
-        let batch = &seg[pos..valid_len];
-        let decoded = Some(decode(batch));
-        match decoded {
-            Some(Ok(b)) => {
-                assert_eq!(
-                    b.base_offset,
-                    base + u64::from(rel),
-                    "index entry ({rel}, {pos})"
-                )
+    // The valid prefix's batches: (position, base offset, last offset, max
+    // timestamp), from their headers (the scan checks headers and CRCs,
+    // not records sections, so a full decode may still fail, but only past
+    // the header and CRC).
+    let mut batches = Vec::new();
+    let mut pos = 0;
+    while pos < valid_len {
+        let b = &seg[pos..valid_len];
+        match decode(b) {
+            Ok(d) => {
+                batches.push((pos, d.base_offset, d.base_offset + u64::from(d.last_offset_delta), d.max_timestamp));
+                pos += d.total_len;
             }
-            Some(Err(
+            Err(
                 e @ (DecodeFailure::Incomplete { .. }
                 | DecodeFailure::UnsupportedVersion(_)
+                | DecodeFailure::UnsupportedCodec(_)
                 | DecodeFailure::Corrupt(
                     CorruptionKind::CrcMismatch { .. }
                     | CorruptionKind::BadLength { .. }
                     | CorruptionKind::BadMagic { .. },
                 )),
-            )) => panic!("index entry ({rel}, {pos}) is not at a valid batch: {e:?}"),
-            _ => {}
+            ) => panic!("batch at {pos} inside the valid prefix does not pass its header: {e:?}"),
+            Err(_) => {
+                let (first, last, max_ts, len) = header_fields(b, l);
+                batches.push((pos, first, last, max_ts));
+                pos += len;
+            }
         }
-        let at = pos + 12; // base_offset field
-        let batch_base = u64::from_le_bytes(seg[at..at + 8].try_into().unwrap());
-        assert_eq!(
-            batch_base,
-            base + u64::from(rel),
-            "index entry ({rel}, {pos})"
-        );
-        rels.push(rel);
     }
-    // Every time entry sits beside an offset entry.
-    for e in s.time_index.chunks_exact(12) {
-        let rel = u32::from_le_bytes(e[8..].try_into().unwrap());
+    assert_eq!(pos, valid_len, "the valid prefix is not whole batches");
+
+    // Every offset entry points at a batch of the valid prefix whose first
+    // (v1) or last (v2, Kafka's) offset is `base + rel`.
+    for e in s.offset_index.chunks_exact(8) {
+        let rel = u32_of(&e[..4], l);
+        let epos = u32_of(&e[4..], l) as usize;
         assert!(
-            rels.contains(&rel),
-            "time entry rel {rel} has no offset entry"
+            epos > 0 && epos < valid_len,
+            "index position {epos} outside 1..{valid_len}"
         );
+        let b = batches.iter().find(|b| b.0 == epos);
+        let named = b.map(|b| if l == Layout::V1 { b.1 } else { b.2 });
+        assert_eq!(named, Some(base + u64::from(rel)), "index entry ({rel}, {epos})");
+    }
+    // v1: every time entry sits beside an offset entry. v2 (Kafka's check):
+    // it names the last offset of a batch whose largest timestamp it holds.
+    for e in s.time_index.chunks_exact(12) {
+        let ts = i64_of(&e[..8], l);
+        let rel = u32_of(&e[8..], l);
+        let at = base + u64::from(rel);
+        match l {
+            Layout::V1 => assert!(
+                s.offset_index.chunks_exact(8).any(|o| u32_of(&o[..4], l) == rel),
+                "time entry rel {rel} has no offset entry"
+            ),
+            Layout::V2 => assert!(
+                batches.iter().any(|b| b.2 == at && b.3 == ts),
+                "time entry ({ts}, {rel}) names no batch ending there with that timestamp"
+            ),
+        }
     }
 
     // Scanning exactly the valid prefix is clean and gives the same result.
