@@ -62,6 +62,7 @@ pub use crate::consumer::state::RebalanceListener;
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::group::assignor::Assignor;
 pub use crate::group::offsets::OffsetAndMetadata;
+pub use crate::log::fetch::{StoredBatch, StoredBatches};
 pub use crate::log::metrics::{Metrics, PartitionInfo};
 pub use crate::log::options::LogOptions;
 pub use crate::log::state::Log;

@@ -17,6 +17,7 @@ use crate::topic::config::TopicConfig;
 use crate::topic::name::validate_user_name;
 
 mod admin;
+pub(crate) mod fetch;
 mod groups;
 pub(crate) mod maintenance;
 pub(crate) mod metrics;

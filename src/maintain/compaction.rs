@@ -22,8 +22,8 @@ use std::sync::Arc;
 use super::retention::ms;
 use crate::error::{io_err, Error, Result};
 use crate::format::batch::{
-    decode_batch, encode_record_body, record_body_len, records_section, EncodeRecord, EncodedBatch,
-    RecordIter, RecordView, Version, CODEC_MASK, NO_PRODUCER_ID,
+    decode_batch, rebuild_v2, records_section, EncodedBatch, RecordIter, RecordView, Version,
+    CODEC_MASK,
 };
 use crate::io::{FileSystem, OpenMode};
 use crate::storage::mapped::MappedFile;
@@ -259,43 +259,14 @@ fn clean_group(
             } else if kept.is_empty() && !is_last {
                 return;
             } else {
-                let mut section =
-                    EncodedBatch::section_buffer(kept.iter().map(|r| r.view.raw.len()).sum());
-                for r in &kept {
-                    if same {
-                        section.extend_from_slice(r.view.raw);
-                    } else {
-                        reencode(&mut section, r, h.base_timestamp);
-                    }
-                }
-                let max_ts = kept
-                    .iter()
-                    .map(|r| r.timestamp)
-                    .max()
-                    .unwrap_or(h.base_timestamp);
+                let views: Vec<RecordView<'_>> = kept.iter().map(|r| r.view).collect();
                 let zstd = if h.attributes & CODEC_MASK == 0 {
                     None
                 } else {
                     Some(level.unwrap_or(3))
                 };
-                match EncodedBatch::new(
-                    section,
-                    kept.len() as u32,
-                    h.last_offset_delta,
-                    h.base_timestamp,
-                    max_ts,
-                    zstd,
-                ) {
-                    Ok(mut b) => {
-                        if h.producer_id != NO_PRODUCER_ID || h.is_transactional() {
-                            b.set_producer(
-                                h.producer_id,
-                                h.producer_epoch,
-                                h.base_sequence,
-                                h.is_transactional(),
-                            );
-                        }
-                        b.seal(h.base_offset);
+                match rebuild_v2(h, &views, zstd) {
+                    Ok(b) => {
                         encoded = b;
                         encoded.bytes()
                     }
@@ -403,28 +374,6 @@ fn clean_group(
     stats.segments_removed += inputs.len() as u64 - 1;
     stats.bytes_reclaimed += input_bytes.saturating_sub(new_size);
     Ok(removed)
-}
-
-/// Appends a record of another layout to a v2 section, re-encoded against
-/// the same base timestamp (so with the same deltas).
-fn reencode(section: &mut Vec<u8>, r: &Rec<'_>, base_timestamp: i64) {
-    let mut it = r.view.header_iter();
-    let mut headers = Vec::new();
-    while let Some((k, v)) = it.next_checked() {
-        headers.push((
-            std::borrow::Cow::Borrowed(k),
-            v.map(std::borrow::Cow::Borrowed),
-        ));
-    }
-    let e = EncodeRecord {
-        offset_delta: r.view.offset_delta,
-        timestamp: r.timestamp,
-        key: r.view.key,
-        value: r.view.value,
-        headers: &headers,
-    };
-    let body = record_body_len(&e, base_timestamp);
-    encode_record_body(section, &e, base_timestamp, body);
 }
 
 fn count_batches(seg: &Arc<Segment>) -> Result<usize> {

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 
 use super::common::{
-    BatchHeader, Version, CODEC_NONE, CODEC_ZSTD, MAX_BATCH_BYTES, NO_PRODUCER_EPOCH,
+    BatchHeader, RecordView, Version, CODEC_NONE, CODEC_ZSTD, MAX_BATCH_BYTES, NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID, NO_SEQUENCE,
 };
 use super::v2::{self, HEADER_LEN};
@@ -321,6 +321,70 @@ impl Drop for EncodedBatch {
     fn drop(&mut self) {
         give_back(std::mem::take(&mut self.buf));
     }
+}
+
+/// A v2 batch holding `records` of the batch `h` (of either layout), with
+/// `h`'s base offset, base timestamp, last offset delta and producer
+/// fields: records of a v2 batch are copied verbatim, those of a v1 batch
+/// re-encoded (same deltas, keys, values, headers). Compaction uses it for
+/// the records it keeps, fetches to hand out a v1 batch in Kafka's layout.
+///
+/// # Errors
+/// From zstd, or a batch past the format's limits.
+pub(crate) fn rebuild_v2(
+    h: &BatchHeader,
+    records: &[RecordView<'_>],
+    zstd_level: Option<i32>,
+) -> std::io::Result<EncodedBatch> {
+    let mut section = EncodedBatch::section_buffer(records.iter().map(|r| r.raw.len()).sum());
+    let mut max_ts = i64::MIN;
+    let mut headers = Vec::new();
+    for r in records {
+        max_ts = max_ts.max(h.base_timestamp.wrapping_add(r.timestamp_delta));
+        if h.version == Version::V2 {
+            section.extend_from_slice(r.raw);
+            continue;
+        }
+        headers.clear();
+        let mut it = r.header_iter();
+        while let Some((k, v)) = it.next_checked() {
+            headers.push((Cow::Borrowed(k), v.map(Cow::Borrowed)));
+        }
+        let e = EncodeRecord {
+            offset_delta: r.offset_delta,
+            timestamp: h.base_timestamp.wrapping_add(r.timestamp_delta),
+            key: r.key,
+            value: r.value,
+            headers: &headers,
+        };
+        encode_record_body(
+            &mut section,
+            &e,
+            h.base_timestamp,
+            record_body_len(&e, h.base_timestamp),
+        );
+    }
+    if records.is_empty() {
+        max_ts = h.base_timestamp;
+    }
+    let mut b = EncodedBatch::new(
+        section,
+        records.len() as u32,
+        h.last_offset_delta,
+        h.base_timestamp,
+        max_ts,
+        zstd_level,
+    )?;
+    if h.producer_id != NO_PRODUCER_ID || h.is_transactional() {
+        b.set_producer(
+            h.producer_id,
+            h.producer_epoch,
+            h.base_sequence,
+            h.is_transactional(),
+        );
+    }
+    b.seal(h.base_offset);
+    Ok(b)
 }
 
 /// Compresses a records section into a new buffer with header space
