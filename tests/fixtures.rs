@@ -111,6 +111,19 @@ fn generate_v2() {
             }
         }
     }
+    // The group's committed offsets, which Kafka's offsets decoder must
+    // read back from `__consumer_offsets`.
+    let mut offsets = String::new();
+    for (tp, o) in log.committed_offsets("billing") {
+        offsets.push_str(&format!(
+            "billing\t{}\t{}\t{}\t{}\n",
+            tp.topic,
+            tp.partition,
+            o.offset(),
+            o.metadata_str()
+        ));
+    }
+    std::fs::write(root.join("v2-offsets.tsv"), offsets).unwrap();
     log.close().unwrap();
     std::fs::remove_file(dir.join(".lock")).unwrap();
     // The boot id of the machine that made it means nothing elsewhere.

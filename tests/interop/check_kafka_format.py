@@ -14,8 +14,14 @@ written (tests/fixtures/v2-records.tsv: partition directory, offset,
 timestamp, key, value and headers, bytes in hex, null as "-"). Any CRC
 complaint, index complaint, missing, extra or different record fails.
 
-Usage: check_kafka_format.py LOG_DIR MANIFEST KAFKA_LIBS_DIR
+The committed group offsets in `__consumer_offsets` are decoded with
+Kafka's offsets decoder (--offsets-decoder) and compared with OFFSETS
+(group, topic, partition, offset, metadata per line).
+
+Usage: check_kafka_format.py LOG_DIR MANIFEST OFFSETS KAFKA_LIBS_DIR
 """
+
+import json
 
 import os
 import re
@@ -187,12 +193,38 @@ def check_with_kafka_python(files, want):
           % (batches, len(seen)))
 
 
+def check_offsets_with_kafka(libs, files, offsets_path):
+    want = set()
+    with open(offsets_path) as f:
+        for line in f:
+            group, topic, part, offset, metadata = line.rstrip("\n").split("\t")
+            want.add((group, topic, int(part), int(offset), metadata))
+    logs = [f for p, fs in files.items() if p.startswith(INTERNAL) for f in fs if f.endswith(".log")]
+    out = dump(libs, ["--offsets-decoder", "--files", ",".join(logs)])
+    latest = {}
+    for line in out.splitlines():
+        m = re.match(r"^\| offset: (\d+) .* key: (\{.*\}) payload: (\{.*\})$", line)
+        if not m:
+            continue
+        key, value = json.loads(m.group(2)), json.loads(m.group(3))
+        if key.get("type") != "1":
+            fail("an offsets record Kafka does not read as an offset commit: " + line)
+        k = key["data"]
+        v = value["data"]
+        latest[(k["group"], k["topic"], k["partition"])] = (v["offset"], v["metadata"])
+    got = {(g, t, p, o, md) for (g, t, p), (o, md) in latest.items()}
+    if got != want:
+        fail("Kafka's offsets decoder reads %r, committed %r" % (sorted(got), sorted(want)))
+    print("Kafka's offsets decoder: %d committed offsets read back" % len(got))
+
+
 def main():
-    log_dir, manifest, libs = sys.argv[1:4]
+    log_dir, manifest, offsets, libs = sys.argv[1:5]
     want = read_manifest(manifest)
     files = segment_files(log_dir)
     out = check_with_kafka(libs, files, want)
     check_with_kafka_python(files, want)
+    check_offsets_with_kafka(libs, files, offsets)
     sample = os.path.join(log_dir, "events-0", "00000000000000000000.log")
     head = dump(libs, ["--deep-iteration", "--print-data-log", "--files", sample])
     print("first lines of DumpLogSegments for %s:" % os.path.relpath(sample, log_dir))

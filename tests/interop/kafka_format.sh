@@ -29,9 +29,10 @@ STREAMLOG_FIXTURE_OUT="$PWD/$work/fresh" \
     cargo test -q --test fixtures -- --ignored generate_v2 >/dev/null
 # The same build must write the same records as the committed fixture.
 diff tests/fixtures/v2-records.tsv "$work/fresh/v2-records.tsv"
+diff tests/fixtures/v2-offsets.tsv "$work/fresh/v2-offsets.tsv"
 
 for dir in "$work/fresh" tests/fixtures; do
     echo "-- checking $dir/v2 with Kafka's DumpLogSegments and kafka-python"
     "$work/venv/bin/python" tests/interop/check_kafka_format.py \
-        "$dir/v2" "$dir/v2-records.tsv" "$work/kafka-libs"
+        "$dir/v2" "$dir/v2-records.tsv" "$dir/v2-offsets.tsv" "$work/kafka-libs"
 done
