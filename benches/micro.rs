@@ -20,6 +20,9 @@
 //! - `log`: reading 100k records back through a consumer, touching every
 //!   value; and a single `send` of a 100-byte record.
 //! - `recovery`: `internals::scan_segment` over ~4 MiB of valid batches.
+//! - `crc`: the two checksums of the format on 100 B, 1 KiB and 64 KiB:
+//!   CRC-32C (`crc32c`, Kafka's, v2 batches; SSE4.2 where the CPU has it)
+//!   against CRC-32 IEEE (`crc32fast`, v1 batches and metadata files).
 //!
 //! Throughput is reported per logical record and per logical byte (key +
 //! value bytes, before any encoding or compression).
@@ -447,5 +450,29 @@ fn bench_recovery(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_batch, bench_index, bench_log, bench_recovery);
+fn bench_crc(c: &mut Criterion) {
+    let mut g = c.benchmark_group("crc");
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for size in [100usize, 1024, 64 << 10] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        g.throughput(Throughput::Bytes(size as u64));
+        g.bench_function(format!("crc32c/{size}"), |b| {
+            b.iter(|| crc32c::crc32c(black_box(&data)))
+        });
+        g.bench_function(format!("crc32_ieee/{size}"), |b| {
+            b.iter(|| crc32fast::hash(black_box(&data)))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_batch,
+    bench_index,
+    bench_log,
+    bench_recovery,
+    bench_crc
+);
 criterion_main!(benches);
