@@ -341,6 +341,36 @@ fn a_batch_from_a_newer_format_version_is_unsupported() {
     }
 }
 
+/// A batch compressed with a codec this build does not read (Kafka's gzip,
+/// snappy, lz4) is a typed error, not damage: never cut off.
+#[test]
+fn a_batch_in_an_unsupported_codec_is_refused_not_truncated() {
+    for (codec, name) in [(1u8, "gzip"), (2, "snappy"), (3, "lz4")] {
+        let dir = TestDir::new("codec");
+        {
+            let log = Log::open(dir.path()).unwrap();
+            log.create_topic("t", TopicConfig::new()).unwrap();
+            log.producer().send("t", Record::new(b"x")).unwrap();
+            log.close().unwrap();
+        }
+        let seg = dir.join("t-0/00000000000000000000.log");
+        let mut bytes = std::fs::read(&seg).unwrap();
+        bytes[22] = (bytes[22] & !0b111) | codec;
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        std::fs::write(&seg, &bytes).unwrap();
+        match Log::open(dir.path()) {
+            Err(Error::UnsupportedCompression {
+                codec: c, position, ..
+            }) => {
+                assert_eq!((c, position), (name, 0))
+            }
+            other => panic!("{name}: expected UnsupportedCompression, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&seg).unwrap(), bytes, "{name}");
+    }
+}
+
 /// Misuse that is not configuration gets its own variant, not
 /// `InvalidConfig`.
 #[test]
