@@ -236,7 +236,7 @@ pub fn fix_crcs(bytes: &[u8]) -> Option<Vec<u8>> {
                 if total < v2::HEADER_LEN || total > b.len() {
                     break;
                 }
-                let crc = crc32c::crc32c(&b[v2::CRC_FROM..total]).to_be_bytes();
+                let crc = v2::crc32c(&b[v2::CRC_FROM..total]).to_be_bytes();
                 (total, v2::CRC_AT, crc)
             }
         };

@@ -148,6 +148,7 @@ fn pins_exact_v2_bytes() {
     assert_eq!(bytes.len(), expected.len());
     assert_eq!(bytes[..v2::CRC_AT], expected[..v2::CRC_AT]);
     assert_eq!(bytes[v2::CRC_FROM..], expected[v2::CRC_FROM..]);
+    // Checked with a second implementation.
     let crc = crc32c::crc32c(&bytes[v2::CRC_FROM..]);
     assert_eq!(bytes[v2::CRC_AT..v2::CRC_FROM], crc.to_be_bytes());
     assert_eq!(crc, 0xabae_28e7, "FORMAT.md quotes this CRC");

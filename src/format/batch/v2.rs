@@ -153,7 +153,14 @@ pub(crate) fn claimed_base_offset(buf: &[u8]) -> Option<u64> {
 /// The CRC-32C of a batch's covered bytes.
 #[inline]
 pub(crate) fn crc_of(batch: &[u8]) -> u32 {
-    crc32c::crc32c(&batch[CRC_FROM..])
+    crc32c(&batch[CRC_FROM..])
+}
+
+/// CRC-32C (Castagnoli, Kafka's), by `crc-fast`.
+#[inline]
+pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
+    // The algorithm's checksum is 32 bits wide, returned in a u64.
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
 }
 
 /// Validates one whole v2 batch at the front of `buf`, in this order:
