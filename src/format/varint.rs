@@ -96,7 +96,7 @@ pub(crate) fn varint_len(v: i64) -> usize {
 /// Reads an unsigned varint from the front of `buf`, returning the value and
 /// the bytes consumed. Rejects truncation and encodings longer than 10 bytes
 /// or whose tenth byte carries more than the top bit of a `u64`.
-#[inline]
+#[inline(always)]
 pub(crate) fn get_uvarint(buf: &[u8]) -> Option<(u64, usize)> {
     // One- and two-byte encodings (every length, delta and count of a
     // record below 16 KiB) skip the loop.
@@ -129,7 +129,7 @@ pub(crate) fn get_uvarint(buf: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// Reads a zig-zag varint from the front of `buf`.
-#[inline]
+#[inline(always)]
 pub(crate) fn get_varint(buf: &[u8]) -> Option<(i64, usize)> {
     let (u, n) = get_uvarint(buf)?;
     Some((((u >> 1) as i64) ^ -((u & 1) as i64), n))

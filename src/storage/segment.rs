@@ -360,26 +360,39 @@ impl Segment {
     }
 
     /// Byte position in `log` (this segment's log, as viewed) from which
-    /// to scan for `offset`: the indexed batch at or before it, or the
-    /// segment start.
+    /// to scan for `offset`: the batch that may hold it, found through the
+    /// index, or the segment start.
+    ///
+    /// v1 entries name a batch's first offset: the last entry at or below
+    /// `offset` is a batch to start at. v2 entries (Kafka's) name a batch's
+    /// last offset: the last entry *below* `offset` names a batch that ends
+    /// before it, so the scan starts right after that batch (its header
+    /// read, not its records) instead of walking, and CRC-checking, a
+    /// whole batch the reader does not want.
     pub fn position_for(self: &Arc<Self>, log: &[u8], offset: u64) -> io::Result<u64> {
         let rel = u32::try_from(offset.saturating_sub(self.base)).unwrap_or(u32::MAX);
         let offsets = self.view(Part::Offsets)?;
         let n = offsets.len() / OFFSET_ENTRY_LEN;
-        Ok(match lookup_offset(&offsets, n, rel, self.version) {
-            Some(e) if self.entry_points_at_batch(log, e) => u64::from(e.pos),
+        let found = match self.version {
+            Version::V1 => lookup_offset(&offsets, n, rel, self.version),
+            Version::V2 => match rel.checked_sub(1) {
+                Some(below) => lookup_offset(&offsets, n, below, self.version),
+                None => None,
+            },
+        };
+        let Some(e) = found else {
+            return Ok(0);
+        };
+        Ok(match log.get(e.pos as usize..).map(peek_header) {
             // An entry that disagrees with the log is ignored; the scan from
             // the start is slower but correct. Recovery rebuilds such an
             // index on the next open.
+            Some(Ok(h)) if entry_matches(self.version, &h, self.base, e) => match self.version {
+                Version::V1 => u64::from(e.pos),
+                Version::V2 => u64::from(e.pos) + h.total_len() as u64,
+            },
             _ => 0,
         })
-    }
-
-    fn entry_points_at_batch(&self, log: &[u8], e: OffsetEntry) -> bool {
-        match log.get(e.pos as usize..).map(peek_header) {
-            Some(Ok(h)) => entry_matches(self.version, &h, self.base, e),
-            _ => false,
-        }
     }
 
     /// The offset from which a scan for the first record with timestamp

@@ -236,6 +236,7 @@ impl<'a> RecordView<'a> {
 }
 
 /// A length-prefixed byte string: −1 is null.
+#[inline]
 pub(crate) fn take_bytes(buf: &[u8], len: i64) -> Option<(Option<&[u8]>, usize)> {
     if len == -1 {
         return Some((None, 0));
@@ -247,6 +248,7 @@ pub(crate) fn take_bytes(buf: &[u8], len: i64) -> Option<(Option<&[u8]>, usize)>
 /// Walks `count` encoded headers once, so that a malformed one is caught
 /// when its record is decoded and the public iterator over them can never
 /// fail. Returns the packed count on success.
+#[inline]
 pub(crate) fn check_headers(buf: &[u8], count: u32, version: Version) -> Option<u32> {
     // Counts are bounded by the bytes they take (at least 2 per header),
     // so the layout bit above them is free.
@@ -301,6 +303,7 @@ impl<'a> HeaderIter<'a> {
 
     /// The next header as `(name, value)`, `None` for a null value.
     /// `None` at the end or at a malformed header.
+    #[inline]
     pub fn next_checked(&mut self) -> Option<(&'a str, Option<&'a [u8]>)> {
         if self.remaining == 0 {
             return None;

@@ -70,6 +70,7 @@ pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 
 /// The records section of a validated batch, decompressed when needed.
 /// Borrowed when the batch is uncompressed.
+#[inline]
 pub(crate) fn records_section<'a>(
     h: &BatchHeader,
     batch: &'a [u8],

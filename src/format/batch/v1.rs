@@ -65,6 +65,7 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Bounds and magic of the v1 header at the front of `buf`; no CRC.
+#[inline]
 pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Incomplete { needed: HEADER_LEN });
@@ -114,6 +115,7 @@ pub(crate) fn claimed_base_offset(buf: &[u8]) -> Option<u64> {
 }
 
 /// Validates one whole v1 batch at the front of `buf`.
+#[inline]
 pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let h = peek_header(buf)?;
     let bytes = &buf[..h.total_len()];
@@ -154,6 +156,7 @@ pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 }
 
 /// Parses one v1 record body (after its length prefix).
+#[inline]
 pub(crate) fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
     let (&attributes, mut p) = (body.first()?, 1usize);
     if attributes != 0 {

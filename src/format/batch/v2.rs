@@ -69,6 +69,7 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 
 /// The header fields, with bounds and field ranges checked but not the
 /// magic or the CRC.
+#[inline]
 fn fields(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Incomplete { needed: HEADER_LEN });
@@ -131,6 +132,7 @@ fn fields(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 }
 
 /// Bounds and magic of the v2 header at the front of `buf`; no CRC.
+#[inline]
 pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let h = fields(buf)?;
     if h.magic != MAGIC {
@@ -168,6 +170,7 @@ pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
 /// (a CRC-valid batch with another magic is `UnsupportedVersion`), the
 /// attribute bits (a newer bit is `UnsupportedVersion` too), the codec
 /// (gzip, snappy, lz4: `UnsupportedCodec`), the record count.
+#[inline]
 pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let h = fields(buf)?;
     let bytes = &buf[..h.total_len()];
@@ -202,13 +205,14 @@ pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 }
 
 /// An `i32` varint (Kafka's `varint`, zig-zag) from the front of `buf`.
-#[inline]
+#[inline(always)]
 pub(crate) fn get_i32(buf: &[u8]) -> Option<(i32, usize)> {
     let (v, n) = get_varint(buf)?;
     Some((i32::try_from(v).ok()?, n))
 }
 
 /// Parses one v2 record body (after its length prefix).
+#[inline]
 pub(crate) fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
     let (&attributes, mut p) = (body.first()?, 1usize);
     // Kafka reserves every bit of a record's attributes.
