@@ -53,7 +53,11 @@ pub(crate) struct LoadCtx<'a> {
     /// The topic is not compacted, so the active segment holds no gaps:
     /// each batch of it must start exactly where the one before ended
     /// (Kafka's CRC does not cover the base offset; this catches a damaged
-    /// one).
+    /// one). Compaction never touches the active segment, so only a topic
+    /// that was compacted once and whose active segment file was then lost
+    /// (its last segment a cleaned one) could trip over it; when a topic's
+    /// cleanup policy becomes changeable, a once-compacted topic should keep
+    /// this off.
     pub exact_offsets: bool,
 }
 
