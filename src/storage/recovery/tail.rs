@@ -300,9 +300,8 @@ fn try_entry(
 /// negative timestamps so far) the state is unknown and the entry is not
 /// used.
 ///
-/// A kept time slot (trusted, not placed again) could be the torn last
-/// store when the log ends in zero bytes and nothing was stored after it;
-/// such a slot is not kept: only entries below it are tried.
+/// A kept time slot that may be the torn last store is not kept: only
+/// entries below it are tried (see [`suspect_v2`]).
 fn try_entry_v2(
     ix: &Index<'_>,
     c: usize,
