@@ -13,12 +13,16 @@ use streamlog::{
 /// 20 batches of 5 records, small segments, no index entries; closed cleanly
 /// so that the first segment is trusted (never scanned) on reopen.
 fn fill(dir: &Path) {
+    fill_with_interval(dir, 1 << 20);
+}
+
+fn fill_with_interval(dir: &Path, interval: u64) {
     let log = Log::open(dir).unwrap();
     log.create_topic(
         "t",
         TopicConfig::new()
             .segment_bytes(1024)
-            .index_interval_bytes(1 << 20),
+            .index_interval_bytes(interval),
     )
     .unwrap();
     let p = log.producer();
@@ -86,6 +90,48 @@ fn an_overflowing_base_offset_is_an_error_not_a_panic() {
             "base {base}: {got:?}"
         );
     }
+}
+
+/// Regression (found in review): Kafka's CRC leaves the base offset out, and
+/// a read that found its start through the index did not know which offset
+/// the batch there must have, so a damaged base offset past the end read as
+/// a batch still being appended: the poll returned nothing, silently.
+#[test]
+fn a_damaged_base_offset_found_through_the_index_is_an_error() {
+    let dir = TestDir::new("index-base");
+    // An index entry for every batch after the first: seeking to 12 starts
+    // right after batch 1 (offsets 5..=9, its entry says 9), at batch 2.
+    fill_with_interval(dir.path(), 1);
+    let first = segment_files(&dir.join("t-0"), "log").remove(0);
+    let mut bytes = std::fs::read(&first).unwrap();
+    let len =
+        |at: usize| u32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize + 12;
+    let b2 = len(0) + len(len(0));
+    assert_eq!(
+        u64::from_be_bytes(bytes[b2..b2 + 8].try_into().unwrap()),
+        10
+    );
+    bytes[b2..b2 + 8].copy_from_slice(&1_000_000u64.to_be_bytes());
+    std::fs::write(&first, &bytes).unwrap();
+    let log = Log::open(dir.path()).unwrap();
+    let tp = TopicPartition::new("t", 0);
+    let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
+    c.assign(std::slice::from_ref(&tp)).unwrap();
+    c.seek(&tp, 12).unwrap();
+    let got = c.poll(Duration::ZERO).map(|r| r.len());
+    assert!(
+        matches!(
+            got,
+            Err(Error::Corrupted {
+                kind: CorruptionKind::OffsetOutOfOrder {
+                    expected: 10,
+                    found: 1_000_000
+                },
+                ..
+            })
+        ),
+        "{got:?}"
+    );
 }
 
 #[test]

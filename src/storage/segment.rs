@@ -370,6 +370,15 @@ impl Segment {
     /// read, not its records) instead of walking, and CRC-checking, a
     /// whole batch the reader does not want.
     pub fn position_for(self: &Arc<Self>, log: &[u8], offset: u64) -> io::Result<u64> {
+        self.start_for(log, offset).map(|(pos, _)| pos)
+    }
+
+    /// [`position_for`](Self::position_for), with the offset the batch at
+    /// that position must start at when the index tells it: the segment's
+    /// base at position 0, and for v2 the next offset of the batch the
+    /// entry named (so a damaged base offset there is caught, not read as
+    /// a batch still being appended).
+    pub fn start_for(self: &Arc<Self>, log: &[u8], offset: u64) -> io::Result<(u64, Option<u64>)> {
         let rel = u32::try_from(offset.saturating_sub(self.base)).unwrap_or(u32::MAX);
         let offsets = self.view(Part::Offsets)?;
         let n = offsets.len() / OFFSET_ENTRY_LEN;
@@ -380,18 +389,23 @@ impl Segment {
                 None => None,
             },
         };
+        let start = (0, Some(self.base));
         let Some(e) = found else {
-            return Ok(0);
+            return Ok(start);
         };
         Ok(match log.get(e.pos as usize..).map(peek_header) {
             // An entry that disagrees with the log is ignored; the scan from
             // the start is slower but correct. Recovery rebuilds such an
             // index on the next open.
             Some(Ok(h)) if entry_matches(self.version, &h, self.base, e) => match self.version {
-                Version::V1 => u64::from(e.pos),
-                Version::V2 => u64::from(e.pos) + h.total_len() as u64,
+                // The entry vouches for the batch it names.
+                Version::V1 => (u64::from(e.pos), None),
+                Version::V2 => (
+                    u64::from(e.pos) + h.total_len() as u64,
+                    Some(h.next_offset()),
+                ),
             },
-            _ => 0,
+            _ => start,
         })
     }
 

@@ -150,19 +150,18 @@ impl Partition {
                 }
             }
             let data = mapped!(seg, Part::Log);
-            let mut pos = if i == first {
-                match seg.position_for(&data, offset) {
-                    Ok(p) => p as usize,
+            // The base offset the next batch must have: exact, unless
+            // compaction may have removed whole batches. Unknown for a v1
+            // batch found through the index (the index check vouches for it).
+            let (mut pos, mut expected) = if i == first {
+                match seg.start_for(&data, offset) {
+                    Ok((p, e)) => (p as usize, e),
                     Err(e) if out.is_empty() => return Ok(Read::Unmappable(seg.clone(), e)),
                     Err(_) => return Ok(Read::Done(())),
                 }
             } else {
-                0
+                (0, Some(seg.base))
             };
-            // The base offset the next batch must have: exact, unless
-            // compaction may have removed whole batches. Unknown for a
-            // batch found through the index (the index check vouches for it).
-            let mut expected = (pos == 0).then_some(seg.base);
             let mut reached = seg.base;
             while pos < data.len() {
                 // Every batch walked over is validated, CRC included, so that
