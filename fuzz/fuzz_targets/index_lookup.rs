@@ -10,28 +10,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use streamlog_fuzz::{i64_of, u32_of};
 use streamlog::internals::{
     offset_index_lookup, offset_index_lookup_in, time_index_lookup, time_index_lookup_in,
     valid_offset_index_entries, valid_time_index_entries, Layout,
 };
 
 const PREFIX: usize = 13;
-
-fn u32_of(b: &[u8], l: Layout) -> u32 {
-    let a: [u8; 4] = b.try_into().unwrap();
-    match l {
-        Layout::V1 => u32::from_le_bytes(a),
-        Layout::V2 => u32::from_be_bytes(a),
-    }
-}
-
-fn i64_of(b: &[u8], l: Layout) -> i64 {
-    let a: [u8; 8] = b.try_into().unwrap();
-    match l {
-        Layout::V1 => i64::from_le_bytes(a),
-        Layout::V2 => i64::from_be_bytes(a),
-    }
-}
 
 fn u32_to(v: u32, l: Layout) -> [u8; 4] {
     match l {

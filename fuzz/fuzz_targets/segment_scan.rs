@@ -8,6 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use streamlog_fuzz::{i64_of, u32_of};
 use streamlog::internals::{
     decode, scan_segment, valid_offset_index_entries, valid_time_index_entries, DecodeFailure,
     Layout,
@@ -15,22 +16,6 @@ use streamlog::internals::{
 use streamlog::CorruptionKind;
 
 const PREFIX: usize = 11;
-
-fn u32_of(b: &[u8], l: Layout) -> u32 {
-    let a: [u8; 4] = b.try_into().unwrap();
-    match l {
-        Layout::V1 => u32::from_le_bytes(a),
-        Layout::V2 => u32::from_be_bytes(a),
-    }
-}
-
-fn i64_of(b: &[u8], l: Layout) -> i64 {
-    let a: [u8; 8] = b.try_into().unwrap();
-    match l {
-        Layout::V1 => i64::from_le_bytes(a),
-        Layout::V2 => i64::from_be_bytes(a),
-    }
-}
 
 /// First offset, last offset, max timestamp and size of the batch header
 /// at the front of `b`, read by hand (FORMAT.md §3, §3.4).

@@ -7,3 +7,24 @@
 //! checks, zstd, record parsing, index building) is reached.
 
 pub use streamlog::internals::fix_crcs;
+
+use streamlog::internals::Layout;
+
+/// A `u32` index field in a layout's byte order (v1 little-, v2
+/// big-endian). `b` must be 4 bytes.
+pub fn u32_of(b: &[u8], l: Layout) -> u32 {
+    let a: [u8; 4] = b.try_into().expect("4 bytes");
+    match l {
+        Layout::V1 => u32::from_le_bytes(a),
+        Layout::V2 => u32::from_be_bytes(a),
+    }
+}
+
+/// An `i64` index field in a layout's byte order. `b` must be 8 bytes.
+pub fn i64_of(b: &[u8], l: Layout) -> i64 {
+    let a: [u8; 8] = b.try_into().expect("8 bytes");
+    match l {
+        Layout::V1 => i64::from_le_bytes(a),
+        Layout::V2 => i64::from_be_bytes(a),
+    }
+}

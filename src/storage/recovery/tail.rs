@@ -275,16 +275,16 @@ fn try_entry(
     if let Some(rel) = torn_time_slot(ix, used, &scan, base) {
         return Err(Reject::Below(rel));
     }
-    let mut offsets = files.offsets[..kept_offsets].to_vec();
-    offsets.append(&mut scan.offsets);
-    scan.offsets = offsets;
-    let mut times = files.times[..kept_times].to_vec();
-    times.append(&mut scan.times);
-    scan.times = times;
-    Ok(Resumed {
-        scan,
-        from: u64::from(prev.pos),
-    })
+    let kept = (&files.offsets[..kept_offsets], &files.times[..kept_times]);
+    Ok(resumed(kept, scan, u64::from(prev.pos)))
+}
+
+/// A resumed scan's result: the index entries kept from the files, then
+/// those the scan placed.
+fn resumed((offsets, times): (&[u8], &[u8]), mut scan: Scan, from: u64) -> Resumed {
+    scan.offsets.splice(0..0, offsets.iter().copied());
+    scan.times.splice(0..0, times.iter().copied());
+    Resumed { scan, from }
 }
 
 /// v2 (Kafka's rule, `storage::cursor`): resumes right after the batch
@@ -351,13 +351,11 @@ fn try_entry_v2(
     if used == kept && suspect_v2(ix, kept - 1, last, &scan, base) {
         return Err(Reject::Below(last.rel));
     }
-    let mut offsets = files.offsets[..c * OFFSET_ENTRY_LEN].to_vec();
-    offsets.append(&mut scan.offsets);
-    scan.offsets = offsets;
-    let mut times = files.times[..kept * TIME_ENTRY_LEN].to_vec();
-    times.append(&mut scan.times);
-    scan.times = times;
-    Ok(Resumed { scan, from })
+    let kept = (
+        &files.offsets[..c * OFFSET_ENTRY_LEN],
+        &files.times[..kept * TIME_ENTRY_LEN],
+    );
+    Ok(resumed(kept, scan, from))
 }
 
 /// Whether kept time slot `i` (holding `t`) may be the process's torn last
