@@ -308,21 +308,26 @@ fn a_damaged_registry_is_a_typed_error_not_an_empty_log() {
     }
 }
 
+/// A closed log holding one record in topic `t`: the directory, its one
+/// segment file and that file's bytes.
+fn one_record_log(name: &str) -> (TestDir, std::path::PathBuf, Vec<u8>) {
+    let dir = TestDir::new(name);
+    let log = Log::open(dir.path()).unwrap();
+    log.create_topic("t", TopicConfig::new()).unwrap();
+    log.producer().send("t", Record::new(b"x")).unwrap();
+    log.close().unwrap();
+    let seg = dir.join("t-0/00000000000000000000.log");
+    let bytes = std::fs::read(&seg).unwrap();
+    (dir, seg, bytes)
+}
+
 #[test]
 fn a_batch_from_a_newer_format_version_is_unsupported() {
     // A CRC-valid batch with magic 3, and one with an attribute bit this
     // build does not know (bit 7): written by something newer, never cut
     // off as damage.
     for (what, magic, attr_bit) in [("magic", 3u8, 0u16), ("attribute bit", 2, 1 << 7)] {
-        let dir = TestDir::new("version");
-        {
-            let log = Log::open(dir.path()).unwrap();
-            log.create_topic("t", TopicConfig::new()).unwrap();
-            log.producer().send("t", Record::new(b"x")).unwrap();
-            log.close().unwrap();
-        }
-        let seg = dir.join("t-0/00000000000000000000.log");
-        let mut bytes = std::fs::read(&seg).unwrap();
+        let (dir, seg, mut bytes) = one_record_log("version");
         bytes[16] = magic;
         let attrs = u16::from_be_bytes([bytes[21], bytes[22]]) | attr_bit;
         bytes[21..23].copy_from_slice(&attrs.to_be_bytes());
@@ -346,15 +351,7 @@ fn a_batch_from_a_newer_format_version_is_unsupported() {
 #[test]
 fn a_batch_in_an_unsupported_codec_is_refused_not_truncated() {
     for (codec, name) in [(1u8, "gzip"), (2, "snappy"), (3, "lz4")] {
-        let dir = TestDir::new("codec");
-        {
-            let log = Log::open(dir.path()).unwrap();
-            log.create_topic("t", TopicConfig::new()).unwrap();
-            log.producer().send("t", Record::new(b"x")).unwrap();
-            log.close().unwrap();
-        }
-        let seg = dir.join("t-0/00000000000000000000.log");
-        let mut bytes = std::fs::read(&seg).unwrap();
+        let (dir, seg, mut bytes) = one_record_log("codec");
         bytes[22] = (bytes[22] & !0b111) | codec;
         let crc = crc32c::crc32c(&bytes[21..]);
         bytes[17..21].copy_from_slice(&crc.to_be_bytes());

@@ -360,27 +360,10 @@ fn open_copy(name: &str) -> (TestDir, Log) {
 type Rows = Vec<(u64, Option<Vec<u8>>, Option<Vec<u8>>)>;
 
 fn read(log: &Log, topic: &str, p: u32) -> Rows {
-    let tp = TopicPartition::new(topic, p);
-    let mut c = log.consumer(
-        ConsumerConfig::new()
-            .auto_offset_reset(OffsetReset::Earliest)
-            .max_poll_records(1000),
-    );
-    c.assign(std::slice::from_ref(&tp)).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let recs = c.poll(Duration::ZERO).unwrap();
-        if recs.is_empty() {
-            return out;
-        }
-        for r in &recs {
-            out.push((
-                r.offset(),
-                r.key().map(<[u8]>::to_vec),
-                r.value().map(<[u8]>::to_vec),
-            ));
-        }
-    }
+    read_full(log, topic, p)
+        .into_iter()
+        .map(|r| (r.offset, r.key, r.value))
+        .collect()
 }
 
 fn check_plain(log: &Log, upto: usize) {
