@@ -4,7 +4,8 @@
 //! Every codec is here: batches and records (`batch`, `varint`), index
 //! entries (`index`), the framing of metadata files (`meta`) and the lines
 //! inside them (`registry`, `checkpoint`), and the records of
-//! `__consumer_offsets` (`offsets`).
+//! `__consumer_offsets` (`offsets`), and exactly-once's records and files
+//! (`txn`: `__transaction_state`, `.txnindex`, `.snapshot`).
 
 pub(crate) mod batch;
 pub(crate) mod checkpoint;
@@ -12,4 +13,5 @@ pub(crate) mod index;
 pub(crate) mod meta;
 pub(crate) mod offsets;
 pub(crate) mod registry;
+pub(crate) mod txn;
 pub(crate) mod varint;

@@ -6,6 +6,7 @@ pub(crate) mod group_commit;
 pub(crate) mod mapped;
 pub(crate) mod partition;
 pub(crate) mod policy;
+pub(crate) mod producers;
 pub(crate) mod recovery;
 pub(crate) mod segment;
 pub(crate) mod shared;

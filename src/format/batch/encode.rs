@@ -102,6 +102,10 @@ pub(crate) fn encode_record_body(
 pub(crate) struct EncodedBatch {
     pub header: BatchHeader,
     buf: Vec<u8>,
+    /// `crc_zeros_factor` of the bytes after the base sequence, once
+    /// [`set_producer_unsequenced`](Self::set_producer_unsequenced) made
+    /// the sequence assignable under the lock; 0 before.
+    seq_factor: u32,
 }
 
 /// A thread keeps its last batch buffer up to this capacity for its next
@@ -225,7 +229,11 @@ impl EncodedBatch {
             .copy_from_slice(&NO_PRODUCER_EPOCH.to_be_bytes());
         h[v2::BASE_SEQUENCE_AT..v2::RECORD_COUNT_AT].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
         h[v2::RECORD_COUNT_AT..HEADER_LEN].copy_from_slice(&count.to_be_bytes());
-        let mut b = EncodedBatch { header, buf };
+        let mut b = EncodedBatch {
+            header,
+            buf,
+            seq_factor: 0,
+        };
         b.update_crc();
         Ok(b)
     }
@@ -245,6 +253,7 @@ impl EncodedBatch {
                 ..header
             },
             buf,
+            seq_factor: 0,
         }
     }
 
@@ -255,9 +264,60 @@ impl EncodedBatch {
         self.buf[v2::CRC_AT..v2::ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
     }
 
+    /// A transaction marker: a control batch of one control record
+    /// (COMMIT or ABORT) of producer `id` at `epoch`, transactional, with
+    /// Kafka's key and value, timestamped `now`.
+    pub fn marker(id: i64, epoch: i16, kind: v2::ControlType, now: i64) -> std::io::Result<Self> {
+        let key = v2::control_key(kind);
+        let value = v2::marker_value(0);
+        let r = EncodeRecord {
+            offset_delta: 0,
+            timestamp: now,
+            key: Some(&key),
+            value: Some(&value),
+            headers: &[],
+        };
+        let mut section = Self::section_buffer(32);
+        encode_record_body(&mut section, &r, now, record_body_len(&r, now));
+        let mut b = Self::new(section, 1, 0, now, now, None)?;
+        b.header.attributes |= super::common::ATTR_CONTROL;
+        // Markers carry no sequence (Kafka writes −1).
+        b.set_producer(id, epoch, NO_SEQUENCE, true);
+        Ok(b)
+    }
+
+    /// Marks the batch as a producer's whose sequence number the partition
+    /// assigns under its append lock ([`assign_sequence`](Self::assign_sequence)):
+    /// the CRC is computed now, with sequence 0, and patched then.
+    pub fn set_producer_unsequenced(&mut self, id: i64, epoch: i16, transactional: bool) {
+        self.set_producer(id, epoch, 0, transactional);
+        self.seq_factor = v2::crc_zeros_factor(self.buf.len() - v2::RECORD_COUNT_AT);
+    }
+
+    /// Whether the partition assigns this batch's sequence number.
+    #[inline]
+    pub fn needs_sequence(&self) -> bool {
+        self.seq_factor != 0
+    }
+
+    /// Sets the base sequence of a batch prepared by
+    /// [`set_producer_unsequenced`](Self::set_producer_unsequenced), patching
+    /// the CRC instead of recomputing it.
+    #[inline]
+    pub fn assign_sequence(&mut self, seq: i32) {
+        debug_assert!(self.needs_sequence());
+        let at = v2::BASE_SEQUENCE_AT..v2::RECORD_COUNT_AT;
+        let old: [u8; 4] = self.header.base_sequence.to_be_bytes();
+        let new = seq.to_be_bytes();
+        let crc = v2::crc_patch(self.header.crc, old, new, self.seq_factor);
+        self.buf[at].copy_from_slice(&new);
+        self.header.base_sequence = seq;
+        self.header.crc = crc;
+        self.buf[v2::CRC_AT..v2::ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());
+    }
+
     /// Marks the batch as a producer's: its id, epoch and first sequence
     /// number, and whether it belongs to a transaction.
-    #[allow(dead_code)] // the exactly-once work writes producer batches
     pub fn set_producer(&mut self, id: i64, epoch: i16, base_sequence: i32, transactional: bool) {
         let h = &mut self.header;
         h.producer_id = id;

@@ -388,3 +388,31 @@ fn control_records_use_kafkas_key_and_value() {
     assert_eq!(v2::parse_marker_value(&v2::marker_value(-3)), Some(-3));
     assert_eq!(v2::parse_marker_value(&[0, 0]), None);
 }
+
+#[test]
+fn crc_patch_equals_recomputing() {
+    use super::v2::{crc32c, crc_patch, crc_zeros_factor};
+    let mut seed = 0x1234_5678_u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for len in [4usize, 5, 8, 61, 100, 1000, 4097] {
+        let mut buf: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        for at in [0, len / 2, len - 4] {
+            let at = at.min(len - 4);
+            let before = crc32c(&buf);
+            let old: [u8; 4] = buf[at..at + 4].try_into().unwrap();
+            let new = (next() as u32).to_be_bytes();
+            buf[at..at + 4].copy_from_slice(&new);
+            let factor = crc_zeros_factor(len - at - 4);
+            assert_eq!(
+                crc_patch(before, old, new, factor),
+                crc32c(&buf),
+                "len {len} at {at}"
+            );
+        }
+    }
+}
