@@ -220,6 +220,59 @@ pub enum Error {
         reason: String,
     },
 
+    /// A producer handle was fenced: a newer handle with the same
+    /// transactional id ([`Log::transactional_producer`](crate::Log::transactional_producer))
+    /// exists, or a partition already holds a newer epoch of the producer.
+    /// Nothing was written; the handle stays fenced. Drop it.
+    #[error("producer {producer_id} at epoch {epoch} is fenced by epoch {current_epoch}{}; a newer handle took over, drop this one", transactional_id.as_ref().map(|t| format!(" (transactional id {t:?})")).unwrap_or_default())]
+    ProducerFenced {
+        /// The transactional id, for a transactional producer.
+        transactional_id: Option<String>,
+        /// The producer id.
+        producer_id: i64,
+        /// The handle's (stale) epoch.
+        epoch: i16,
+        /// The current epoch.
+        current_epoch: i16,
+    },
+
+    /// A producer batch's sequence number does not follow the producer's
+    /// last one in that partition (a batch is missing before it). Nothing
+    /// was written.
+    #[error("producer {producer_id} sent sequence {got} to {topic}-{partition} where {expected} was expected; a batch before it is missing")]
+    OutOfOrderSequence {
+        /// The topic name.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The producer id.
+        producer_id: i64,
+        /// The sequence the partition expected.
+        expected: i32,
+        /// The sequence the batch carried.
+        got: i32,
+    },
+
+    /// A transactional operation in the wrong state: a plain batch of a
+    /// producer whose transaction is open, a second open transaction, or a
+    /// transaction already ended. Nothing was written.
+    #[error("invalid transaction state: {what}")]
+    InvalidTxnState {
+        /// What was wrong.
+        what: String,
+    },
+
+    /// The transaction was open longer than its timeout and has been
+    /// aborted: none of it is visible to `ReadCommitted` readers. The
+    /// producer handle can begin a new transaction.
+    #[error("the transaction of {transactional_id:?} was open longer than its timeout of {timeout_ms} ms and was aborted; begin a new one")]
+    TransactionTimedOut {
+        /// The transactional id.
+        transactional_id: String,
+        /// The timeout.
+        timeout_ms: u64,
+    },
+
     /// A consumer has no position for a partition and its reset policy is
     /// [`OffsetReset::None`](crate::OffsetReset::None).
     #[error("no position for {topic}-{partition} and auto_offset_reset is None; seek first or choose Earliest or Latest")]

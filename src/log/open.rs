@@ -331,6 +331,9 @@ impl<'a> Load<'a> {
             if let Some(to) = skip_to {
                 part.skip_to(to)?;
             }
+            let rebuilt = part.rebuild_producer_state(self.clean)?;
+            report.producer_batches_replayed += rebuilt.replayed;
+            report.producer_snapshots_discarded += rebuilt.bad_snapshots;
             parts.push(Arc::new(part));
         }
         Ok(Topic::new(name, cfg, parts))

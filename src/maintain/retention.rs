@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::MaintenanceReport;
 use crate::error::{io_err, Result};
 use crate::storage::partition::Partition;
-use crate::storage::segment::Segment;
+use crate::storage::segment::{segment_path, Segment, TXN_INDEX_EXT};
 use crate::topic::config::CleanupPolicy;
 
 /// Applies retention to one partition: moves its log start past the
@@ -23,6 +23,7 @@ pub(crate) fn apply(
         return Ok(());
     };
     part.advance_start(last.next_offset());
+    part.prune_below_start();
     checkpoint()?;
     if part.replace_segments(&doomed, None) {
         remove_files(part, &doomed, report)?;
@@ -41,7 +42,8 @@ fn remove_files(
         report.bytes_reclaimed += s.size_bytes();
         // Readers holding records from the segment keep its mapping, so
         // unlinking is safe: the space is freed when the last one drops.
-        for p in s.paths() {
+        let txn_index = segment_path(&part.dir, s.base, TXN_INDEX_EXT);
+        for p in s.paths().into_iter().chain([txn_index]) {
             if fs.exists(&p) {
                 fs.remove_file(&p).map_err(io_err("remove", &p))?;
             }

@@ -26,6 +26,11 @@ use crate::storage::cursor::IndexCursor;
 pub(crate) const LOG_EXT: &str = "log";
 pub(crate) const INDEX_EXT: &str = "index";
 pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
+/// A segment's aborted-transaction index (Kafka's `.txnindex`), present
+/// only once a transaction was aborted in the segment.
+pub(crate) const TXN_INDEX_EXT: &str = "txnindex";
+/// A producer-state snapshot, named by the offset it describes.
+pub(crate) const SNAPSHOT_EXT: &str = "snapshot";
 
 /// `<dir>/<20-digit base offset>.<ext>`.
 pub(crate) fn segment_path(dir: &Path, base: u64, ext: &str) -> PathBuf {
@@ -468,9 +473,10 @@ pub(crate) fn entry_matches(version: Version, h: &BatchHeader, base: u64, e: Off
         }
 }
 
-/// Removes a segment's three files, those that exist.
+/// Removes a segment's files, those that exist: the log, its indexes and
+/// its aborted-transaction index.
 pub(crate) fn remove_segment_files(fs: &dyn FileSystem, dir: &Path, base: u64) -> Result<()> {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT] {
         let p = segment_path(dir, base, ext);
         if fs.exists(&p) {
             fs.remove_file(&p).map_err(io_err("remove", &p))?;

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use super::{Partition, Writer};
 use crate::error::{Error, Result};
+use crate::format::batch::v2::ControlType;
 use crate::format::batch::{EncodedBatch, Version};
 use crate::format::index::V2_MAX_REL;
 use crate::storage::cursor::IndexCursor;
+use crate::storage::producers::{Check, Refusal};
 use crate::storage::segment::{remove_segment_files, Segment};
 
 /// What an append did.
@@ -16,11 +18,61 @@ use crate::storage::segment::{remove_segment_files, Segment};
 pub(crate) struct Appended {
     pub base_offset: u64,
     pub rolled: bool,
+    /// The batch was a producer's retry, already in the log at
+    /// `base_offset`: nothing was written (or a marker that had no open
+    /// transaction to end).
+    pub duplicate: bool,
 }
 
 impl Partition {
-    /// Appends one encoded batch, rolling first if a rule says so.
+    /// Appends one encoded batch, rolling first if a rule says so. A
+    /// producer's batch is checked against the producer's state first (a
+    /// retry is answered with its original offsets, a stale epoch or a
+    /// sequence gap refused); a batch whose sequence the partition assigns
+    /// gets it here.
     pub fn append(&self, batch: &mut EncodedBatch) -> Result<Appended> {
+        self.append_checked(batch, None)
+    }
+
+    fn refused(&self, r: Refusal) -> Error {
+        match r {
+            Refusal::Fenced {
+                producer_id,
+                current,
+                got,
+            } => Error::ProducerFenced {
+                transactional_id: None,
+                producer_id,
+                epoch: got,
+                current_epoch: current,
+            },
+            Refusal::OutOfOrder {
+                producer_id,
+                expected,
+                got,
+            } => Error::OutOfOrderSequence {
+                topic: self.topic.to_string(),
+                partition: self.id,
+                producer_id,
+                expected,
+                got,
+            },
+            Refusal::InvalidTxnState { producer_id } => Error::InvalidTxnState {
+                what: format!(
+                    "producer {producer_id} sent a non-transactional batch to {}-{} while its transaction there is open",
+                    self.topic, self.id
+                ),
+            },
+        }
+    }
+
+    /// [`append`](Self::append), for a transaction marker of type `marker`
+    /// too.
+    pub(super) fn append_checked(
+        &self,
+        batch: &mut EncodedBatch,
+        marker: Option<ControlType>,
+    ) -> Result<Appended> {
         let len = batch.total_len() as u64;
         let mut w = self.writer.lock();
         // Checked under the append lock, so that nothing is appended after
@@ -32,6 +84,32 @@ impl Partition {
             });
         }
         let base_offset = w.next_offset;
+        let pid = batch.header.producer_id;
+        if pid >= 0 {
+            if batch.needs_sequence() {
+                let seq = w.producers.next_sequence(pid, batch.header.producer_epoch);
+                batch.assign_sequence(seq);
+            }
+            match w.producers.check(&batch.header) {
+                Ok(Check::Append) => {}
+                Ok(Check::Duplicate { first_offset, .. }) => {
+                    return Ok(Appended {
+                        base_offset: first_offset,
+                        rolled: false,
+                        duplicate: true,
+                    })
+                }
+                Err(r) => return Err(self.refused(r)),
+            }
+            if marker.is_some() && w.producers.get(pid).is_none_or(|e| e.txn_first.is_none()) {
+                // No transaction of the producer is open here.
+                return Ok(Appended {
+                    base_offset,
+                    rolled: false,
+                    duplicate: true,
+                });
+            }
+        }
         let Some(next) = base_offset.checked_add(u64::from(batch.header.last_offset_delta) + 1)
         else {
             return Err(Error::OffsetSpaceExhausted {
@@ -77,6 +155,26 @@ impl Partition {
         let h = &batch.header;
         seg.note_append(next, h.max_timestamp);
         wr.next_offset = next;
+        if pid >= 0 {
+            // Producer state, then the LSO, then the end: a reader never
+            // sees an open transaction's batch below an LSO that ignores it,
+            // nor an aborted one past the LSO before its index entry.
+            match marker {
+                None => wr.producers.apply_batch(h),
+                Some(kind) => {
+                    let done = wr.producers.apply_marker(
+                        pid,
+                        h.producer_epoch,
+                        base_offset,
+                        h.max_timestamp,
+                    );
+                    if let Some(c) = done {
+                        self.on_completed(wr, c, kind)?;
+                    }
+                }
+            }
+            self.publish_unstable(wr);
+        }
         self.end.store(next, Ordering::SeqCst);
         if self.shared.no_sync {
             self.durable.store(next, Ordering::Release);
@@ -96,6 +194,7 @@ impl Partition {
         Ok(Appended {
             base_offset,
             rolled,
+            duplicate: false,
         })
     }
 
@@ -139,6 +238,10 @@ impl Partition {
                 .map_err(|e| self.poison("seal segment", old.log.path(), e))?;
             self.advance_durable(old.next_offset())?;
         }
+        // The sealed segment's aborted transactions, and the producer state
+        // as of the new segment's base: reopening replays only what follows.
+        self.sync_txn_index(old.base)?;
+        self.write_snapshot(w, w.next_offset)?;
         let new = self.create_segment(w.next_offset, self.cfg.segment_bytes.max(batch_len))?;
         let mut segs = self.segments.write();
         let mut list = Vec::clone(&segs);

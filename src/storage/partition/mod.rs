@@ -30,12 +30,15 @@ use super::segment::Segment;
 use super::shared::Shared;
 use crate::error::Error;
 use crate::format::checkpoint::Checkpoint;
+use crate::format::txn::AbortedTxn;
 use crate::signal::Signal;
+use crate::storage::producers::ProducerState;
 use crate::topic::config::TopicConfig;
 
 pub(crate) mod append;
 pub(crate) mod read;
 mod sync;
+pub(crate) mod txn;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +49,10 @@ struct Writer {
     appender: Appender,
     cursor: IndexCursor,
     next_offset: u64,
+    /// Producers and open transactions (`txn.rs`).
+    producers: ProducerState,
+    /// The offsets of the snapshots on disk, oldest first.
+    snapshots: Vec<u64>,
 }
 
 impl Writer {
@@ -55,6 +62,8 @@ impl Writer {
             active,
             cursor,
             next_offset,
+            producers: ProducerState::default(),
+            snapshots: Vec::new(),
         }
     }
 
@@ -78,6 +87,12 @@ pub(crate) struct Partition {
     cleaner_point: AtomicU64,
     end: AtomicU64,
     durable: AtomicU64,
+    /// The first offset of the earliest open transaction, `u64::MAX` for
+    /// none: the last stable offset is this, capped by the end.
+    first_unstable: AtomicU64,
+    /// Aborted transactions by marker offset (every segment's
+    /// `.txnindex`).
+    aborted: RwLock<Vec<AbortedTxn>>,
     sync_lock: Mutex<()>,
     /// When the partition was last synced, in ns since `created`.
     last_sync_ns: AtomicU64,
@@ -149,6 +164,8 @@ impl Partition {
             cleaner_point: AtomicU64::new(cp.cleaner_point),
             end: AtomicU64::new(end),
             durable: AtomicU64::new(durable),
+            first_unstable: AtomicU64::new(u64::MAX),
+            aborted: RwLock::new(Vec::new()),
             sync_lock: Mutex::new(()),
             last_sync_ns: AtomicU64::new(0),
             created: Instant::now(),

@@ -105,7 +105,7 @@ impl Partition {
     /// clean shutdown. Waits for appends in flight; the caller has already
     /// marked the log closed, so none start after.
     pub fn close(&self) -> Result<()> {
-        let w = self.writer.lock();
+        let mut w = self.writer.lock();
         let _s = self.sync_lock.lock();
         let seg = &w.active;
         for f in [&seg.log, &seg.offsets, &seg.times] {
@@ -117,6 +117,9 @@ impl Partition {
                     .map_err(|e| self.poison("fdatasync", f.path(), e))?;
             }
         }
-        self.advance_durable(w.next_offset)
+        self.sync_txn_index(w.active.base)?;
+        let end = w.next_offset;
+        self.write_snapshot(&mut w, end)?;
+        self.advance_durable(end)
     }
 }

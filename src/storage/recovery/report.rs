@@ -93,4 +93,15 @@ pub struct RecoveryReport {
     /// [`RecoveryMode::AbsoluteConsistency`](crate::RecoveryMode::AbsoluteConsistency)
     /// refuses to open instead.
     pub missing_offsets: Vec<MissingOffsets>,
+    /// Batches read to rebuild producer state after the newest snapshot
+    /// of each partition (0 after a clean shutdown).
+    pub producer_batches_replayed: u64,
+    /// Producer-state snapshots that failed their checks (torn by a crash)
+    /// and were removed; an older one, or the log itself, was used instead.
+    pub producer_snapshots_discarded: u64,
+    /// Transactions found open whose commit decision was durable: their
+    /// COMMIT markers were written and their offsets applied.
+    pub transactions_committed: u64,
+    /// Transactions found open without a durable commit decision: aborted.
+    pub transactions_aborted: u64,
 }
