@@ -68,7 +68,7 @@ pub use crate::log::options::LogOptions;
 pub use crate::log::state::Log;
 pub use crate::maintain::thread::MaintenanceHandle;
 pub use crate::maintain::MaintenanceReport;
-pub use crate::producer::Producer;
+pub use crate::producer::{PendingAppend, Producer};
 pub use crate::record::{Record, RecordMetadata, TopicPartition};
 pub use crate::storage::policy::{RecoveryMode, SyncPolicy};
 pub use crate::storage::recovery::report::{

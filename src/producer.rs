@@ -4,7 +4,11 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::format::batch::{encode_record_body, record_body_len, EncodeRecord, EncodedBatch};
+use parking_lot::Mutex;
+
+use crate::format::batch::{
+    decode_batch, encode_record_body, record_body_len, EncodeRecord, EncodedBatch, ProducerFields,
+};
 use crate::format::varint::varint_len;
 use crate::log::state::LogInner;
 use crate::record::{Record, RecordMetadata, TopicName};
@@ -46,6 +50,54 @@ pub struct Producer {
     /// send looks it up again. A producer keeps the object, and so a
     /// deleted topic's open files, until it is dropped.
     first: OnceLock<Arc<Topic>>,
+    /// The producer id, allocated at the first send; clones share it.
+    id: Arc<OnceLock<i64>>,
+    /// Appends whose outcome an error left unknown (see
+    /// [`take_pending`](Producer::take_pending)).
+    pending: Arc<Mutex<Vec<PendingAppend>>>,
+}
+
+/// An append whose outcome is unknown: the batch was written into the log,
+/// but making it durable (or what followed) failed, so the log is poisoned
+/// and may or may not hold it after a reopen. Re-send it with
+/// [`Log::resend`](crate::Log::resend) on the reopened log: the batch
+/// carries the producer's id and sequence numbers, so a log that kept it
+/// answers with the original offsets, and one that lost it appends it.
+/// Either way it is stored exactly once.
+///
+/// # Example
+/// ```
+/// use streamlog::{Log, Record};
+/// let log = Log::temporary()?;
+/// log.create_topic("t", Default::default())?;
+/// let p = log.producer();
+/// p.send("t", Record::new(b"x"))?;
+/// // Nothing failed, so nothing is pending.
+/// assert!(p.take_pending().is_empty());
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PendingAppend {
+    pub(crate) topic: String,
+    pub(crate) partition: u32,
+    /// The batch as written: Kafka's bytes, producer fields included.
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) timestamps: Vec<i64>,
+}
+
+impl PendingAppend {
+    /// The topic the batch was sent to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    /// The partition the batch was sent to.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+    /// How many records the batch holds.
+    pub fn record_count(&self) -> usize {
+        self.timestamps.len()
+    }
 }
 
 impl std::fmt::Debug for Producer {
@@ -59,7 +111,61 @@ impl Producer {
         Producer {
             inner,
             first: OnceLock::new(),
+            id: Arc::new(OnceLock::new()),
+            pending: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// This producer's identity in batch headers: its id (allocated at the
+    /// first send), epoch 0, not transactional.
+    fn fields(&self) -> Result<ProducerFields> {
+        let id = match self.id.get() {
+            Some(&id) => id,
+            None => {
+                let id = self.inner.allocate_producer_id()?;
+                *self.id.get_or_init(|| id)
+            }
+        };
+        Ok(ProducerFields {
+            id,
+            epoch: 0,
+            transactional: false,
+        })
+    }
+
+    /// The producer id its batches carry (allocated now if it has not
+    /// sent yet).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if a new block of ids cannot be recorded.
+    pub fn producer_id(&self) -> Result<i64> {
+        Ok(self.fields()?.id)
+    }
+
+    /// Takes the appends whose outcome an error left unknown (the error
+    /// was returned by the send; see [`PendingAppend`]). Shared by clones.
+    pub fn take_pending(&self) -> Vec<PendingAppend> {
+        std::mem::take(&mut *self.pending.lock())
+    }
+
+    /// Appends `batch` to partition `p` of `t` and applies the sync
+    /// policy; a failure after the batch was written leaves it pending.
+    fn append(&self, t: &Topic, p: u32, batch: &mut EncodedBatch) -> Result<u64> {
+        let part: &Arc<Partition> = t.partition(p)?;
+        let appended = part.append(batch)?;
+        let after = (|| {
+            if appended.rolled {
+                self.inner.on_roll(part)?;
+            }
+            part.sync_after_append(appended.base_offset + u64::from(batch.header.record_count))
+        })();
+        if let Err(e) = after {
+            if !appended.duplicate {
+                self.pending.lock().push(pending_of(&t.name, p, batch));
+            }
+            return Err(e);
+        }
+        Ok(appended.base_offset)
     }
 
     /// The topic named `name`: the remembered first one while it is still
@@ -177,15 +283,20 @@ impl Producer {
         let mut offsets = Vec::with_capacity(checked.len());
         for c in checked {
             let mut batch = EncodedBatch::from_foreign(&batches[c.range], c.header);
-            offsets.push(append_encoded(&self.inner, &t, partition, &mut batch)?);
+            offsets.push(self.append(&t, partition, &mut batch)?);
         }
         Ok(offsets)
     }
 
     fn send_one(&self, t: &Topic, p: u32, record: &Record<'_>) -> Result<RecordMetadata> {
         let now = self.inner.shared.clock.now_ms();
-        let mut batch = encode(t, std::slice::from_ref(record).iter(), now)?;
-        let offset = append_encoded(&self.inner, t, p, &mut batch)?;
+        let mut batch = encode(
+            t,
+            std::slice::from_ref(record).iter(),
+            now,
+            Some(self.fields()?),
+        )?;
+        let offset = self.append(t, p, &mut batch)?;
         Ok(RecordMetadata {
             topic: TopicName::new(&t.name),
             partition: p,
@@ -251,8 +362,8 @@ impl Producer {
         if let Some(p) = single {
             // One partition (always so for keyless records): one batch
             // straight from the caller's records.
-            let mut batch = encode(&t, records.iter(), now)?;
-            let base = append_encoded(&self.inner, &t, p, &mut batch)?;
+            let mut batch = encode(&t, records.iter(), now, Some(self.fields()?))?;
+            let base = self.append(&t, p, &mut batch)?;
             for (i, r) in records.iter().enumerate() {
                 push(&mut out, p, base + i as u64, r);
             }
@@ -265,13 +376,14 @@ impl Producer {
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_by_key(|&i| parts[i]);
         let mut batches = Vec::new();
+        let fields = self.fields()?;
         for run in order.chunk_by(|&a, &b| parts[a] == parts[b]) {
-            let batch = encode(&t, run.iter().map(|&i| &records[i]), now)?;
+            let batch = encode(&t, run.iter().map(|&i| &records[i]), now, Some(fields))?;
             batches.push((run, batch));
         }
         let mut offsets = vec![0u64; records.len()];
         for (run, batch) in &mut batches {
-            let base = append_encoded(&self.inner, &t, parts[run[0]], batch)?;
+            let base = self.append(&t, parts[run[0]], batch)?;
             for (next, &i) in (base..).zip(run.iter()) {
                 offsets[i] = next;
             }
@@ -300,7 +412,7 @@ pub(crate) fn append_records(
     records: &[&Record<'_>],
 ) -> Result<Vec<RecordMetadata>> {
     let now = inner.shared.clock.now_ms();
-    let mut batch = encode(t, records.iter().copied(), now)?;
+    let mut batch = encode(t, records.iter().copied(), now, None)?;
     let base = append_encoded(inner, t, p, &mut batch)?;
     let name = TopicName::new(&t.name);
     Ok(records
@@ -340,10 +452,11 @@ fn view<'r>(r: &'r Record<'_>, offset_delta: u32, now: i64) -> EncodeRecord<'r> 
 /// Encodes records as one batch for topic `t`, in one pass: each record's
 /// size is computed once, checked against the topic's limit and used as its
 /// length prefix. Fails with `RecordTooLarge` before anything is written.
-fn encode<'a, 'r: 'a>(
+pub(crate) fn encode<'a, 'r: 'a>(
     t: &Topic,
     records: impl Iterator<Item = &'a Record<'r>> + Clone,
     now: i64,
+    producer: Option<ProducerFields>,
 ) -> Result<EncodedBatch> {
     let n = records.clone().count();
     let count = u32::try_from(n)
@@ -389,7 +502,11 @@ fn encode<'a, 'r: 'a>(
         Compression::None => None,
     };
     let size = section.len() as u64;
-    EncodedBatch::new(section, count, count - 1, base_ts, max_ts, level).map_err(|e| {
+    let built = match producer {
+        Some(p) => EncodedBatch::for_producer(section, count, base_ts, max_ts, level, p),
+        None => EncodedBatch::new(section, count, count - 1, base_ts, max_ts, level),
+    };
+    built.map_err(|e| {
         if e.kind() == std::io::ErrorKind::InvalidInput {
             Error::RecordTooLarge {
                 size,
@@ -399,4 +516,53 @@ fn encode<'a, 'r: 'a>(
             Error::io("compress a batch for", format!("topic {}", t.name), e)
         }
     })
+}
+
+/// A pending append of the batch just written to partition `p` of `topic`.
+fn pending_of(topic: &str, p: u32, batch: &EncodedBatch) -> PendingAppend {
+    let bytes = batch.bytes().to_vec();
+    let h = &batch.header;
+    let timestamps = crate::format::batch::records_section(h, &bytes)
+        .ok()
+        .map(|section| {
+            crate::format::batch::RecordIter::new(h, &section)
+                .filter_map(|r| r.ok())
+                .map(|r| h.base_timestamp.wrapping_add(r.timestamp_delta))
+                .collect()
+        })
+        .unwrap_or_default();
+    PendingAppend {
+        topic: topic.to_owned(),
+        partition: p,
+        bytes,
+        timestamps,
+    }
+}
+
+/// Appends a pending batch again (see [`PendingAppend`]): the partition
+/// answers a batch it already holds with its original offsets.
+pub(crate) fn resend(inner: &LogInner, pending: &PendingAppend) -> Result<Vec<RecordMetadata>> {
+    let t = inner.topic(&pending.topic)?;
+    let part = t.partition(pending.partition)?;
+    let header = decode_batch(&pending.bytes).map_err(|_| Error::IllegalState {
+        what: "a pending append no longer decodes",
+    })?;
+    let mut batch = EncodedBatch::from_foreign(&pending.bytes, header);
+    let appended = part.append(&mut batch)?;
+    if appended.rolled {
+        inner.on_roll(part)?;
+    }
+    part.sync_after_append(part.end_offset())?;
+    let name = TopicName::new(&t.name);
+    Ok(pending
+        .timestamps
+        .iter()
+        .enumerate()
+        .map(|(i, &ts)| RecordMetadata {
+            topic: name.clone(),
+            partition: pending.partition,
+            offset: appended.base_offset + i as u64,
+            timestamp: ts,
+        })
+        .collect())
 }

@@ -83,6 +83,8 @@ fn a_failed_fsync_poisons_and_is_never_acknowledged() {
     let (fs, log) = open_faulty(&dir, LogOptions::new().sync(SyncPolicy::EveryWrite));
     log.create_topic("t", TopicConfig::new()).unwrap();
     let p = log.producer();
+    // The producer's id is allocated (a durable write) before the budget.
+    p.producer_id().unwrap();
     fs.syncs_left.store(3, Ordering::SeqCst);
     for i in 0..3 {
         assert_eq!(p.send("t", Record::new(b"ok")).unwrap().offset(), i);

@@ -404,14 +404,14 @@ mod tests {
         };
         let b = encode_txn_value(&v);
         let want: Vec<u8> = [
-            &[0, 0][..],                      // version 0
-            &1000i64.to_be_bytes(),           // producer id
-            &[0, 3],                          // epoch
-            &60_000i32.to_be_bytes(),         // timeout
-            &[2],                             // PrepareCommit
-            &[0, 0, 0, 1],                    // one topic
-            &[0, 3],                          // "out"
-            b"out",                           //
+            &[0, 0][..],                           // version 0
+            &1000i64.to_be_bytes(),                // producer id
+            &[0, 3],                               // epoch
+            &60_000i32.to_be_bytes(),              // timeout
+            &[2],                                  // PrepareCommit
+            &[0, 0, 0, 1],                         // one topic
+            &[0, 3],                               // "out"
+            b"out",                                //
             &[0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2], // partitions 0 and 2
             &5i64.to_be_bytes(),
             &4i64.to_be_bytes(),

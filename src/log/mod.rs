@@ -23,6 +23,7 @@ pub(crate) mod maintenance;
 pub(crate) mod metrics;
 pub(crate) mod open;
 pub(crate) mod options;
+pub(crate) mod producer_ids;
 pub(crate) mod state;
 
 use options::LogOptions;
@@ -182,7 +183,24 @@ impl Log {
         Ok((*self.inner.topic(name)?.config).clone())
     }
 
-    /// A producer. Producers are `Clone + Send + Sync`.
+    /// Appends a batch whose outcome an error left unknown, on this
+    /// (reopened) log: see [`PendingAppend`](crate::PendingAppend). A log
+    /// that holds the batch answers with its original offsets; one that
+    /// lost it appends it now. Either way, the records are stored once.
+    ///
+    /// # Errors
+    /// [`Error::OutOfOrderSequence`](crate::Error::OutOfOrderSequence) if the
+    /// producer appended other batches after it; as
+    /// [`Producer::send`](crate::Producer::send) otherwise.
+    pub fn resend(
+        &self,
+        pending: &crate::producer::PendingAppend,
+    ) -> Result<Vec<crate::record::RecordMetadata>> {
+        crate::producer::resend(&self.inner, pending)
+    }
+
+    /// A producer. Producers are `Clone + Send + Sync`; each gets its own
+    /// producer id (at its first send), which its clones share.
     pub fn producer(&self) -> Producer {
         Producer::new(self.inner.clone())
     }

@@ -153,6 +153,7 @@ pub(crate) fn open_on(
         recovery: opts.recovery,
         groups,
         maintenance: Mutex::new(()),
+        producer_ids: Mutex::new(Default::default()),
     });
     if !inner.report.truncations.is_empty() || !clean {
         let _g = inner.admin.lock();

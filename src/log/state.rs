@@ -68,6 +68,8 @@ pub(crate) struct LogInner {
     pub groups: GroupStore,
     /// Serializes maintenance (retention, compaction).
     pub(super) maintenance: Mutex<()>,
+    /// The producer ids this log may hand out without a write.
+    pub(super) producer_ids: Mutex<super::producer_ids::PidBlock>,
 }
 
 impl LogInner {

@@ -35,7 +35,10 @@ pub(crate) struct ProducerEntry {
     pub coordinator_epoch: i32,
     /// The first offset of the producer's open transaction here.
     pub txn_first: Option<u64>,
-    /// The newest timestamp the producer wrote (for expiry).
+    /// When the producer last appended here, by the log's clock (for
+    /// expiry; batches replayed at open count as appended then). Record
+    /// timestamps are not used: a producer re-sending old records is not
+    /// idle.
     pub last_timestamp: i64,
 }
 
@@ -43,7 +46,11 @@ pub(crate) struct ProducerEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refusal {
     /// The batch's epoch is older than the producer's current one.
-    Fenced { producer_id: i64, current: i16, got: i16 },
+    Fenced {
+        producer_id: i64,
+        current: i16,
+        got: i16,
+    },
     /// The sequence does not follow the producer's last one.
     OutOfOrder {
         producer_id: i64,
@@ -194,8 +201,9 @@ impl ProducerState {
         Ok(Check::Append)
     }
 
-    /// Applies an appended data batch (its base offset set).
-    pub fn apply_batch(&mut self, h: &BatchHeader) {
+    /// Applies an appended data batch (its base offset set), appended at
+    /// `now` by the log's clock.
+    pub fn apply_batch(&mut self, h: &BatchHeader, now: i64) {
         let pid = h.producer_id;
         if pid == NO_PRODUCER_ID || h.is_control() {
             return;
@@ -205,7 +213,7 @@ impl ProducerState {
             batches: VecDeque::new(),
             coordinator_epoch: 0,
             txn_first: None,
-            last_timestamp: h.max_timestamp,
+            last_timestamp: now,
         });
         if h.producer_epoch != e.epoch {
             e.epoch = h.producer_epoch;
@@ -220,14 +228,15 @@ impl ProducerState {
             first_offset: h.base_offset,
             last_offset: h.last_offset(),
         });
-        e.last_timestamp = e.last_timestamp.max(h.max_timestamp);
+        e.last_timestamp = e.last_timestamp.max(now);
         if h.is_transactional() && e.txn_first.is_none() {
             e.txn_first = Some(h.base_offset);
             self.ongoing.insert(h.base_offset, pid);
         }
     }
 
-    /// Applies a marker of `producer_id` at `epoch` appended at `offset`.
+    /// Applies a marker of `producer_id` at `epoch` appended at `offset`
+    /// at `timestamp` (the log's clock).
     /// Returns the transaction it ended here, if one was open.
     pub fn apply_marker(
         &mut self,
@@ -262,7 +271,7 @@ impl ProducerState {
         })
     }
 
-    /// Forgets producers idle since before `cutoff` (by their timestamps)
+    /// Forgets producers idle since before `cutoff` (the log's clock)
     /// that have no open transaction (Kafka's `producer.id.expiration.ms`).
     pub fn expire(&mut self, cutoff: i64) {
         self.producers

@@ -102,10 +102,41 @@ pub(crate) fn encode_record_body(
 pub(crate) struct EncodedBatch {
     pub header: BatchHeader,
     buf: Vec<u8>,
-    /// `crc_zeros_factor` of the bytes after the base sequence, once
-    /// [`set_producer_unsequenced`](Self::set_producer_unsequenced) made
-    /// the sequence assignable under the lock; 0 before.
-    seq_factor: u32,
+    /// How the partition's sequence goes in under its lock.
+    seq: SeqAssign,
+}
+
+/// A producer's identity in a batch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerFields {
+    pub id: i64,
+    pub epoch: i16,
+    pub transactional: bool,
+}
+
+/// How a batch's base sequence is set under the append lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeqAssign {
+    /// It is not: the batch carries its own (or none).
+    Fixed,
+    /// Written, and the CRC recomputed: for small batches, whose CRC
+    /// costs less than the patch's factor.
+    Recompute,
+    /// Written, and the CRC patched with this factor (see
+    /// [`v2::crc_patch`]), computed before the lock.
+    Patch(u32),
+}
+
+/// Batches up to this size get their CRC recomputed when the sequence is
+/// assigned; larger ones are patched.
+const RECOMPUTE_MAX: usize = 2048;
+
+fn seq_assign(batch_len: usize) -> SeqAssign {
+    if batch_len <= RECOMPUTE_MAX {
+        SeqAssign::Recompute
+    } else {
+        SeqAssign::Patch(v2::crc_zeros_factor(batch_len - v2::RECORD_COUNT_AT))
+    }
 }
 
 /// A thread keeps its last batch buffer up to this capacity for its next
@@ -177,6 +208,46 @@ impl EncodedBatch {
         max_timestamp: i64,
         zstd_level: Option<i32>,
     ) -> std::io::Result<Self> {
+        Self::build(
+            section,
+            record_count,
+            last_offset_delta,
+            [base_timestamp, max_timestamp],
+            zstd_level,
+            None,
+        )
+    }
+
+    /// [`new`](Self::new) for a producer's batch: its id, epoch and
+    /// whether it is transactional go in before the CRC is computed, and
+    /// the partition assigns the sequence under its lock
+    /// ([`assign_sequence`](Self::assign_sequence)).
+    pub fn for_producer(
+        section: Vec<u8>,
+        record_count: u32,
+        base_timestamp: i64,
+        max_timestamp: i64,
+        zstd_level: Option<i32>,
+        producer: ProducerFields,
+    ) -> std::io::Result<Self> {
+        Self::build(
+            section,
+            record_count,
+            record_count.saturating_sub(1),
+            [base_timestamp, max_timestamp],
+            zstd_level,
+            Some(producer),
+        )
+    }
+
+    fn build(
+        section: Vec<u8>,
+        record_count: u32,
+        last_offset_delta: u32,
+        [base_timestamp, max_timestamp]: [i64; 2],
+        zstd_level: Option<i32>,
+        producer: Option<ProducerFields>,
+    ) -> std::io::Result<Self> {
         debug_assert!(section.len() >= HEADER_LEN);
         let (mut buf, codec) = match zstd_level {
             Some(level) => {
@@ -197,6 +268,17 @@ impl EncodedBatch {
         ) else {
             return Err(invalid("batch spans more offsets than a Kafka batch can"));
         };
+        let p = producer.unwrap_or(ProducerFields {
+            id: NO_PRODUCER_ID,
+            epoch: NO_PRODUCER_EPOCH,
+            transactional: false,
+        });
+        let codec = if p.transactional {
+            codec | super::common::ATTR_TRANSACTIONAL
+        } else {
+            codec
+        };
+        let seq = if producer.is_some() { 0 } else { NO_SEQUENCE };
         let header = BatchHeader {
             version: Version::V2,
             length: (total - v2::LENGTH_OVERHEAD) as u32,
@@ -209,9 +291,9 @@ impl EncodedBatch {
             record_count,
             base_timestamp,
             max_timestamp,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-            base_sequence: NO_SEQUENCE,
+            producer_id: p.id,
+            producer_epoch: p.epoch,
+            base_sequence: seq,
         };
         let h = &mut buf[..HEADER_LEN];
         h[v2::LENGTH_AT..v2::LEADER_EPOCH_AT]
@@ -224,17 +306,19 @@ impl EncodedBatch {
         h[v2::BASE_TIMESTAMP_AT..v2::MAX_TIMESTAMP_AT]
             .copy_from_slice(&base_timestamp.to_be_bytes());
         h[v2::MAX_TIMESTAMP_AT..v2::PRODUCER_ID_AT].copy_from_slice(&max_timestamp.to_be_bytes());
-        h[v2::PRODUCER_ID_AT..v2::PRODUCER_EPOCH_AT].copy_from_slice(&NO_PRODUCER_ID.to_be_bytes());
-        h[v2::PRODUCER_EPOCH_AT..v2::BASE_SEQUENCE_AT]
-            .copy_from_slice(&NO_PRODUCER_EPOCH.to_be_bytes());
-        h[v2::BASE_SEQUENCE_AT..v2::RECORD_COUNT_AT].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
+        h[v2::PRODUCER_ID_AT..v2::PRODUCER_EPOCH_AT].copy_from_slice(&p.id.to_be_bytes());
+        h[v2::PRODUCER_EPOCH_AT..v2::BASE_SEQUENCE_AT].copy_from_slice(&p.epoch.to_be_bytes());
+        h[v2::BASE_SEQUENCE_AT..v2::RECORD_COUNT_AT].copy_from_slice(&seq.to_be_bytes());
         h[v2::RECORD_COUNT_AT..HEADER_LEN].copy_from_slice(&count.to_be_bytes());
         let mut b = EncodedBatch {
             header,
             buf,
-            seq_factor: 0,
+            seq: SeqAssign::Fixed,
         };
         b.update_crc();
+        if producer.is_some() {
+            b.seq = seq_assign(b.buf.len());
+        }
         Ok(b)
     }
 
@@ -253,7 +337,7 @@ impl EncodedBatch {
                 ..header
             },
             buf,
-            seq_factor: 0,
+            seq: SeqAssign::Fixed,
         }
     }
 
@@ -289,15 +373,16 @@ impl EncodedBatch {
     /// Marks the batch as a producer's whose sequence number the partition
     /// assigns under its append lock ([`assign_sequence`](Self::assign_sequence)):
     /// the CRC is computed now, with sequence 0, and patched then.
+    #[cfg(test)]
     pub fn set_producer_unsequenced(&mut self, id: i64, epoch: i16, transactional: bool) {
         self.set_producer(id, epoch, 0, transactional);
-        self.seq_factor = v2::crc_zeros_factor(self.buf.len() - v2::RECORD_COUNT_AT);
+        self.seq = seq_assign(self.buf.len());
     }
 
     /// Whether the partition assigns this batch's sequence number.
     #[inline]
     pub fn needs_sequence(&self) -> bool {
-        self.seq_factor != 0
+        self.seq != SeqAssign::Fixed
     }
 
     /// Sets the base sequence of a batch prepared by
@@ -309,8 +394,11 @@ impl EncodedBatch {
         let at = v2::BASE_SEQUENCE_AT..v2::RECORD_COUNT_AT;
         let old: [u8; 4] = self.header.base_sequence.to_be_bytes();
         let new = seq.to_be_bytes();
-        let crc = v2::crc_patch(self.header.crc, old, new, self.seq_factor);
         self.buf[at].copy_from_slice(&new);
+        let crc = match self.seq {
+            SeqAssign::Patch(factor) => v2::crc_patch(self.header.crc, old, new, factor),
+            _ => v2::crc_of(&self.buf),
+        };
         self.header.base_sequence = seq;
         self.header.crc = crc;
         self.buf[v2::CRC_AT..v2::ATTRIBUTES_AT].copy_from_slice(&crc.to_be_bytes());

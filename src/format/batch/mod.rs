@@ -34,7 +34,7 @@ mod tests;
 pub(crate) use encode::encode_record_body;
 #[cfg(any(test, feature = "internals"))]
 pub(crate) use encode::{encode_record, EncodeHeader};
-pub(crate) use encode::{rebuild_v2, record_body_len, EncodeRecord, EncodedBatch};
+pub(crate) use encode::{rebuild_v2, record_body_len, EncodeRecord, EncodedBatch, ProducerFields};
 
 /// Reads the fields needed to walk a segment: bounds and magic only, no CRC.
 /// Used by index rebuilds and lookups; every read of record data goes

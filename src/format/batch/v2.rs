@@ -169,32 +169,47 @@ pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
 const CRC32C_POLY: u32 = 0x82f6_3b78;
 
 /// `a · b` modulo the CRC polynomial, both reflected (bit 31 is x⁰).
-fn gf2_mul(a: u32, mut b: u32) -> u32 {
+const fn gf2_mul(a: u32, mut b: u32) -> u32 {
     let mut p = 0;
     let mut m = 1u32 << 31;
     while m != 0 {
         if a & m != 0 {
             p ^= b;
         }
-        b = if b & 1 != 0 { (b >> 1) ^ CRC32C_POLY } else { b >> 1 };
+        b = if b & 1 != 0 {
+            (b >> 1) ^ CRC32C_POLY
+        } else {
+            b >> 1
+        };
         m >>= 1;
     }
     p
 }
 
+/// `x^(8·2^k)` modulo the CRC polynomial, for k = 0..32.
+const ZEROS_POW2: [u32; 32] = {
+    let mut t = [0u32; 32];
+    t[0] = 1 << (31 - 8); // x^8: one zero byte
+    let mut k = 1;
+    while k < 32 {
+        t[k] = gf2_mul(t[k - 1], t[k - 1]);
+        k += 1;
+    }
+    t
+};
+
 /// `x^(8·n)` modulo the CRC polynomial: what appending `n` zero bytes
-/// multiplies a CRC register by.
+/// multiplies a CRC register by. One multiplication per set bit of `n`.
 pub(crate) fn crc_zeros_factor(n: usize) -> u32 {
-    // x^(2^k) for k = 3 (one byte) upwards, by repeated squaring.
-    let mut square = 1u32 << (31 - 8); // x^8
     let mut p = 1u32 << 31; // x^0
-    let mut n = n;
-    while n != 0 {
+    let mut k = 0;
+    let mut n = n as u64;
+    while n != 0 && k < 32 {
         if n & 1 != 0 {
-            p = gf2_mul(square, p);
+            p = gf2_mul(ZEROS_POW2[k], p);
         }
-        square = gf2_mul(square, square);
         n >>= 1;
+        k += 1;
     }
     p
 }
@@ -210,7 +225,11 @@ pub(crate) fn crc_patch(crc: u32, old: [u8; 4], new: [u8; 4], factor: u32) -> u3
     for i in 0..4 {
         reg ^= u32::from(old[i] ^ new[i]);
         for _ in 0..8 {
-            reg = if reg & 1 != 0 { (reg >> 1) ^ CRC32C_POLY } else { reg >> 1 };
+            reg = if reg & 1 != 0 {
+                (reg >> 1) ^ CRC32C_POLY
+            } else {
+                reg >> 1
+            };
         }
     }
     crc ^ gf2_mul(factor, reg)

@@ -160,14 +160,12 @@ impl Partition {
             // sees an open transaction's batch below an LSO that ignores it,
             // nor an aborted one past the LSO before its index entry.
             match marker {
-                None => wr.producers.apply_batch(h),
+                None => wr.producers.apply_batch(h, self.shared.clock.now_ms()),
                 Some(kind) => {
-                    let done = wr.producers.apply_marker(
-                        pid,
-                        h.producer_epoch,
-                        base_offset,
-                        h.max_timestamp,
-                    );
+                    let now = self.shared.clock.now_ms();
+                    let done = wr
+                        .producers
+                        .apply_marker(pid, h.producer_epoch, base_offset, now);
                     if let Some(c) = done {
                         self.on_completed(wr, c, kind)?;
                     }

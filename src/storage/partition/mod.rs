@@ -38,9 +38,9 @@ use crate::topic::config::TopicConfig;
 pub(crate) mod append;
 pub(crate) mod read;
 mod sync;
-pub(crate) mod txn;
 #[cfg(test)]
 mod tests;
+pub(crate) mod txn;
 
 struct Writer {
     active: Arc<Segment>,

@@ -84,7 +84,11 @@ impl Partition {
     /// The next sequence of `producer_id` at `epoch` here, and whether
     /// the producer's state here knows its epoch as current.
     pub fn producer_epoch(&self, producer_id: i64) -> Option<i16> {
-        self.writer.lock().producers.get(producer_id).map(|e| e.epoch)
+        self.writer
+            .lock()
+            .producers
+            .get(producer_id)
+            .map(|e| e.epoch)
     }
 
     /// Appends a COMMIT or ABORT marker for `producer_id` at `epoch`, if
@@ -119,7 +123,8 @@ impl Partition {
             return Ok(());
         }
         let now = self.shared.clock.now_ms();
-        w.producers.expire(now.saturating_sub(PRODUCER_EXPIRATION_MS));
+        w.producers
+            .expire(now.saturating_sub(PRODUCER_EXPIRATION_MS));
         let bytes = encode_snapshot(&w.producers.snapshot());
         let path = self.snapshot_path(offset);
         let fs = &*self.shared.fs;
@@ -139,7 +144,8 @@ impl Partition {
             let old = w.snapshots.remove(0);
             let p = self.snapshot_path(old);
             if fs.exists(&p) {
-                fs.remove_file(&p).map_err(|e| self.poison("remove", &p, e))?;
+                fs.remove_file(&p)
+                    .map_err(|e| self.poison("remove", &p, e))?;
             }
         }
         Ok(())
@@ -258,6 +264,7 @@ impl Partition {
         let mut pos = from;
         let mut batches: Vec<FetchedBatch> = Vec::new();
         let mut n = 0;
+        let now = self.shared.clock.now_ms();
         while pos < end {
             batches.clear();
             self.fetch(pos, 1 << 20, usize::MAX, &mut batches)?;
@@ -273,14 +280,13 @@ impl Partition {
                 }
                 let mut w = self.writer.lock();
                 if !h.is_control() {
-                    w.producers.apply_batch(h);
+                    w.producers.apply_batch(h, now);
                     continue;
                 }
                 let kind = control_kind(b)?;
-                let ts = h.max_timestamp;
-                if let Some(c) = w
-                    .producers
-                    .apply_marker(h.producer_id, h.producer_epoch, h.base_offset, ts)
+                if let Some(c) =
+                    w.producers
+                        .apply_marker(h.producer_id, h.producer_epoch, h.base_offset, now)
                 {
                     if let Some(kind) = kind {
                         // The marker's segment is the one the index goes to.

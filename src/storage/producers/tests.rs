@@ -174,7 +174,11 @@ fn producer_state_follows_the_reference_model() {
                         continue; // the coordinator never writes a stale marker
                     }
                     let h = header(pid, epoch, -1, 1, true, true);
-                    assert_eq!(state.check(&h), Ok(Check::Append), "seed {seed} step {step}");
+                    assert_eq!(
+                        state.check(&h),
+                        Ok(Check::Append),
+                        "seed {seed} step {step}"
+                    );
                     model.marker(pid, epoch);
                     state.apply_marker(pid, epoch, end, 0);
                     end += 1;
@@ -216,13 +220,17 @@ fn producer_state_follows_the_reference_model() {
                     assert_eq!(state.check(&h), want, "seed {seed} step {step}");
                     if want == Ok(Check::Append) {
                         h.base_offset = end;
-                        state.apply_batch(&h);
+                        state.apply_batch(&h, 0);
                         model.append(pid, epoch, first, n, txn, end);
                         end += u64::from(n);
                     }
                 }
             }
-            assert_eq!(state.first_unstable(), model.lso(), "seed {seed} step {step}");
+            assert_eq!(
+                state.first_unstable(),
+                model.lso(),
+                "seed {seed} step {step}"
+            );
         }
     }
 }
@@ -231,14 +239,20 @@ fn producer_state_follows_the_reference_model() {
 fn sequences_wrap_at_i32_max() {
     let mut s = ProducerState::default();
     let mut h = header(7, 0, i32::MAX - 1, 3, false, false);
-    s.apply_batch(&h);
+    s.apply_batch(&h, 0);
     // MAX - 1, MAX, 0: the next is 1.
     assert_eq!(s.next_sequence(7, 0), 1);
     h = header(7, 0, 1, 1, false, false);
     assert_eq!(s.check(&h), Ok(Check::Append));
     let back = ProducerState::from_snapshot(&s.snapshot());
     assert_eq!(back.get(7).unwrap().batches[0].first_seq, i32::MAX - 1);
-    assert_eq!(back.check(&header(7, 0, i32::MAX - 1, 3, false, false)), Ok(Check::Duplicate { first_offset: 0, last_offset: 2 }));
+    assert_eq!(
+        back.check(&header(7, 0, i32::MAX - 1, 3, false, false)),
+        Ok(Check::Duplicate {
+            first_offset: 0,
+            last_offset: 2
+        })
+    );
 }
 
 #[test]
@@ -246,12 +260,15 @@ fn an_abort_reports_the_next_open_transaction_as_its_lso() {
     let mut s = ProducerState::default();
     let mut a = header(1, 0, 0, 2, true, false);
     a.base_offset = 10;
-    s.apply_batch(&a);
+    s.apply_batch(&a, 0);
     let mut b = header(2, 0, 0, 1, true, false);
     b.base_offset = 12;
-    s.apply_batch(&b);
+    s.apply_batch(&b, 0);
     let c = s.apply_marker(1, 0, 13, 0).unwrap();
-    assert_eq!((c.first_offset, c.marker_offset, c.last_stable_offset), (10, 13, 12));
+    assert_eq!(
+        (c.first_offset, c.marker_offset, c.last_stable_offset),
+        (10, 13, 12)
+    );
     let c = s.apply_marker(2, 0, 14, 0).unwrap();
     assert_eq!(c.last_stable_offset, 15);
     assert_eq!(s.apply_marker(2, 0, 15, 0), None);
