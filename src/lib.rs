@@ -51,9 +51,11 @@ mod storage;
 #[cfg(feature = "internals")]
 pub mod testing;
 mod topic;
+mod transaction;
+mod txn;
 
 pub use crate::clock::{Clock, ManualClock, SystemClock};
-pub use crate::consumer::config::{ConsumerConfig, OffsetReset};
+pub use crate::consumer::config::{ConsumerConfig, IsolationLevel, OffsetReset};
 pub use crate::consumer::records::{
     ConsumerRecord, Headers, NullableHeaders, Records, RecordsIter,
 };
@@ -61,7 +63,7 @@ pub use crate::consumer::state::Consumer;
 pub use crate::consumer::state::RebalanceListener;
 pub use crate::error::{CorruptionKind, Error, Result};
 pub use crate::group::assignor::Assignor;
-pub use crate::group::offsets::OffsetAndMetadata;
+pub use crate::group::offsets::{ConsumerGroupMetadata, OffsetAndMetadata};
 pub use crate::log::fetch::{StoredBatch, StoredBatches};
 pub use crate::log::metrics::{Metrics, PartitionInfo};
 pub use crate::log::options::LogOptions;
@@ -75,6 +77,7 @@ pub use crate::storage::recovery::report::{
     MissingOffsets, RecoveryReport, SkippedRecord, Truncation,
 };
 pub use crate::topic::config::{CleanupPolicy, Compression, TopicConfig};
+pub use crate::transaction::{Transaction, TransactionalProducer};
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

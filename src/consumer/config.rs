@@ -18,6 +18,23 @@ pub enum OffsetReset {
     None,
 }
 
+/// Which records of transactions a consumer returns (Kafka's
+/// `isolation.level`). No consumer ever returns a control record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IsolationLevel {
+    /// Only committed records: reads stop at the last stable offset (the
+    /// first record of the earliest open transaction) and skip the
+    /// records of aborted transactions. Default (Kafka's default is
+    /// `read_uncommitted`; an in-process log has no reason to show
+    /// uncommitted data unless asked).
+    #[default]
+    ReadCommitted,
+    /// Every record up to the end of the log, including those of open and
+    /// aborted transactions.
+    ReadUncommitted,
+}
+
 ///
 /// # Example
 /// ```
@@ -37,6 +54,7 @@ pub struct ConsumerConfig {
     pub(crate) enable_auto_commit: bool,
     pub(crate) auto_commit_interval: Duration,
     pub(crate) max_spin: Duration,
+    pub(crate) isolation_level: IsolationLevel,
 }
 
 impl Default for ConsumerConfig {
@@ -53,6 +71,7 @@ impl Default for ConsumerConfig {
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_secs(5),
             max_spin: Duration::from_micros(150),
+            isolation_level: IsolationLevel::ReadCommitted,
         }
     }
 }
@@ -97,6 +116,13 @@ impl ConsumerConfig {
         /// Where to start without a valid position. Default:
         /// [`OffsetReset::Latest`].
         auto_offset_reset: OffsetReset, "OffsetReset::Earliest"
+    );
+    consumer_setter!(
+        /// Which records of transactions to return. Default:
+        /// [`IsolationLevel::ReadCommitted`]. `lag`, `seek_to_end`, the
+        /// `Latest` reset and `offsets_for_times` follow it: under
+        /// `ReadCommitted` the end is the last stable offset.
+        isolation_level: IsolationLevel, "IsolationLevel::ReadUncommitted"
     );
     consumer_setter!(
         /// Most records one `poll` returns. Default: 500.

@@ -4,7 +4,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::state::{Assigned, Consumer, Membership, RebalanceListener};
 use crate::error::{Error, Result};
-use crate::group::offsets::{validate_group_id, OffsetAndMetadata};
+use crate::group::offsets::{
+    validate_group_id, ConsumerGroupMetadata, GroupMember, OffsetAndMetadata,
+};
 use crate::record::TopicPartition;
 use crate::topic::name::validate_name;
 
@@ -239,6 +241,24 @@ impl Consumer {
 
     fn member(&self) -> Option<u64> {
         self.membership.as_ref().and_then(|m| m.member)
+    }
+
+    /// Who this consumer is in its group, for
+    /// [`Transaction::send_offsets_to_transaction`](crate::Transaction::send_offsets_to_transaction)
+    /// (Kafka's `groupMetadata()`).
+    pub fn group_metadata(&self) -> ConsumerGroupMetadata {
+        let (generation, member) = match &self.membership {
+            Some(m) => (
+                m.generation,
+                m.member.map_or(GroupMember::Evicted, GroupMember::Member),
+            ),
+            None => (0, GroupMember::Outside),
+        };
+        ConsumerGroupMetadata {
+            group_id: self.config.group.clone().unwrap_or_default(),
+            generation,
+            member,
+        }
     }
 
     fn commit_list(&mut self, offsets: &[(TopicPartition, OffsetAndMetadata)]) -> Result<()> {

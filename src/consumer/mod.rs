@@ -6,12 +6,14 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
-use config::{ConsumerConfig, OffsetReset};
+use config::{ConsumerConfig, IsolationLevel, OffsetReset};
+use isolation::{visible_end, AbortedFilter};
 use records::Records;
 use state::{Assigned, Consumer};
 
 pub(crate) mod config;
 pub(crate) mod group;
+mod isolation;
 pub(crate) mod records;
 pub(crate) mod state;
 
@@ -106,21 +108,24 @@ impl Consumer {
     }
 
     /// Moves to the end of each partition: only records appended later are
-    /// returned.
+    /// returned. Under `ReadCommitted` the end is the last stable offset.
     ///
     /// # Errors
     /// [`Error::NotAssigned`].
     pub fn seek_to_end(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let level = self.config.isolation_level;
         for tp in partitions {
             let a = self.slot(tp)?;
-            a.position = Some(a.part.end_offset());
+            a.position = Some(visible_end(&a.part, level));
         }
         Ok(())
     }
 
     /// For each `(partition, timestamp)`, the first offset whose timestamp
     /// is `>= timestamp`, or `None` when all records are older (Kafka's
-    /// `offsetsForTimes`). The partitions need not be assigned.
+    /// `offsetsForTimes`). The partitions need not be assigned. Under
+    /// `ReadCommitted`, an offset at or past the last stable offset is
+    /// `None` too.
     ///
     /// # Errors
     /// [`Error::UnknownTopic`], [`Error::UnknownPartition`],
@@ -132,7 +137,9 @@ impl Consumer {
         let mut out = HashMap::with_capacity(times.len());
         for (tp, ts) in times {
             let p = self.inner.partition(&tp.topic, tp.partition)?;
-            out.insert(tp.clone(), p.offset_for_timestamp(*ts)?);
+            let end = visible_end(&p, self.config.isolation_level);
+            let found = p.offset_for_timestamp(*ts)?.filter(|&o| o < end);
+            out.insert(tp.clone(), found);
         }
         Ok(out)
     }
@@ -145,8 +152,9 @@ impl Consumer {
     /// [`OffsetReset::None`] when no position is set.
     pub fn position(&mut self, tp: &TopicPartition) -> Result<u64> {
         let reset = self.config.auto_offset_reset;
+        let level = self.config.isolation_level;
         let a = self.slot(tp)?;
-        resolve(a, reset)
+        resolve(a, reset, level)
     }
 
     /// Stops returning records from these partitions until resumed.
@@ -180,11 +188,13 @@ impl Consumer {
             .collect()
     }
 
-    /// End offset minus position: how many records are left to read.
-    /// `None` when `tp` is not assigned or has no position yet.
+    /// End offset minus position: how many offsets are left to read (the
+    /// last stable offset is the end under `ReadCommitted`). `None` when
+    /// `tp` is not assigned or has no position yet.
     pub fn lag(&self, tp: &TopicPartition) -> Option<u64> {
         let a = self.assigned.iter().find(|a| &a.tp == tp)?;
-        a.position.map(|p| a.part.end_offset().saturating_sub(p))
+        let end = visible_end(&a.part, self.config.isolation_level);
+        a.position.map(|p| end.saturating_sub(p))
     }
 
     /// Returns the next records from the assigned, unpaused partitions,
@@ -336,6 +346,8 @@ impl Consumer {
     fn fill(&mut self, out: &mut Records) -> Result<Filled> {
         let n = self.assigned.len();
         let reset = self.config.auto_offset_reset;
+        let level = self.config.isolation_level;
+        let mut blocked = false;
         let mut ends = vec![0; n];
         let mut advances = Vec::new();
         let mut records_left = self.config.max_poll_records.max(1);
@@ -352,7 +364,13 @@ impl Consumer {
             if a.paused || records_left == 0 || bytes_left == 0 {
                 continue;
             }
-            let mut pos = resolve(a, reset)?;
+            let mut pos = resolve(a, reset, level)?;
+            let bound = visible_end(&a.part, level);
+            if pos >= bound && pos < ends[i] {
+                // Behind an open transaction.
+                blocked = true;
+                continue;
+            }
             let max_bytes = self.config.max_partition_fetch_bytes.min(bytes_left).max(1);
             self.batches.clear();
             match a
@@ -365,7 +383,7 @@ impl Consumer {
                     // position is past the end): apply the reset policy.
                     pos = match reset {
                         OffsetReset::Earliest => a.part.start_offset(),
-                        _ => a.part.end_offset(),
+                        _ => visible_end(&a.part, level),
                     };
                     a.position = Some(pos);
                     self.batches.clear();
@@ -375,9 +393,19 @@ impl Consumer {
                 Err(e) => return Err(e),
             }
             let mut p = pos;
+            let mut aborted = match level {
+                IsolationLevel::ReadCommitted => AbortedFilter::new(&a.part, pos, bound),
+                IsolationLevel::ReadUncommitted => None,
+            };
             for b in &self.batches {
-                if records_left == 0 {
+                if records_left == 0 || b.header.base_offset >= bound {
                     break;
+                }
+                if let Some(f) = aborted.as_mut() {
+                    if f.skip(b)? {
+                        p = b.header.next_offset();
+                        continue;
+                    }
                 }
                 let (added, next) =
                     match out.push_batch(&a.topic, a.tp.partition, b, p, records_left) {
@@ -395,6 +423,11 @@ impl Consumer {
                 advances.push((i, p));
             }
         }
+        if blocked && out.is_empty() {
+            // A transaction holds these reads back: abort it if it is past
+            // its timeout (no thread does).
+            self.inner.abort_timed_out()?;
+        }
         Ok((advances, ends))
     }
 }
@@ -403,13 +436,13 @@ impl Consumer {
 /// seen, from one pass over the assigned partitions.
 type Filled = (Vec<(usize, u64)>, Vec<u64>);
 
-fn resolve(a: &mut Assigned, reset: OffsetReset) -> Result<u64> {
+fn resolve(a: &mut Assigned, reset: OffsetReset, level: IsolationLevel) -> Result<u64> {
     if let Some(p) = a.position {
         return Ok(p);
     }
     let p = match reset {
         OffsetReset::Earliest => a.part.start_offset(),
-        OffsetReset::Latest => a.part.end_offset(),
+        OffsetReset::Latest => visible_end(&a.part, level),
         OffsetReset::None => {
             return Err(Error::NoOffset {
                 topic: a.tp.topic.clone(),

@@ -82,3 +82,51 @@ impl OffsetAndMetadata {
 
 /// `(group, topic, partition)`.
 pub(crate) type OffsetKey = (String, String, u32);
+
+/// Who a consumer is in its group, for offsets committed inside a
+/// transaction ([`Transaction::send_offsets_to_transaction`]): the
+/// transaction's commit checks, under the group's lock, that this member
+/// still belongs to the group and owns those partitions (Kafka's KIP-447
+/// fencing). From [`Consumer::group_metadata`].
+///
+/// [`Transaction::send_offsets_to_transaction`]: crate::Transaction::send_offsets_to_transaction
+/// [`Consumer::group_metadata`]: crate::Consumer::group_metadata
+///
+/// # Example
+/// ```
+/// use streamlog::{ConsumerConfig, Log};
+/// let log = Log::temporary()?;
+/// let c = log.consumer(ConsumerConfig::new().group("billing"));
+/// assert_eq!(c.group_metadata().group_id(), "billing");
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    pub(crate) group_id: String,
+    pub(crate) generation: u64,
+    pub(crate) member: GroupMember,
+}
+
+/// Whether, and as whom, a consumer is in its group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupMember {
+    /// A consumer using `assign`: it commits only while the group has no
+    /// members.
+    Outside,
+    /// A subscribed member with this id.
+    Member(u64),
+    /// A subscribed consumer that was evicted and has not rejoined.
+    Evicted,
+}
+
+impl ConsumerGroupMetadata {
+    /// The group id (empty for a consumer without a group).
+    pub fn group_id(&self) -> &str {
+        &self.group_id
+    }
+
+    /// The group generation the consumer last joined (0 outside a group).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::state::LogInner;
 use crate::error::{CorruptionKind, Error, Result};
+use crate::format::batch::v2::ControlType;
 use crate::format::batch::{records_section, RecordIter};
 use crate::format::offsets::{apply, encode_key, encode_value};
 use crate::group::coordinator::{Fenced, Group};
@@ -16,6 +17,7 @@ use crate::group::store::GroupStore;
 use crate::producer::append_records;
 use crate::record::{Record, TopicPartition};
 use crate::storage::partition::read::FetchedBatch;
+use crate::storage::partition::txn::control_kind;
 use crate::storage::recovery::report::{RecoveryReport, SkippedRecord};
 use crate::topic::config::{CleanupPolicy, TopicConfig};
 use crate::topic::Topic;
@@ -41,7 +43,7 @@ impl LogInner {
             .collect()
     }
 
-    fn offsets_topic(&self) -> Result<Arc<Topic>> {
+    pub(super) fn offsets_topic(&self) -> Result<Arc<Topic>> {
         match self.topic(OFFSETS_TOPIC) {
             Ok(t) => Ok(t),
             Err(Error::UnknownTopic { .. }) => {
@@ -144,13 +146,19 @@ impl LogInner {
 /// report; a damaged batch ends the replay of its partition (the commits
 /// after it are lost, and listed as one skipped record). Neither keeps the
 /// log from opening. Only an I/O error does.
+///
+/// Offsets committed inside a transaction are applied when its COMMIT
+/// marker is replayed and dropped with an ABORT; those of transactions
+/// still open at the end are returned, by producer id, for
+/// `finish_transactions` to decide.
 pub(super) fn replay_offsets(
     topic: Option<&Topic>,
     groups: &GroupStore,
     report: &mut RecoveryReport,
-) -> Result<()> {
+) -> Result<PendingOffsets> {
+    let mut pending = PendingOffsets::new();
     let Some(topic) = topic else {
-        return Ok(());
+        return Ok(pending);
     };
     let mut map = groups.offsets();
     for part in &topic.partitions {
@@ -180,6 +188,22 @@ pub(super) fn replay_offsets(
             }
             for b in &batches {
                 let h = &b.header;
+                if h.is_control() {
+                    pos = h.next_offset();
+                    let records = pending.remove(&h.producer_id).unwrap_or_default();
+                    if control_kind(b)? == Some(ControlType::Commit) {
+                        for (k, v) in records {
+                            if let Err(kind) = apply(&mut map, Some(&k), v.as_deref()) {
+                                report.offsets_skipped.push(SkippedRecord {
+                                    path: b.segment.log.path().to_owned(),
+                                    offset: h.base_offset,
+                                    reason: kind.to_string(),
+                                });
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let mut skip = |offset, k: CorruptionKind| {
                     report.offsets_skipped.push(SkippedRecord {
                         path: b.segment.log.path().to_owned(),
@@ -202,6 +226,13 @@ pub(super) fn replay_offsets(
                             if offset < pos {
                                 continue;
                             }
+                            if h.is_transactional() {
+                                pending.entry(h.producer_id).or_default().push((
+                                    r.key.unwrap_or_default().to_vec(),
+                                    r.value.map(<[u8]>::to_vec),
+                                ));
+                                continue;
+                            }
                             if let Err(k) = apply(&mut map, r.key, r.value) {
                                 skip(offset, k);
                             }
@@ -212,5 +243,8 @@ pub(super) fn replay_offsets(
             }
         }
     }
-    Ok(())
+    Ok(pending)
 }
+
+/// Offsets records of open transactions, by producer id: (key, value).
+pub(super) type PendingOffsets = std::collections::HashMap<i64, Vec<(Vec<u8>, Option<Vec<u8>>)>>;

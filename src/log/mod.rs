@@ -25,6 +25,7 @@ pub(crate) mod open;
 pub(crate) mod options;
 pub(crate) mod producer_ids;
 pub(crate) mod state;
+pub(crate) mod transactions;
 
 use options::LogOptions;
 use state::Log;
@@ -197,6 +198,24 @@ impl Log {
         pending: &crate::producer::PendingAppend,
     ) -> Result<Vec<crate::record::RecordMetadata>> {
         crate::producer::resend(&self.inner, pending)
+    }
+
+    /// A producer of transactions under `transactional_id` (Kafka's
+    /// `initTransactions()`): registers the id, fences every older handle
+    /// with the same id (their calls fail with
+    /// [`Error::ProducerFenced`](crate::Error::ProducerFenced)), and aborts
+    /// the transaction an older handle left open. See
+    /// [`TransactionalProducer`](crate::TransactionalProducer).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an empty id
+    /// or one over 32,767 bytes, [`Error::Io`](crate::Error::Io),
+    /// [`Error::Poisoned`](crate::Error::Poisoned).
+    pub fn transactional_producer(
+        &self,
+        transactional_id: &str,
+    ) -> Result<crate::transaction::TransactionalProducer> {
+        crate::transaction::TransactionalProducer::new(self.inner.clone(), transactional_id)
     }
 
     /// A producer. Producers are `Clone + Send + Sync`; each gets its own

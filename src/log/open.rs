@@ -14,6 +14,7 @@ use super::options::LogOptions;
 use super::state::{
     Log, LogInner, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, LOCK_FILE, REGISTRY_FILE, SESSION_FILE,
 };
+use super::transactions::{finish_transactions, replay_txn_state};
 use crate::error::{io_err, CorruptionKind, Error, Result};
 use crate::format::checkpoint::{self, Checkpoints};
 use crate::format::meta::{self, MetaError};
@@ -31,6 +32,7 @@ use crate::storage::shared::Shared;
 use crate::topic::config::TopicConfig;
 use crate::topic::name::validate_name;
 use crate::topic::Topic;
+use crate::txn::{TxnCoordinator, TXN_STATE_TOPIC};
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -141,7 +143,18 @@ pub(crate) fn open_on(
     report.unregistered_partitions = unregistered_partitions(&*fs, dir, &topics)?;
     let groups = GroupStore::default();
     let offsets_topic = topics.get(OFFSETS_TOPIC).map(|t| &**t);
-    replay_offsets(offsets_topic, &groups, &mut report)?;
+    let mut pending = replay_offsets(offsets_topic, &groups, &mut report)?;
+    let txns = TxnCoordinator::default();
+    let txn_topic = topics.get(TXN_STATE_TOPIC).map(|t| &**t);
+    replay_txn_state(txn_topic, &txns, &mut report)?;
+    finish_transactions(
+        &topics,
+        &txns,
+        &groups,
+        &mut pending,
+        shared.clock.now_ms(),
+        &mut report,
+    )?;
     let inner = Arc::new(LogInner {
         dir: dir.to_owned(),
         shared,
@@ -154,6 +167,7 @@ pub(crate) fn open_on(
         groups,
         maintenance: Mutex::new(()),
         producer_ids: Mutex::new(Default::default()),
+        txns,
     });
     if !inner.report.truncations.is_empty() || !clean {
         let _g = inner.admin.lock();

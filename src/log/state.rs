@@ -70,6 +70,8 @@ pub(crate) struct LogInner {
     pub(super) maintenance: Mutex<()>,
     /// The producer ids this log may hand out without a write.
     pub(super) producer_ids: Mutex<super::producer_ids::PidBlock>,
+    /// Transactional ids: the image of `__transaction_state`.
+    pub(super) txns: crate::txn::TxnCoordinator,
 }
 
 impl LogInner {

@@ -23,6 +23,9 @@ pub struct MaintenanceReport {
     pub records_removed: u64,
     /// Partitions compacted.
     pub partitions_compacted: u64,
+    /// Transactions aborted because they were open longer than their
+    /// timeout.
+    pub transactions_timed_out: u64,
     /// Wall time the call took.
     pub duration: Duration,
 }

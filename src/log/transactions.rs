@@ -1,0 +1,660 @@
+//! The log's side of transactions: the state records in
+//! `__transaction_state`, fencing, sends inside a transaction, the commit
+//! protocol, aborts (asked for, on drop, on timeout), and finishing every
+//! transaction at open.
+//!
+//! The commit protocol, for a transaction of producer `pid` at `epoch`:
+//! 1. under the group's lock, check that the consumer whose offsets the
+//!    transaction carries still owns those partitions (else abort: steps
+//!    2–6 never happen, and `commit` fails with `CommitFailed`);
+//! 2. append the offsets to `__consumer_offsets` as a transactional batch;
+//! 3. make every partition the transaction wrote to durable (fdatasync,
+//!    whatever the sync policy);
+//! 4. append `PrepareCommit` (with the partitions) to `__transaction_state`
+//!    and make it durable: **the decision**;
+//! 5. append a COMMIT marker to every partition of the transaction;
+//! 6. apply the offsets to the group's committed offsets;
+//! 7. append `CompleteCommit` (made durable by the sync policy, or by the
+//!    next open).
+//!
+//! A crash before 4 leaves open transactions that `open` aborts; a crash
+//! after 4 leaves a durable decision that `open` rolls forward (markers
+//! where the transaction is still open, offsets applied on the marker).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::MutexGuard;
+
+use super::state::LogInner;
+use crate::error::{Error, Result};
+use crate::format::batch::v2::ControlType;
+use crate::format::batch::{records_section, EncodedBatch, ProducerFields, RecordIter};
+use crate::format::offsets::{encode_key, encode_value};
+use crate::format::txn::{decode_txn_key, decode_txn_value, encode_txn_key, encode_txn_value};
+use crate::format::txn::{TxnLogValue, TxnStatus};
+use crate::group::coordinator::Fenced;
+use crate::group::offsets::{GroupMember, OffsetAndMetadata, OFFSETS_TOPIC};
+use crate::group::store::GroupStore;
+use crate::producer::{append_records, encode};
+use crate::record::{Record, TopicPartition};
+use crate::storage::partition::read::FetchedBatch;
+use crate::storage::partition::Partition;
+use crate::storage::recovery::report::RecoveryReport;
+use crate::topic::config::{CleanupPolicy, TopicConfig};
+use crate::topic::Topic;
+use crate::txn::{OpenTxn, TxnCoordinator, TxnIdState, TxnOffsets, TxnSlot, TXN_STATE_TOPIC};
+
+/// Settings of the internal transaction-state topic.
+fn txn_topic_config() -> TopicConfig {
+    TopicConfig::new()
+        .partitions(1)
+        .segment_bytes(16 << 20)
+        .cleanup_policy(CleanupPolicy::Compact)
+}
+
+/// What a handle knows of itself, checked against its slot on every call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HandleId {
+    pub producer_id: i64,
+    pub epoch: i16,
+}
+
+impl LogInner {
+    fn txn_state_topic(&self) -> Result<Arc<Topic>> {
+        match self.topic(TXN_STATE_TOPIC) {
+            Ok(t) => Ok(t),
+            Err(Error::UnknownTopic { .. }) => {
+                match self.create_topic(TXN_STATE_TOPIC, txn_topic_config()) {
+                    Ok(()) | Err(Error::TopicExists { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                self.topic(TXN_STATE_TOPIC)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Appends the state of `id` to `__transaction_state`; `durable`: and
+    /// makes it durable, whatever the sync policy.
+    fn record_txn_state(
+        &self,
+        id: &str,
+        st: &mut TxnIdState,
+        status: TxnStatus,
+        open: Option<&OpenTxn>,
+        durable: bool,
+    ) -> Result<()> {
+        let now = self.shared.clock.now_ms();
+        let mut partitions: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        if let Some(o) = open {
+            for (t, p) in &o.partitions {
+                partitions.entry(t).or_default().push(*p as i32);
+            }
+        }
+        let value = TxnLogValue {
+            producer_id: st.producer_id,
+            producer_epoch: st.epoch,
+            timeout_ms: open.map_or(0, |o| o.timeout_ms.min(i32::MAX as u64) as i32),
+            status,
+            partitions: partitions
+                .into_iter()
+                .map(|(t, p)| (t.to_owned(), p))
+                .collect(),
+            last_update_ms: now,
+            start_ms: open.map_or(-1, |o| o.start_ms),
+        };
+        let key = encode_txn_key(id);
+        let bytes = encode_txn_value(&value);
+        let rec = Record::new(&bytes[..]).key(&key[..]).timestamp(now);
+        let topic = self.txn_state_topic()?;
+        let md = append_records(self, &topic, 0, &[&rec])?;
+        if durable {
+            topic.partition(0)?.sync_to(md[0].offset + 1)?;
+        }
+        st.status = status;
+        st.partitions = value.partitions;
+        Ok(())
+    }
+
+    /// Kafka's `initTransactions()`: the slot of `id` with a new epoch (a
+    /// new producer id once the epoch is exhausted), recorded durably. An
+    /// open transaction of an older handle is aborted first; every older
+    /// handle is fenced from now on.
+    pub(crate) fn init_transactional(&self, id: &str) -> Result<(Arc<TxnSlot>, HandleId)> {
+        if id.is_empty() || id.len() > i16::MAX as usize {
+            return Err(Error::InvalidConfig {
+                what: format!("a transactional id has 1 to 32,767 bytes, not {}", id.len()),
+            });
+        }
+        self.shared.check_writable()?;
+        let slot = match self.txns.get(id) {
+            Some(s) => s,
+            None => {
+                let pid = self.allocate_producer_id()?;
+                self.txns.get_or_insert(id, || TxnIdState {
+                    producer_id: pid,
+                    epoch: -1,
+                    status: TxnStatus::Empty,
+                    partitions: Vec::new(),
+                    open: None,
+                    begun: 0,
+                    timed_out: None,
+                })
+            }
+        };
+        let mut st = slot.state.lock();
+        if st.open.is_some() {
+            self.abort_locked(&slot.id, &mut st)?;
+        }
+        if st.epoch >= i16::MAX - 1 {
+            st.producer_id = self.allocate_producer_id()?;
+            st.epoch = 0;
+        } else {
+            st.epoch += 1;
+        }
+        self.record_txn_state(id, &mut st, TxnStatus::Empty, None, true)?;
+        let h = HandleId {
+            producer_id: st.producer_id,
+            epoch: st.epoch,
+        };
+        drop(st);
+        Ok((slot, h))
+    }
+
+    /// Locks the slot for a call of handle `h`: fenced handles get
+    /// `ProducerFenced`; with `seq`, the transaction must still be open
+    /// (one that timed out is aborted here and reported).
+    pub(crate) fn txn_lock<'a>(
+        &self,
+        slot: &'a TxnSlot,
+        h: HandleId,
+        seq: Option<u64>,
+    ) -> Result<MutexGuard<'a, TxnIdState>> {
+        let mut st = slot.state.lock();
+        if st.producer_id != h.producer_id || st.epoch != h.epoch {
+            return Err(Error::ProducerFenced {
+                transactional_id: Some(slot.id.clone()),
+                producer_id: h.producer_id,
+                epoch: h.epoch,
+                current_epoch: if st.producer_id == h.producer_id {
+                    st.epoch
+                } else {
+                    i16::MAX
+                },
+            });
+        }
+        let Some(seq) = seq else {
+            return Ok(st);
+        };
+        let now = self.shared.clock.now_ms();
+        if let Some(o) = &st.open {
+            if o.seq == seq && o.expired(now) {
+                let timeout_ms = o.timeout_ms;
+                st.timed_out = Some((seq, timeout_ms));
+                self.abort_locked(&slot.id, &mut st)?;
+            }
+        }
+        match (&st.open, st.timed_out) {
+            (Some(o), _) if o.seq == seq => Ok(st),
+            (_, Some((s, timeout_ms))) if s == seq => Err(Error::TransactionTimedOut {
+                transactional_id: slot.id.clone(),
+                timeout_ms,
+            }),
+            _ => Err(Error::InvalidTxnState {
+                what: format!("the transaction of {:?} has already ended", slot.id),
+            }),
+        }
+    }
+
+    /// Begins a transaction on the slot; returns its `seq`.
+    pub(crate) fn txn_begin(&self, slot: &TxnSlot, h: HandleId, timeout: Duration) -> Result<u64> {
+        self.shared.check_writable()?;
+        let mut st = self.txn_lock(slot, h, None)?;
+        if st.open.is_some() {
+            return Err(Error::InvalidTxnState {
+                what: format!("{:?} already has an open transaction", slot.id),
+            });
+        }
+        st.begun += 1;
+        let seq = st.begun;
+        st.open = Some(OpenTxn {
+            seq,
+            start_ms: self.shared.clock.now_ms(),
+            timeout_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
+            partitions: Default::default(),
+            offsets: Vec::new(),
+        });
+        Ok(seq)
+    }
+
+    /// Appends records to partition `p` of `t` inside the transaction.
+    /// Returns the batch's base offset.
+    pub(crate) fn txn_send(
+        &self,
+        slot: &TxnSlot,
+        h: HandleId,
+        seq: u64,
+        t: &Topic,
+        p: u32,
+        records: &[&Record<'_>],
+    ) -> Result<u64> {
+        let mut st = self.txn_lock(slot, h, Some(seq))?;
+        let part = t.partition(p)?.clone();
+        let now = self.shared.clock.now_ms();
+        let fields = ProducerFields {
+            id: h.producer_id,
+            epoch: h.epoch,
+            transactional: true,
+        };
+        let mut batch = encode(t, records.iter().copied(), now, Some(fields))?;
+        // Recorded first: whatever happens to the append, an abort or a
+        // commit visits this partition.
+        let open = st.open.as_mut().expect("checked by txn_lock");
+        open.partitions.insert((t.name.to_string(), p));
+        drop(st);
+        let base = self.append_with_policy(&part, &mut batch)?;
+        Ok(base)
+    }
+
+    /// Appends `batch` to `part`, then the roll's retention and the sync
+    /// policy, as a producer's append does.
+    fn append_with_policy(&self, part: &Arc<Partition>, batch: &mut EncodedBatch) -> Result<u64> {
+        let appended = part.append(batch)?;
+        if appended.rolled {
+            self.on_roll(part)?;
+        }
+        part.sync_after_append(part.end_offset())?;
+        Ok(appended.base_offset)
+    }
+
+    /// Appends a marker to `part` (if the producer's transaction is open
+    /// there), with the roll's retention and the sync policy.
+    fn marker_with_policy(
+        &self,
+        part: &Arc<Partition>,
+        h: HandleId,
+        kind: ControlType,
+    ) -> Result<()> {
+        if part.append_marker(h.producer_id, h.epoch, kind)? {
+            part.sync_after_append(part.end_offset())?;
+        }
+        Ok(())
+    }
+
+    /// Records offsets to commit with the transaction.
+    pub(crate) fn txn_offsets(
+        &self,
+        slot: &TxnSlot,
+        h: HandleId,
+        seq: u64,
+        offsets: TxnOffsets,
+    ) -> Result<()> {
+        if offsets.group.group_id.is_empty() {
+            return Err(Error::NoGroup);
+        }
+        let mut st = self.txn_lock(slot, h, Some(seq))?;
+        for (tp, o) in &offsets.offsets {
+            let part = self.partition(&tp.topic, tp.partition)?;
+            if o.offset > part.end_offset() {
+                return Err(Error::OffsetOutOfRange {
+                    requested: o.offset,
+                    earliest: part.start_offset(),
+                    latest: part.end_offset(),
+                });
+            }
+        }
+        st.open
+            .as_mut()
+            .expect("checked by txn_lock")
+            .offsets
+            .push(offsets);
+        Ok(())
+    }
+
+    /// Commits the transaction (the protocol in this module's docs).
+    pub(crate) fn txn_commit(&self, slot: &TxnSlot, h: HandleId, seq: u64) -> Result<()> {
+        let mut st = self.txn_lock(slot, h, Some(seq))?;
+        if let Err(e) = self.shared.check_writable() {
+            // Nothing more can be written; the next open aborts it.
+            st.open = None;
+            return Err(e);
+        }
+        // 1. Group fencing, under the groups' locks (in id order), held
+        // until the offsets are applied.
+        let open = st.open.as_ref().expect("checked by txn_lock");
+        let mut by_group: BTreeMap<String, Vec<&TxnOffsets>> = BTreeMap::new();
+        for o in &open.offsets {
+            by_group
+                .entry(o.group.group_id.clone())
+                .or_default()
+                .push(o);
+        }
+        let groups: Vec<_> = by_group.keys().map(|g| self.groups.group(g)).collect();
+        let guards: Vec<_> = groups.iter().map(|g| g.lock()).collect();
+        let mut fenced = None;
+        for ((gid, list), guard) in by_group.iter().zip(&guards) {
+            for o in list {
+                let tps: Vec<&TopicPartition> = o.offsets.iter().map(|(tp, _)| tp).collect();
+                let member = match o.group.member {
+                    GroupMember::Outside => None,
+                    GroupMember::Member(id) => Some(id),
+                    GroupMember::Evicted => {
+                        fenced = Some((gid.clone(), Fenced::NotMember.to_string()));
+                        break;
+                    }
+                };
+                if let Err(f) = guard.check_commit(member, &tps) {
+                    fenced = Some((gid.clone(), f.to_string()));
+                    break;
+                }
+            }
+        }
+        if let Some((group, reason)) = fenced {
+            drop(guards);
+            self.abort_locked(&slot.id, &mut st)?;
+            return Err(Error::CommitFailed {
+                group,
+                reason: format!("{reason}; the transaction was aborted"),
+            });
+        }
+        let result = self.commit_steps(&slot.id, &mut st, h);
+        drop(guards);
+        if let Err(e) = result {
+            // Before the decision: abort what can be aborted (the log may
+            // be poisoned: the next open aborts it). After it: the next
+            // open rolls it forward.
+            if st.status != TxnStatus::PrepareCommit {
+                let _ = self.abort_locked(&slot.id, &mut st);
+            }
+            st.open = None;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Steps 2–7 of the commit protocol.
+    fn commit_steps(&self, id: &str, st: &mut TxnIdState, h: HandleId) -> Result<()> {
+        let now = self.shared.clock.now_ms();
+        let fields = ProducerFields {
+            id: h.producer_id,
+            epoch: h.epoch,
+            transactional: true,
+        };
+        // 2. The offsets, as a transactional batch.
+        let mut applied: Vec<(String, TopicPartition, OffsetAndMetadata)> = Vec::new();
+        {
+            let open = st.open.as_mut().expect("open");
+            for o in &open.offsets {
+                for (tp, om) in &o.offsets {
+                    let om = OffsetAndMetadata {
+                        commit_timestamp: now,
+                        ..om.clone()
+                    };
+                    applied.push((o.group.group_id.clone(), tp.clone(), om));
+                }
+            }
+            if !applied.is_empty() {
+                let topic = self.offsets_topic()?;
+                let keys: Vec<Vec<u8>> =
+                    applied.iter().map(|(g, tp, _)| encode_key(g, tp)).collect();
+                let values: Vec<Vec<u8>> =
+                    applied.iter().map(|(_, _, o)| encode_value(o)).collect();
+                let records: Vec<Record<'_>> = keys
+                    .iter()
+                    .zip(&values)
+                    .map(|(k, v)| Record::new(&v[..]).key(&k[..]).timestamp(now))
+                    .collect();
+                let refs: Vec<&Record<'_>> = records.iter().collect();
+                let mut batch = encode(&topic, refs.iter().copied(), now, Some(fields))?;
+                open.partitions.insert((OFFSETS_TOPIC.to_owned(), 0));
+                let part = topic.partition(0)?.clone();
+                self.append_with_policy(&part, &mut batch)?;
+            }
+        }
+        let open = st.open.take().expect("open");
+        let parts: Vec<Arc<Partition>> = open
+            .partitions
+            .iter()
+            .filter_map(|(t, p)| self.partition(t, *p).ok())
+            .collect();
+        // 3. The data, durable.
+        for part in &parts {
+            part.sync_to(part.end_offset())?;
+        }
+        // 4. The decision, durable.
+        let decided = self.record_txn_state(id, st, TxnStatus::PrepareCommit, Some(&open), true);
+        if let Err(e) = decided {
+            st.open = Some(open);
+            return Err(e);
+        }
+        // 5. The markers.
+        for part in &parts {
+            self.marker_with_policy(part, h, ControlType::Commit)?;
+        }
+        // 6. The offsets.
+        if !applied.is_empty() {
+            let mut map = self.groups.offsets();
+            for (g, tp, o) in applied {
+                map.insert((g, tp.topic, tp.partition), o);
+            }
+        }
+        // 7. Complete.
+        self.record_txn_state(id, st, TxnStatus::CompleteCommit, None, false)
+    }
+
+    /// Aborts the transaction of handle `h` (asked for, or on drop).
+    pub(crate) fn txn_abort(&self, slot: &TxnSlot, h: HandleId, seq: u64) -> Result<()> {
+        let mut st = self.txn_lock(slot, h, Some(seq))?;
+        self.abort_locked(&slot.id, &mut st)
+    }
+
+    /// Aborts the slot's open transaction: ABORT markers where it wrote,
+    /// `CompleteAbort` recorded. Its offsets are never applied.
+    fn abort_locked(&self, id: &str, st: &mut TxnIdState) -> Result<()> {
+        let Some(open) = st.open.take() else {
+            return Ok(());
+        };
+        let h = HandleId {
+            producer_id: st.producer_id,
+            epoch: st.epoch,
+        };
+        for (t, p) in &open.partitions {
+            if let Ok(part) = self.partition(t, *p) {
+                self.marker_with_policy(&part, h, ControlType::Abort)?;
+            }
+        }
+        if !open.partitions.is_empty() {
+            self.record_txn_state(id, st, TxnStatus::CompleteAbort, None, false)?;
+        }
+        Ok(())
+    }
+
+    /// Aborts every transaction open longer than its timeout whose slot is
+    /// free now; their handles learn it at their next call. Returns how
+    /// many were aborted.
+    pub(crate) fn abort_timed_out(&self) -> Result<usize> {
+        let now = self.shared.clock.now_ms();
+        let mut n = 0;
+        for slot in self.txns.slots() {
+            let Some(mut st) = slot.state.try_lock() else {
+                continue;
+            };
+            let expired = st
+                .open
+                .as_ref()
+                .filter(|o| o.expired(now))
+                .map(|o| (o.seq, o.timeout_ms));
+            if let Some(t) = expired {
+                st.timed_out = Some(t);
+                self.abort_locked(&slot.id, &mut st)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Loads `__transaction_state` into `txns` at open: the last value of each
+/// transactional id. An unreadable record is skipped (its id keeps its
+/// previous state) and reported.
+pub(super) fn replay_txn_state(
+    topic: Option<&Topic>,
+    txns: &TxnCoordinator,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let Some(topic) = topic else {
+        return Ok(());
+    };
+    let part = topic.partition(0)?;
+    let mut latest: HashMap<String, Option<TxnLogValue>> = HashMap::new();
+    walk(part, |b, key, value| {
+        let Some(key) = key else { return };
+        match decode_txn_key(key) {
+            Ok(id) => match value.map(decode_txn_value) {
+                None => {
+                    latest.insert(id, None);
+                }
+                Some(Ok(v)) => {
+                    latest.insert(id, Some(v));
+                }
+                Some(Err(reason)) => report.offsets_skipped.push(skipped(b, reason)),
+            },
+            Err(reason) => report.offsets_skipped.push(skipped(b, reason)),
+        }
+    })?;
+    for (id, v) in latest {
+        match v {
+            None => txns.remove(&id),
+            Some(v) => {
+                txns.get_or_insert(&id, || TxnIdState {
+                    producer_id: v.producer_id,
+                    epoch: v.producer_epoch,
+                    status: v.status,
+                    partitions: v.partitions,
+                    open: None,
+                    begun: 0,
+                    timed_out: None,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn skipped(b: &FetchedBatch, reason: String) -> crate::storage::recovery::report::SkippedRecord {
+    crate::storage::recovery::report::SkippedRecord {
+        path: b.segment.log.path().to_owned(),
+        offset: b.header.base_offset,
+        reason: format!("__transaction_state: {reason}"),
+    }
+}
+
+/// Calls `f` with every data record (key, value) of a partition, in order.
+fn walk(
+    part: &Partition,
+    mut f: impl FnMut(&FetchedBatch, Option<&[u8]>, Option<&[u8]>),
+) -> Result<()> {
+    let end = part.end_offset();
+    let mut pos = part.start_offset();
+    let mut batches = Vec::new();
+    while pos < end {
+        batches.clear();
+        part.fetch(pos, 1 << 20, usize::MAX, &mut batches)?;
+        if batches.is_empty() {
+            break;
+        }
+        for b in &batches {
+            pos = b.header.next_offset();
+            if b.header.is_control() {
+                continue;
+            }
+            let Ok(section) = records_section(&b.header, b.bytes()) else {
+                continue;
+            };
+            for r in RecordIter::new(&b.header, &section).flatten() {
+                f(b, r.key, r.value);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finishes, at open, every transaction the last run left open: rolled
+/// forward where `__transaction_state` holds its durable commit decision,
+/// aborted otherwise. Offsets pending in `__consumer_offsets` are applied
+/// with a COMMIT and dropped with an ABORT. Each transactional id left in
+/// a Prepare state gets its Complete state.
+pub(super) fn finish_transactions(
+    topics: &BTreeMap<String, Arc<Topic>>,
+    txns: &TxnCoordinator,
+    groups: &GroupStore,
+    pending_offsets: &mut HashMap<i64, Vec<(Vec<u8>, Option<Vec<u8>>)>>,
+    now: i64,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let mut decided: HashMap<(i64, i16), bool> = HashMap::new();
+    for t in topics.values() {
+        for part in &t.partitions {
+            for (pid, epoch, _) in part.open_transactions() {
+                let commit = txns.decided_commit(pid, epoch);
+                decided.insert((pid, epoch), commit);
+                let kind = if commit {
+                    ControlType::Commit
+                } else {
+                    ControlType::Abort
+                };
+                part.append_marker(pid, epoch, kind)?;
+                part.flush()?;
+                if &*t.name == OFFSETS_TOPIC {
+                    let records = pending_offsets.remove(&pid).unwrap_or_default();
+                    if commit {
+                        let mut map = groups.offsets();
+                        for (k, v) in records {
+                            let _ = crate::format::offsets::apply(&mut map, Some(&k), v.as_deref());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for commit in decided.values() {
+        if *commit {
+            report.transactions_committed += 1;
+        } else {
+            report.transactions_aborted += 1;
+        }
+    }
+    // Complete what was decided.
+    let Some(state_topic) = topics.get(TXN_STATE_TOPIC) else {
+        return Ok(());
+    };
+    for slot in txns.slots() {
+        let mut st = slot.state.lock();
+        let complete = match st.status {
+            TxnStatus::PrepareCommit => TxnStatus::CompleteCommit,
+            TxnStatus::PrepareAbort | TxnStatus::Ongoing => TxnStatus::CompleteAbort,
+            _ => continue,
+        };
+        let value = TxnLogValue {
+            producer_id: st.producer_id,
+            producer_epoch: st.epoch,
+            timeout_ms: 0,
+            status: complete,
+            partitions: Vec::new(),
+            last_update_ms: now,
+            start_ms: -1,
+        };
+        let key = encode_txn_key(&slot.id);
+        let bytes = encode_txn_value(&value);
+        let rec = Record::new(&bytes[..]).key(&key[..]).timestamp(now);
+        let mut batch = encode(state_topic, [&rec].into_iter(), now, None)?;
+        let part = state_topic.partition(0)?;
+        part.append(&mut batch)?;
+        part.flush()?;
+        st.status = complete;
+        st.partitions.clear();
+    }
+    Ok(())
+}

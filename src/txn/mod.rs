@@ -1,0 +1,124 @@
+//! The transaction coordinator's in-memory state: one slot per
+//! transactional id (its producer id and epoch, its last recorded status,
+//! its open transaction), the image of `__transaction_state`. The log's
+//! side (`log/transactions.rs`) writes the state records, the markers and
+//! the offsets, and finishes transactions at open.
+//!
+//! Each slot's mutex serializes everything done under one transactional
+//! id: sends, commits, aborts, fencing by a newer handle and the abort of
+//! a transaction that timed out. A stale handle therefore can never append
+//! after it was fenced.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::format::txn::TxnStatus;
+use crate::group::offsets::{ConsumerGroupMetadata, OffsetAndMetadata};
+use crate::record::TopicPartition;
+
+/// The internal topic holding transaction states.
+pub(crate) const TXN_STATE_TOPIC: &str = "__transaction_state";
+
+/// A transaction's default timeout (Kafka's `transaction.timeout.ms`).
+pub(crate) const DEFAULT_TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest timeout a transaction may have (Kafka's
+/// `transaction.max.timeout.ms`, 15 minutes).
+pub(crate) const MAX_TXN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// Offsets sent to a transaction by one consumer.
+#[derive(Debug, Clone)]
+pub(crate) struct TxnOffsets {
+    pub group: ConsumerGroupMetadata,
+    pub offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+}
+
+/// An open transaction.
+#[derive(Debug)]
+pub(crate) struct OpenTxn {
+    /// Which transaction of the slot this is (the handle's is compared).
+    pub seq: u64,
+    pub start_ms: i64,
+    pub timeout_ms: u64,
+    /// The partitions written to, by topic name.
+    pub partitions: BTreeSet<(String, u32)>,
+    pub offsets: Vec<TxnOffsets>,
+}
+
+impl OpenTxn {
+    pub fn expired(&self, now_ms: i64) -> bool {
+        now_ms.saturating_sub(self.start_ms) > self.timeout_ms.min(i64::MAX as u64) as i64
+    }
+}
+
+/// The state of one transactional id.
+#[derive(Debug)]
+pub(crate) struct TxnIdState {
+    pub producer_id: i64,
+    /// −1 before the first handle.
+    pub epoch: i16,
+    /// The status last recorded in `__transaction_state`.
+    pub status: TxnStatus,
+    /// The partitions of the last recorded Prepare status.
+    pub partitions: Vec<(String, Vec<i32>)>,
+    pub open: Option<OpenTxn>,
+    /// The number of transactions begun (the next one's `seq`).
+    pub begun: u64,
+    /// The transaction aborted because it timed out, by `seq`.
+    pub timed_out: Option<(u64, u64)>,
+}
+
+/// One transactional id.
+#[derive(Debug)]
+pub(crate) struct TxnSlot {
+    pub id: String,
+    pub state: Mutex<TxnIdState>,
+}
+
+/// Every transactional id of a log.
+#[derive(Debug, Default)]
+pub(crate) struct TxnCoordinator {
+    slots: Mutex<HashMap<String, Arc<TxnSlot>>>,
+}
+
+impl TxnCoordinator {
+    pub fn get(&self, id: &str) -> Option<Arc<TxnSlot>> {
+        self.slots.lock().get(id).cloned()
+    }
+
+    /// The slot of `id`, made with `init` if there is none.
+    pub fn get_or_insert(&self, id: &str, init: impl FnOnce() -> TxnIdState) -> Arc<TxnSlot> {
+        self.slots
+            .lock()
+            .entry(id.to_owned())
+            .or_insert_with(|| {
+                Arc::new(TxnSlot {
+                    id: id.to_owned(),
+                    state: Mutex::new(init()),
+                })
+            })
+            .clone()
+    }
+
+    /// Every slot.
+    pub fn slots(&self) -> Vec<Arc<TxnSlot>> {
+        self.slots.lock().values().cloned().collect()
+    }
+
+    /// Forgets a transactional id (a tombstone in `__transaction_state`).
+    pub fn remove(&self, id: &str) {
+        self.slots.lock().remove(id);
+    }
+
+    /// Whether a durable commit decision covers producer `pid`'s open
+    /// transaction at `epoch`.
+    pub fn decided_commit(&self, pid: i64, epoch: i16) -> bool {
+        self.slots().iter().any(|s| {
+            let st = s.state.lock();
+            st.producer_id == pid && st.epoch == epoch && st.status == TxnStatus::PrepareCommit
+        })
+    }
+}
