@@ -77,7 +77,9 @@ impl TransactionalProducer {
         self.handle.producer_id
     }
 
-    /// This handle's epoch: a newer handle of the same id has a higher one.
+    /// The epoch this handle was given: a newer handle of the same id gets
+    /// a higher one. (Each transaction's end moves the id to the next
+    /// epoch, as Kafka's transaction version 2 does.)
     pub fn epoch(&self) -> i16 {
         self.handle.epoch
     }

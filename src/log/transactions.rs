@@ -12,7 +12,8 @@
 //!    whatever the sync policy);
 //! 4. append `PrepareCommit` (with the partitions) to `__transaction_state`
 //!    and make it durable: **the decision**;
-//! 5. append a COMMIT marker to every partition of the transaction;
+//! 5. append a COMMIT marker to every partition of the transaction, and
+//!    make them durable;
 //! 6. apply the offsets to the group's committed offsets;
 //! 7. append `CompleteCommit` (made durable by the sync policy, or by the
 //!    next open).
@@ -57,8 +58,21 @@ fn txn_topic_config() -> TopicConfig {
 /// What a handle knows of itself, checked against its slot on every call.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HandleId {
+    /// The slot's handle generation this handle was made at.
+    pub gen: u64,
+    /// The producer id and epoch it was given (for errors and accessors;
+    /// batches carry the slot's current ones).
     pub producer_id: i64,
     pub epoch: i16,
+}
+
+/// The producer id and epoch of the slot's current transaction.
+fn fields_of(st: &TxnIdState) -> ProducerFields {
+    ProducerFields {
+        id: st.producer_id,
+        epoch: st.epoch,
+        transactional: true,
+    }
 }
 
 impl LogInner {
@@ -136,6 +150,7 @@ impl LogInner {
                 self.txns.get_or_insert(id, || TxnIdState {
                     producer_id: pid,
                     epoch: -1,
+                    handle_gen: 0,
                     status: TxnStatus::Empty,
                     partitions: Vec::new(),
                     open: None,
@@ -148,19 +163,28 @@ impl LogInner {
         if st.open.is_some() {
             self.abort_locked(&slot.id, &mut st)?;
         }
+        self.bump_epoch(&mut st)?;
+        st.handle_gen += 1;
+        self.record_txn_state(id, &mut st, TxnStatus::Empty, None, true)?;
+        let h = HandleId {
+            gen: st.handle_gen,
+            producer_id: st.producer_id,
+            epoch: st.epoch,
+        };
+        drop(st);
+        Ok((slot, h))
+    }
+
+    /// Moves the slot to the next epoch (a new producer id once epochs
+    /// run out).
+    fn bump_epoch(&self, st: &mut TxnIdState) -> Result<()> {
         if st.epoch >= i16::MAX - 1 {
             st.producer_id = self.allocate_producer_id()?;
             st.epoch = 0;
         } else {
             st.epoch += 1;
         }
-        self.record_txn_state(id, &mut st, TxnStatus::Empty, None, true)?;
-        let h = HandleId {
-            producer_id: st.producer_id,
-            epoch: st.epoch,
-        };
-        drop(st);
-        Ok((slot, h))
+        Ok(())
     }
 
     /// Locks the slot for a call of handle `h`: fenced handles get
@@ -173,16 +197,12 @@ impl LogInner {
         seq: Option<u64>,
     ) -> Result<MutexGuard<'a, TxnIdState>> {
         let mut st = slot.state.lock();
-        if st.producer_id != h.producer_id || st.epoch != h.epoch {
+        if st.handle_gen != h.gen {
             return Err(Error::ProducerFenced {
                 transactional_id: Some(slot.id.clone()),
                 producer_id: h.producer_id,
                 epoch: h.epoch,
-                current_epoch: if st.producer_id == h.producer_id {
-                    st.epoch
-                } else {
-                    i16::MAX
-                },
+                current_epoch: st.epoch,
             });
         }
         let Some(seq) = seq else {
@@ -243,18 +263,16 @@ impl LogInner {
         let mut st = self.txn_lock(slot, h, Some(seq))?;
         let part = t.partition(p)?.clone();
         let now = self.shared.clock.now_ms();
-        let fields = ProducerFields {
-            id: h.producer_id,
-            epoch: h.epoch,
-            transactional: true,
-        };
+        let fields = fields_of(&st);
         let mut batch = encode(t, records.iter().copied(), now, Some(fields))?;
         // Recorded first: whatever happens to the append, an abort or a
         // commit visits this partition.
         let open = st.open.as_mut().expect("checked by txn_lock");
         open.partitions.insert((t.name.to_string(), p));
-        drop(st);
+        // Appended under the slot's lock: a newer handle or a timeout
+        // abort cannot slip in between the check and the append.
         let base = self.append_with_policy(&part, &mut batch)?;
+        drop(st);
         Ok(base)
     }
 
@@ -274,10 +292,10 @@ impl LogInner {
     fn marker_with_policy(
         &self,
         part: &Arc<Partition>,
-        h: HandleId,
+        f: ProducerFields,
         kind: ControlType,
     ) -> Result<()> {
-        if part.append_marker(h.producer_id, h.epoch, kind)? {
+        if part.append_marker(f.id, f.epoch, kind)? {
             part.sync_after_append(part.end_offset())?;
         }
         Ok(())
@@ -359,7 +377,7 @@ impl LogInner {
                 reason: format!("{reason}; the transaction was aborted"),
             });
         }
-        let result = self.commit_steps(&slot.id, &mut st, h);
+        let result = self.commit_steps(&slot.id, &mut st);
         drop(guards);
         if let Err(e) = result {
             // Before the decision: abort what can be aborted (the log may
@@ -375,13 +393,9 @@ impl LogInner {
     }
 
     /// Steps 2–7 of the commit protocol.
-    fn commit_steps(&self, id: &str, st: &mut TxnIdState, h: HandleId) -> Result<()> {
+    fn commit_steps(&self, id: &str, st: &mut TxnIdState) -> Result<()> {
         let now = self.shared.clock.now_ms();
-        let fields = ProducerFields {
-            id: h.producer_id,
-            epoch: h.epoch,
-            transactional: true,
-        };
+        let fields = fields_of(st);
         // 2. The offsets, as a transactional batch.
         let mut applied: Vec<(String, TopicPartition, OffsetAndMetadata)> = Vec::new();
         {
@@ -429,9 +443,13 @@ impl LogInner {
             st.open = Some(open);
             return Err(e);
         }
-        // 5. The markers.
+        // 5. The markers, durable before anything can record this
+        // transaction as complete: once a later state record of the id
+        // replaces the decision, a COMMIT marker lost to a power cut could
+        // no longer be written again.
         for part in &parts {
-            self.marker_with_policy(part, h, ControlType::Commit)?;
+            self.marker_with_policy(part, fields, ControlType::Commit)?;
+            part.sync_to(part.end_offset())?;
         }
         // 6. The offsets.
         if !applied.is_empty() {
@@ -440,7 +458,8 @@ impl LogInner {
                 map.insert((g, tp.topic, tp.partition), o);
             }
         }
-        // 7. Complete.
+        // 7. Complete, with the next transaction's epoch.
+        self.bump_epoch(st)?;
         self.record_txn_state(id, st, TxnStatus::CompleteCommit, None, false)
     }
 
@@ -456,16 +475,14 @@ impl LogInner {
         let Some(open) = st.open.take() else {
             return Ok(());
         };
-        let h = HandleId {
-            producer_id: st.producer_id,
-            epoch: st.epoch,
-        };
+        let f = fields_of(st);
         for (t, p) in &open.partitions {
             if let Ok(part) = self.partition(t, *p) {
-                self.marker_with_policy(&part, h, ControlType::Abort)?;
+                self.marker_with_policy(&part, f, ControlType::Abort)?;
             }
         }
         if !open.partitions.is_empty() {
+            self.bump_epoch(st)?;
             self.record_txn_state(id, st, TxnStatus::CompleteAbort, None, false)?;
         }
         Ok(())
@@ -531,6 +548,7 @@ pub(super) fn replay_txn_state(
                 txns.get_or_insert(&id, || TxnIdState {
                     producer_id: v.producer_id,
                     epoch: v.producer_epoch,
+                    handle_gen: 0,
                     status: v.status,
                     partitions: v.partitions,
                     open: None,
@@ -624,6 +642,19 @@ pub(super) fn finish_transactions(
             report.transactions_committed += 1;
         } else {
             report.transactions_aborted += 1;
+        }
+    }
+    // Transactions whose state records a crash lost still used their
+    // epochs: the next handle's epoch must be newer than any a partition
+    // holds for the id's producer.
+    for slot in txns.slots() {
+        let mut st = slot.state.lock();
+        for t in topics.values() {
+            for part in &t.partitions {
+                if let Some(e) = part.producer_epoch(st.producer_id) {
+                    st.epoch = st.epoch.max(e);
+                }
+            }
         }
     }
     // Complete what was decided.

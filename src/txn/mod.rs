@@ -58,8 +58,14 @@ impl OpenTxn {
 #[derive(Debug)]
 pub(crate) struct TxnIdState {
     pub producer_id: i64,
+    /// The epoch the next batches carry: bumped by every new handle and at
+    /// the end of every transaction (as Kafka's transaction version 2
+    /// does), so that a producer id and epoch name one transaction, and a
+    /// commit decision can never be mistaken for a later transaction's.
     /// −1 before the first handle.
     pub epoch: i16,
+    /// Bumped by every new handle: a handle holding an older one is fenced.
+    pub handle_gen: u64,
     /// The status last recorded in `__transaction_state`.
     pub status: TxnStatus,
     /// The partitions of the last recorded Prepare status.
