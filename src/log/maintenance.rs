@@ -36,8 +36,10 @@ impl LogInner {
         self.shared.check_writable()?;
         let started = Instant::now();
         let _m = self.maintenance.lock();
-        let mut report = MaintenanceReport::default();
-        report.transactions_timed_out = self.abort_timed_out()? as u64;
+        let mut report = MaintenanceReport {
+            transactions_timed_out: self.abort_timed_out()? as u64,
+            ..Default::default()
+        };
         let now = self.shared.clock.now_ms();
         for part in self.partitions_of(only_topic)? {
             if part.is_deleted() {

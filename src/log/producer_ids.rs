@@ -3,7 +3,7 @@
 //! so that no id is ever given twice, across crashes too (Kafka allocates
 //! blocks through its controller the same way).
 
-use super::state::LogInner;
+use super::state::{LogInner, PidBlock};
 use crate::error::{io_err, Error, Result};
 use crate::format::meta;
 
@@ -11,13 +11,6 @@ use crate::format::meta;
 pub(crate) const PRODUCER_IDS_FILE: &str = "producer-ids";
 /// Ids per block (Kafka's `ProducerIdsBlock` size).
 pub(crate) const BLOCK: i64 = 1000;
-
-/// The ids a log can hand out without writing the file: `[next, end)`.
-#[derive(Debug, Default)]
-pub(crate) struct PidBlock {
-    next: i64,
-    end: i64,
-}
 
 impl LogInner {
     /// A new producer id, never handed out before in this log.
@@ -32,7 +25,7 @@ impl LogInner {
             let start = self.read_next_block()?;
             let end = start
                 .checked_add(BLOCK)
-                .ok_or_else(|| Error::IllegalState {
+                .ok_or(Error::IllegalState {
                     what: "producer ids are exhausted",
                 })?;
             self.write_atomic(

@@ -69,9 +69,17 @@ pub(crate) struct LogInner {
     /// Serializes maintenance (retention, compaction).
     pub(super) maintenance: Mutex<()>,
     /// The producer ids this log may hand out without a write.
-    pub(super) producer_ids: Mutex<super::producer_ids::PidBlock>,
+    pub(super) producer_ids: Mutex<PidBlock>,
     /// Transactional ids: the image of `__transaction_state`.
     pub(super) txns: crate::txn::TxnCoordinator,
+}
+
+/// The producer ids a log can hand out without writing its
+/// `producer-ids` file: `[next, end)` (see `producer_ids.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct PidBlock {
+    pub(super) next: i64,
+    pub(super) end: i64,
 }
 
 impl LogInner {

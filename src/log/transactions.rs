@@ -608,7 +608,7 @@ pub(super) fn finish_transactions(
     topics: &BTreeMap<String, Arc<Topic>>,
     txns: &TxnCoordinator,
     groups: &GroupStore,
-    pending_offsets: &mut HashMap<i64, Vec<(Vec<u8>, Option<Vec<u8>>)>>,
+    pending_offsets: &mut super::groups::PendingOffsets,
     now: i64,
     report: &mut RecoveryReport,
 ) -> Result<()> {

@@ -115,10 +115,6 @@ pub(crate) struct ProducerState {
 }
 
 impl ProducerState {
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
-    }
-
     pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }

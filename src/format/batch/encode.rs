@@ -373,21 +373,16 @@ impl EncodedBatch {
     /// Marks the batch as a producer's whose sequence number the partition
     /// assigns under its append lock ([`assign_sequence`](Self::assign_sequence)):
     /// the CRC is computed now, with sequence 0, and patched then.
-    #[cfg(test)]
-    pub fn set_producer_unsequenced(&mut self, id: i64, epoch: i16, transactional: bool) {
-        self.set_producer(id, epoch, 0, transactional);
-        self.seq = seq_assign(self.buf.len());
-    }
-
     /// Whether the partition assigns this batch's sequence number.
     #[inline]
     pub fn needs_sequence(&self) -> bool {
         self.seq != SeqAssign::Fixed
     }
 
-    /// Sets the base sequence of a batch prepared by
-    /// [`set_producer_unsequenced`](Self::set_producer_unsequenced), patching
-    /// the CRC instead of recomputing it.
+    /// Sets the base sequence of a batch made by
+    /// [`for_producer`](Self::for_producer): the CRC is recomputed for a
+    /// small batch and patched for a large one, never a pass over a large
+    /// batch under the append lock.
     #[inline]
     pub fn assign_sequence(&mut self, seq: i32) {
         debug_assert!(self.needs_sequence());

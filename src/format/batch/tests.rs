@@ -416,3 +416,34 @@ fn crc_patch_equals_recomputing() {
         }
     }
 }
+
+#[test]
+fn a_sequence_assigned_under_the_lock_leaves_a_valid_batch() {
+    use super::encode::ProducerFields;
+    // Small batches get the CRC recomputed, large ones patched.
+    for n in [1usize, 3000] {
+        let value = vec![7u8; n];
+        let r = EncodeRecord {
+            offset_delta: 0,
+            timestamp: 5,
+            key: None,
+            value: Some(&value[..]),
+            headers: &[],
+        };
+        let mut section = EncodedBatch::section_buffer(n + 16);
+        encode_record(&mut section, &r, 5);
+        let fields = ProducerFields {
+            id: 42,
+            epoch: 3,
+            transactional: true,
+        };
+        let mut b = EncodedBatch::for_producer(section, 1, 5, 5, None, fields).unwrap();
+        assert!(b.needs_sequence());
+        b.assign_sequence(1234);
+        let bytes = b.seal(9).to_vec();
+        let h = decode_batch(&bytes).unwrap();
+        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (42, 3, 1234));
+        assert!(h.is_transactional());
+        assert_eq!(h.base_offset, 9);
+    }
+}
