@@ -23,11 +23,9 @@ impl LogInner {
         if b.next >= b.end {
             let _admin = self.admin.lock();
             let start = self.read_next_block()?;
-            let end = start
-                .checked_add(BLOCK)
-                .ok_or(Error::IllegalState {
-                    what: "producer ids are exhausted",
-                })?;
+            let end = start.checked_add(BLOCK).ok_or(Error::IllegalState {
+                what: "producer ids are exhausted",
+            })?;
             self.write_atomic(
                 PRODUCER_IDS_FILE,
                 &meta::encode("producer-ids", &[format!("next {end}")]),

@@ -442,7 +442,10 @@ fn a_sequence_assigned_under_the_lock_leaves_a_valid_batch() {
         b.assign_sequence(1234);
         let bytes = b.seal(9).to_vec();
         let h = decode_batch(&bytes).unwrap();
-        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (42, 3, 1234));
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 3, 1234)
+        );
         assert!(h.is_transactional());
         assert_eq!(h.base_offset, 9);
     }
