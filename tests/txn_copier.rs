@@ -20,12 +20,14 @@ use streamlog::{
 const ENV_CHILD_DIR: &str = "STREAMLOG_COPIER_CHILD_DIR";
 const ENV_CYCLES: &str = "STREAMLOG_COPIER_CYCLES";
 const PARTITIONS: u32 = 2;
-const PER_PARTITION: u64 = 50_000;
+/// Input records per partition for each cycle: enough that the copy
+/// outlasts the kills.
+const PER_CYCLE: u64 = 1000;
 const GROUP: &str = "copier";
 
 fn main() {
     if let Ok(dir) = std::env::var(ENV_CHILD_DIR) {
-        child(Path::new(&dir));
+        child(Path::new(&dir), per_partition());
         return;
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,7 +46,7 @@ fn main() {
 
 /// Copies `in` to `out` until every input record is copied, each poll's
 /// records in one transaction with the offsets after them.
-fn child(dir: &Path) {
+fn child(dir: &Path, per_partition: u64) {
     let log = Log::open(dir).expect("open");
     let mut consumer = log.consumer(
         ConsumerConfig::new()
@@ -69,7 +71,7 @@ fn child(dir: &Path) {
                     .committed(&TopicPartition::new("in", p))
                     .ok()
                     .flatten()
-                    == Some(PER_PARTITION)
+                    == Some(per_partition)
             });
             if done {
                 return;
@@ -99,6 +101,17 @@ fn child(dir: &Path) {
     }
 }
 
+fn cycles() -> u32 {
+    std::env::var(ENV_CYCLES)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50)
+}
+
+fn per_partition() -> u64 {
+    PER_CYCLE * u64::from(cycles().max(5))
+}
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -112,10 +125,8 @@ impl Rng {
 
 fn parent() {
     let started = Instant::now();
-    let cycles: u32 = std::env::var(ENV_CYCLES)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+    let cycles = cycles();
+    let per_partition = per_partition();
     let dir = std::env::temp_dir().join(format!("streamlog-copier-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     {
@@ -126,7 +137,7 @@ fn parent() {
         log.create_topic("in", cfg.clone()).expect("in");
         log.create_topic("out", cfg).expect("out");
         let p = log.producer();
-        for i in 0..PER_PARTITION {
+        for i in 0..per_partition {
             for part in 0..PARTITIONS {
                 p.send_to("in", part, Record::new(format!("{part}:{i}").as_bytes()))
                     .expect("send");
@@ -199,7 +210,7 @@ fn parent() {
             }
             got.extend(recs.iter().map(|r| r.value().unwrap_or_default().to_vec()));
         }
-        let want: Vec<Vec<u8>> = (0..PER_PARTITION)
+        let want: Vec<Vec<u8>> = (0..per_partition)
             .map(|i| format!("copied:{part}:{i}").into_bytes())
             .collect();
         if got != want {
@@ -214,7 +225,7 @@ fn parent() {
             .consumer(ConsumerConfig::new().group(GROUP))
             .committed(&TopicPartition::new("in", part))
             .expect("committed");
-        assert_eq!(committed_in, Some(PER_PARTITION));
+        assert_eq!(committed_in, Some(per_partition));
     }
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);
