@@ -357,3 +357,102 @@ fn open_finishes_transactions_a_crash_left_open() {
         [b"committed".to_vec(), b"retry".to_vec()]
     );
 }
+
+#[test]
+fn compaction_keeps_committed_values_over_aborted_and_open_ones() {
+    let log = Log::temporary().unwrap();
+    log.create_topic(
+        "c",
+        TopicConfig::new()
+            .segment_bytes(1024)
+            .cleanup_policy(streamlog::CleanupPolicy::Compact)
+            .min_cleanable_dirty_ratio(0.0),
+    )
+    .unwrap();
+    let mut tp = log.transactional_producer("t").unwrap();
+    let mut put = |v: &str, commit: bool| {
+        let mut txn = tp.begin_transaction().unwrap();
+        txn.send("c", Record::new(v.as_bytes()).key(b"k")).unwrap();
+        txn.send("c", Record::new(&[b'-'; 400][..]).key(b"filler"))
+            .unwrap();
+        if commit {
+            txn.commit().unwrap();
+        } else {
+            txn.abort().unwrap();
+        }
+    };
+    put("v1", true);
+    put("v2-aborted", false);
+    put("v3", true);
+    put("v4-aborted", false);
+    // An open transaction with a newer value, then plain records to roll.
+    let mut open = log.transactional_producer("o").unwrap();
+    let mut txn = open.begin_transaction().unwrap();
+    txn.send("c", Record::new(b"v5-open").key(b"k")).unwrap();
+    let p = log.producer();
+    for i in 0..6 {
+        p.send(
+            "c",
+            Record::new(&[b'.'; 400][..]).key(format!("p{i}").as_bytes()),
+        )
+        .unwrap();
+    }
+    log.compact("c").unwrap();
+    txn.abort().unwrap();
+    log.compact("c").unwrap();
+    let got = read(&log, "c", IsolationLevel::ReadCommitted);
+    let ks: Vec<&[u8]> = got
+        .iter()
+        .map(|(_, _, v)| &v[..])
+        .filter(|v| v.starts_with(b"v"))
+        .collect();
+    assert_eq!(ks, [&b"v3"[..]], "{} records read", got.len());
+    // Aborted values are gone even for uncommitted readers once cleaned.
+    let all = read(&log, "c", IsolationLevel::ReadUncommitted);
+    assert!(!all
+        .iter()
+        .any(|(_, _, v)| v.starts_with(b"v2") || v.starts_with(b"v4")));
+}
+
+#[test]
+fn retention_never_moves_the_lso_backwards_and_keeps_producer_state() {
+    let dir = common::TestDir::new("txn-retention");
+    {
+        let log = Log::open(dir.path()).unwrap();
+        log.create_topic(
+            "r",
+            TopicConfig::new().segment_bytes(1024).retention_bytes(1500),
+        )
+        .unwrap();
+        let mut tp = log.transactional_producer("t").unwrap();
+        let mut txn = tp.begin_transaction().unwrap();
+        txn.send("r", Record::new(&[b'x'; 300][..])).unwrap();
+        let p = log.producer();
+        for _ in 0..12 {
+            p.send("r", Record::new(&[b'y'; 300][..])).unwrap();
+        }
+        let rp = TopicPartition::new("r", 0);
+        let mut last = 0;
+        for _ in 0..3 {
+            log.maintain().unwrap();
+            let mut c = log.consumer(ConsumerConfig::new());
+            c.assign(std::slice::from_ref(&rp)).unwrap();
+            c.seek_to_end(std::slice::from_ref(&rp)).unwrap();
+            let lso = c.position(&rp).unwrap();
+            assert!(lso >= last);
+            last = lso;
+        }
+        // Retention deleted the open transaction's first segment: the LSO is
+        // the log start now, and committing still works.
+        let start = log.partition_info(&rp).unwrap().start_offset;
+        assert!(start > 0);
+        assert_eq!(last, start);
+        txn.commit().unwrap();
+        log.close().unwrap();
+    }
+    let log = Log::open(dir.path()).unwrap();
+    let mut tp = log.transactional_producer("t").unwrap();
+    let mut txn = tp.begin_transaction().unwrap();
+    txn.send("r", Record::new(b"after")).unwrap();
+    txn.commit().unwrap();
+}

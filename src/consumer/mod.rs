@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::record::TopicPartition;
+use crate::storage::partition::txn::{control_kind, AbortedFilter};
 use config::{ConsumerConfig, IsolationLevel, OffsetReset};
-use isolation::{visible_end, AbortedFilter};
+use isolation::visible_end;
 use records::Records;
 use state::{Assigned, Consumer};
 
@@ -402,7 +403,7 @@ impl Consumer {
                     break;
                 }
                 if let Some(f) = aborted.as_mut() {
-                    if f.skip(b)? {
+                    if f.skip(&b.header, || control_kind(b))? {
                         p = b.header.next_offset();
                         continue;
                     }

@@ -9,27 +9,41 @@
 //! `segment_bytes`; each output ends with the last batch of its last input
 //! (kept even when empty), so segment boundaries stay contiguous.
 //!
+//! Transactions (Kafka's cleaner rules): nothing at or past the last stable
+//! offset is cleaned; records of aborted transactions are removed whatever
+//! their key, and never count as a key's latest value; only committed,
+//! durable records below the last stable offset supersede older ones;
+//! transaction markers are always kept (Kafka removes them once their
+//! transaction's data is gone and the delete retention has passed; keeping
+//! them costs one small batch per transaction and partition, and is never
+//! wrong). Producer state does not depend on the cleaned segments: it is
+//! kept in snapshots at or above the active segment.
+//!
 //! The swap (FORMAT.md §7): write `<base>.log.cleaned`, fsync; rename it to
 //! `<base>.log.swap`, fsync the directory; rename every input's files to
 //! `*.deleted`; rename the swap to `<base>.log`, fsync the directory; write
 //! the new indexes; delete the `*.deleted` files. Recovery resolves every
 //! intermediate state (`storage::recovery::resolve_swaps`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::retention::ms;
 use crate::error::{io_err, Error, Result};
+use crate::format::batch::v2::parse_control_key;
 use crate::format::batch::{
     decode_batch, rebuild_v2, records_section, EncodedBatch, RecordIter, RecordView, Version,
     CODEC_MASK,
 };
 use crate::io::{FileSystem, OpenMode};
 use crate::storage::mapped::MappedFile;
+use crate::storage::partition::txn::AbortedFilter;
 use crate::storage::partition::Partition;
 use crate::storage::recovery::scan::scan_segment;
-use crate::storage::segment::{segment_path, Part, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::storage::segment::{
+    segment_path, Part, Segment, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT,
+};
 use crate::topic::config::Compression;
 
 /// Most key bytes the key map holds in one pass; a larger key set is
@@ -50,6 +64,8 @@ struct Latest {
 
 /// One record as compaction sees it.
 struct Rec<'a> {
+    /// The base offset of its batch.
+    batch: u64,
     offset: u64,
     key: Option<&'a [u8]>,
     tombstone: bool,
@@ -83,6 +99,7 @@ fn for_each_batch(
         for r in RecordIter::new(&h, &section) {
             let r = r.map_err(bad)?;
             recs.push(Rec {
+                batch: h.base_offset,
                 offset: h.base_offset + u64::from(r.offset_delta),
                 // A control record's key is its marker type, not a record
                 // key: markers are always kept.
@@ -106,10 +123,12 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
     let sealed = &segs[..segs.len().saturating_sub(1)];
     // Segments holding a record younger than the compaction lag, and all
     // after them, are not cleanable yet.
+    // Nor are segments reaching the last stable offset.
     let horizon = now.saturating_sub(ms(cfg.min_compaction_lag));
+    let lso = part.last_stable_offset();
     let cleanable_n = sealed
         .iter()
-        .take_while(|s| s.max_timestamp() <= horizon)
+        .take_while(|s| s.max_timestamp() <= horizon && s.next_offset() <= lso)
         .count();
     let mut cleanable: Vec<Arc<Segment>> = sealed[..cleanable_n].to_vec();
     let total: u64 = cleanable.iter().map(|s| s.log.len()).sum();
@@ -124,13 +143,15 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
     if total == 0 || (!force && ratio_low) {
         return Ok(Cleaned::default());
     }
+    // 0. The batches of aborted transactions, below the LSO.
+    let aborted = aborted_batches(part, &segs, lso)?;
     // 1. The key map: the latest offset of every key, full keys compared.
     let mut latest: HashMap<Vec<u8>, Latest> = HashMap::new();
     let mut key_bytes = 0usize;
     let mut mapped = 0;
     for seg in &cleanable {
         for_each_batch(seg, |_, _, recs| {
-            for r in recs {
+            for r in recs.iter().filter(|r| !aborted.contains(&r.batch)) {
                 if let Some(k) = r.key {
                     match latest.get_mut(k) {
                         Some(l) => l.offset = r.offset,
@@ -154,10 +175,12 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
     // cause the record it supersedes to be removed. No new keys are added,
     // so the map stays within its budget. (Without the durability filter the
     // power-cut test fails, e.g. with STREAMLOG_POWER_CUT_SEED=33.)
-    let durable = part.durable_offset();
+    // Nor a record of a transaction that is still open or was aborted.
+    let settled = part.durable_offset().min(lso);
     for seg in &segs[mapped..] {
         for_each_batch(seg, |_, _, recs| {
-            for r in recs.iter().filter(|r| r.offset < durable) {
+            let live = |r: &&Rec<'_>| r.offset < settled && !aborted.contains(&r.batch);
+            for r in recs.iter().filter(live) {
                 if let Some(l) = r.key.and_then(|k| latest.get_mut(k)) {
                     l.offset = r.offset;
                 }
@@ -166,6 +189,9 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
     }
     let delete_horizon = now.saturating_sub(ms(cfg.delete_retention));
     let keep = |r: &Rec<'_>| -> bool {
+        if aborted.contains(&r.batch) {
+            return false;
+        }
         match r.key {
             None => true,
             Some(k) => {
@@ -216,6 +242,41 @@ pub(crate) fn compact(part: &Partition, now: i64, force: bool) -> Result<Cleaned
     }
     if let Some(last) = cleanable.last() {
         part.set_cleaner_point(last.next_offset());
+    }
+    Ok(out)
+}
+
+/// The base offsets of the batches below `lso` that belong to aborted
+/// transactions (empty when the partition never aborted one).
+fn aborted_batches(part: &Partition, segs: &[Arc<Segment>], lso: u64) -> Result<HashSet<u64>> {
+    let mut out = HashSet::new();
+    let from = segs.first().map_or(0, |s| s.base);
+    let Some(mut filter) = AbortedFilter::new(part, from, lso) else {
+        return Ok(out);
+    };
+    for seg in segs.iter().take_while(|s| s.base < lso) {
+        let mut err = None;
+        for_each_batch(seg, |h, _, recs| {
+            if err.is_some() || h.base_offset >= lso {
+                return;
+            }
+            let kind = || {
+                Ok(recs
+                    .first()
+                    .and_then(|r| r.view.key)
+                    .and_then(parse_control_key))
+            };
+            match filter.skip(h, kind) {
+                Ok(true) => {
+                    out.insert(h.base_offset);
+                }
+                Ok(false) => {}
+                Err(e) => err = Some(e),
+            }
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
     }
     Ok(out)
 }
@@ -370,6 +431,15 @@ fn clean_group(
     }
     for d in doomed {
         let _ = fs.remove_file(&d);
+    }
+    // The cleaned copy holds no aborted record: the aborted-transaction
+    // indexes of the other inputs describe nothing left (the first's now
+    // belongs to the cleaned segment, whose base it shares).
+    for seg in &inputs[1..] {
+        let p = segment_path(&dir, seg.base, TXN_INDEX_EXT);
+        if fs.exists(&p) {
+            let _ = fs.remove_file(&p);
+        }
     }
     stats.segments_removed += inputs.len() as u64 - 1;
     stats.bytes_reclaimed += input_bytes.saturating_sub(new_size);

@@ -3,13 +3,14 @@
 //! and close, the aborted-transaction index (`.txnindex` per segment, and
 //! all of it in memory), transaction markers, and the last stable offset.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
 use super::{Partition, Writer};
 use crate::error::{io_err, CorruptionKind, Error, Result};
 use crate::format::batch::v2::{parse_control_key, ControlType};
-use crate::format::batch::{records_section, EncodedBatch, RecordIter};
+use crate::format::batch::{records_section, BatchHeader, EncodedBatch, RecordIter};
 use crate::format::txn::{decode_snapshot, encode_snapshot, AbortedTxn, ABORTED_TXN_LEN};
 use crate::io::OpenMode;
 use crate::storage::partition::read::FetchedBatch;
@@ -351,4 +352,59 @@ fn remove_quietly(p: &Partition, path: &std::path::Path) -> Result<()> {
         fs.remove_file(path).map_err(io_err("remove", path))?;
     }
     Ok(())
+}
+
+/// Steps over the batches of aborted transactions, in offset order, with
+/// the partition's aborted index, as Kafka's client does (`CompletedFetch`):
+/// for `ReadCommitted` reads and for compaction, which drops them.
+pub(crate) struct AbortedFilter {
+    /// The aborted transactions overlapping the read, by first offset.
+    upcoming: Vec<AbortedTxn>,
+    next: usize,
+    /// Producers whose aborted transaction the read is inside.
+    active: HashSet<i64>,
+}
+
+impl AbortedFilter {
+    /// A filter for reading `[from, to)` of `part`, or `None` when no
+    /// aborted transaction overlaps it.
+    pub fn new(part: &Partition, from: u64, to: u64) -> Option<AbortedFilter> {
+        if !part.has_aborted() {
+            return None;
+        }
+        let mut upcoming = part.aborted_between(from, to);
+        if upcoming.is_empty() {
+            return None;
+        }
+        upcoming.sort_by_key(|a| a.first_offset);
+        Some(AbortedFilter {
+            upcoming,
+            next: 0,
+            active: HashSet::new(),
+        })
+    }
+
+    /// Whether the batch `h` belongs to an aborted transaction and is
+    /// skipped. Must be called for every batch, in order (markers end a
+    /// transaction); `kind` reads a control batch's marker type.
+    pub fn skip(
+        &mut self,
+        h: &BatchHeader,
+        kind: impl FnOnce() -> Result<Option<ControlType>>,
+    ) -> Result<bool> {
+        while let Some(a) = self.upcoming.get(self.next) {
+            if a.first_offset > h.last_offset() {
+                break;
+            }
+            self.active.insert(a.producer_id);
+            self.next += 1;
+        }
+        if h.is_control() {
+            if self.active.contains(&h.producer_id) && kind()? == Some(ControlType::Abort) {
+                self.active.remove(&h.producer_id);
+            }
+            return Ok(false);
+        }
+        Ok(h.is_transactional() && self.active.contains(&h.producer_id))
+    }
 }
