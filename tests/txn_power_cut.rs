@@ -227,8 +227,9 @@ fn one(seed: u64, stats: &mut [u64; 4]) {
     let mut rng = Rng(seed);
     // (`Interval` is left out: it syncs by wall time, so a seed would not
     // replay the same operations.)
-    let policy = match rng.below(2) {
+    let policy = match rng.below(3) {
         0 => SyncPolicy::EveryWrite,
+        1 => SyncPolicy::EveryRecords(3),
         _ => SyncPolicy::OsBuffered,
     };
     let kill = rng.below(3) == 0;

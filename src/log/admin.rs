@@ -19,6 +19,7 @@ use crate::storage::recovery::Loaded;
 use crate::storage::segment::Segment;
 use crate::topic::config::TopicConfig;
 use crate::topic::Topic;
+use crate::txn::TXN_STATE_TOPIC;
 
 impl LogInner {
     pub(super) fn write_registry(&self, topics: &BTreeMap<String, Arc<Topic>>) -> Result<()> {
@@ -267,11 +268,20 @@ impl LogInner {
 
     pub fn flush(&self) -> Result<()> {
         self.shared.check_writable()?;
-        for p in self.all_partitions() {
+        for p in self.partitions_state_last() {
             p.flush()?;
         }
         let _g = self.admin.lock();
         self.write_checkpoint()
+    }
+
+    /// Every partition, `__transaction_state`'s last: a state record may
+    /// only become durable after the markers of the transaction it
+    /// completes (see `log/transactions.rs`).
+    fn partitions_state_last(&self) -> Vec<Arc<Partition>> {
+        let mut all = self.all_partitions();
+        all.sort_by_key(|p| &*p.topic == TXN_STATE_TOPIC);
+        all
     }
 
     pub fn close(&self) -> Result<()> {
@@ -283,7 +293,7 @@ impl LogInner {
         // Closed first: appends still waiting for a partition's lock then
         // fail with `Closed`, and `Partition::close` waits for any in flight.
         self.shared.set_closed();
-        for p in self.all_partitions() {
+        for p in self.partitions_state_last() {
             p.close()?;
         }
         self.write_checkpoint()?;

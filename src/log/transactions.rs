@@ -12,8 +12,10 @@
 //!    whatever the sync policy);
 //! 4. append `PrepareCommit` (with the partitions) to `__transaction_state`
 //!    and make it durable: **the decision**;
-//! 5. append a COMMIT marker to every partition of the transaction, and
-//!    make them durable;
+//! 5. append a COMMIT marker to every partition of the transaction (made
+//!    durable before any later state record of the id can be: by the next
+//!    transaction's step 3 or 4, a new handle, or a flush or close, which
+//!    sync `__transaction_state` last);
 //! 6. apply the offsets to the group's committed offsets;
 //! 7. append `CompleteCommit` (made durable by the sync policy, or by the
 //!    next open).
@@ -38,7 +40,7 @@ use crate::format::txn::{TxnLogValue, TxnStatus};
 use crate::group::coordinator::Fenced;
 use crate::group::offsets::{GroupMember, OffsetAndMetadata, OFFSETS_TOPIC};
 use crate::group::store::GroupStore;
-use crate::producer::{append_records, encode};
+use crate::producer::encode;
 use crate::record::{Record, TopicPartition};
 use crate::storage::partition::read::FetchedBatch;
 use crate::storage::partition::Partition;
@@ -119,13 +121,30 @@ impl LogInner {
             last_update_ms: now,
             start_ms: open.map_or(-1, |o| o.start_ms),
         };
+        if durable {
+            // The last commit's markers first: once this record is durable,
+            // that commit's decision is no longer what recovery reads.
+            for (t, p) in std::mem::take(&mut st.unsynced_markers) {
+                if let Ok(part) = self.partition(&t, p) {
+                    part.sync_to(part.end_offset())?;
+                }
+            }
+        }
         let key = encode_txn_key(id);
         let bytes = encode_txn_value(&value);
         let rec = Record::new(&bytes[..]).key(&key[..]).timestamp(now);
         let topic = self.txn_state_topic()?;
-        let md = append_records(self, &topic, 0, &[&rec])?;
+        let part = topic.partition(0)?.clone();
+        // Never synced by the sync policy: this partition may only become
+        // durable after the markers above (`durable`), or in a flush or a
+        // close, which sync it last.
+        let mut batch = encode(&topic, [&rec].into_iter(), now, None)?;
+        let appended = part.append(&mut batch)?;
+        if appended.rolled {
+            self.on_roll(&part)?;
+        }
         if durable {
-            topic.partition(0)?.sync_to(md[0].offset + 1)?;
+            part.sync_to(part.end_offset())?;
         }
         st.status = status;
         st.partitions = value.partitions;
@@ -156,6 +175,7 @@ impl LogInner {
                     open: None,
                     begun: 0,
                     timed_out: None,
+                    unsynced_markers: Vec::new(),
                 })
             }
         };
@@ -443,14 +463,15 @@ impl LogInner {
             st.open = Some(open);
             return Err(e);
         }
-        // 5. The markers, durable before anything can record this
-        // transaction as complete: once a later state record of the id
-        // replaces the decision, a COMMIT marker lost to a power cut could
-        // no longer be written again.
+        // 5. The markers. They must be durable before a later state record
+        // of the id becomes durable and replaces this decision (a COMMIT
+        // marker lost to a power cut could then never be written again):
+        // `record_txn_state` syncs them first, and the next transaction's
+        // step 3 usually has already, syncing the same partitions.
         for part in &parts {
             self.marker_with_policy(part, fields, ControlType::Commit)?;
-            part.sync_to(part.end_offset())?;
         }
+        st.unsynced_markers = open.partitions.iter().cloned().collect();
         // 6. The offsets.
         if !applied.is_empty() {
             let mut map = self.groups.offsets();
@@ -554,6 +575,7 @@ pub(super) fn replay_txn_state(
                     open: None,
                     begun: 0,
                     timed_out: None,
+                    unsynced_markers: Vec::new(),
                 });
             }
         }

@@ -75,6 +75,10 @@ pub(crate) struct TxnIdState {
     pub begun: u64,
     /// The transaction aborted because it timed out, by `seq`.
     pub timed_out: Option<(u64, u64)>,
+    /// Partitions whose COMMIT markers of the last committed transaction
+    /// may not be durable yet: synced before any state record of the id
+    /// is made durable (which would supersede that transaction's decision).
+    pub unsynced_markers: Vec<(String, u32)>,
 }
 
 /// One transactional id.

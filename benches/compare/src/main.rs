@@ -3,6 +3,7 @@
 //!   cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick] [--json PATH]
 
 mod engines;
+mod txn;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -1091,6 +1092,7 @@ fn main() {
         let d = Path::new(&args[4]);
         match args[2].as_str() {
             "crash" => child_crash(&args[3], d),
+            "crash-txn" => txn::child_crash_txn(d),
             "mem-append" => child_mem("append", &args[3], d, args[5].parse().unwrap()),
             "mem-read" => child_mem("read", &args[3], d, args[5].parse().unwrap()),
             x => panic!("unknown child {x}"),
@@ -1145,6 +1147,12 @@ fn main() {
     }
     if run("groups") {
         w_groups(&mut rep, &sc, &dirs);
+    }
+    if run("txn") {
+        txn::w_txn(&mut rep, &dirs, &sc, &p100);
+    }
+    if run("txn-open") {
+        txn::w_txn_open(&mut rep, &dirs, &sc, &p1k);
     }
     if run("memory") {
         w_memory(&mut rep, &sc, &dirs);
