@@ -5,7 +5,8 @@
 //! - aborted-transaction index entries (`.txnindex`, 34 bytes);
 //! - producer-state snapshots (`.snapshot`, version 1, CRC-32C).
 //!
-//! Pure functions, no I/O: FORMAT.md §9 pins every byte.
+//! Pure functions, no I/O; FORMAT.md §10 specifies every byte, and the
+//! tests below pin its examples.
 
 use super::batch::v2::crc32c;
 
@@ -286,6 +287,25 @@ pub(crate) fn decode_snapshot(bytes: &[u8]) -> Result<Vec<SnapshotEntry>, String
     Ok(out)
 }
 
+/// The `producer-ids` file: a metadata file (§9 of FORMAT.md) of kind
+/// `producer-ids` with one line, the first id of the next unallocated block.
+pub(crate) fn encode_producer_ids(next: i64) -> Vec<u8> {
+    super::meta::encode("producer-ids", &[format!("next {next}")])
+}
+
+/// The first id of the next unallocated block, from a `producer-ids` file.
+pub(crate) fn decode_producer_ids(bytes: &[u8]) -> Result<i64, String> {
+    let lines = super::meta::decode("producer-ids", bytes).map_err(|e| format!("{e:?}"))?;
+    match lines.as_slice() {
+        [line] => line
+            .strip_prefix("next ")
+            .and_then(|n| n.parse::<i64>().ok())
+            .filter(|&n| n >= 0)
+            .ok_or_else(|| format!("expected \"next <id>\", found {line:?}")),
+        _ => Err(format!("expected one line, found {}", lines.len())),
+    }
+}
+
 fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as i16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
@@ -471,6 +491,17 @@ mod tests {
         let mut two = [e, e].concat();
         two.extend_from_slice(&e[..7]); // a torn third entry
         assert_eq!(AbortedTxn::decode_all(&two), vec![a, a]);
+    }
+
+    #[test]
+    fn producer_ids_file_is_pinned() {
+        let b = encode_producer_ids(2000);
+        let text = std::str::from_utf8(&b).unwrap();
+        assert!(text.starts_with("streamlog-producer-ids 1\nnext 2000\ncrc32 "), "{text}");
+        assert_eq!(decode_producer_ids(&b).unwrap(), 2000);
+        let mut bad = b.clone();
+        bad[30] ^= 1;
+        assert!(decode_producer_ids(&bad).is_err());
     }
 
     #[test]

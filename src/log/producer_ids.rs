@@ -5,7 +5,7 @@
 
 use super::state::{LogInner, PidBlock};
 use crate::error::{io_err, Error, Result};
-use crate::format::meta;
+use crate::format::txn::{decode_producer_ids, encode_producer_ids};
 
 /// The root file holding the first id of the next unallocated block.
 pub(crate) const PRODUCER_IDS_FILE: &str = "producer-ids";
@@ -26,10 +26,7 @@ impl LogInner {
             let end = start.checked_add(BLOCK).ok_or(Error::IllegalState {
                 what: "producer ids are exhausted",
             })?;
-            self.write_atomic(
-                PRODUCER_IDS_FILE,
-                &meta::encode("producer-ids", &[format!("next {end}")]),
-            )?;
+            self.write_atomic(PRODUCER_IDS_FILE, &encode_producer_ids(end))?;
             *b = PidBlock { next: start, end };
         }
         let id = b.next;
@@ -45,20 +42,13 @@ impl LogInner {
             return Ok(0);
         }
         let bytes = fs.read(&path).map_err(io_err("read", &path))?;
-        let bad = |reason: String| {
+        decode_producer_ids(&bytes).map_err(|reason| {
             Error::corrupted(
                 &path,
                 0,
                 None,
                 crate::error::CorruptionKind::BadMetadata { reason },
             )
-        };
-        let lines = meta::decode("producer-ids", &bytes).map_err(|e| bad(format!("{e:?}")))?;
-        lines
-            .first()
-            .and_then(|l| l.strip_prefix("next "))
-            .and_then(|n| n.parse::<i64>().ok())
-            .filter(|&n| n >= 0)
-            .ok_or_else(|| bad(format!("expected one line \"next <id>\", found {lines:?}")))
+        })
     }
 }
