@@ -497,7 +497,10 @@ mod tests {
     fn producer_ids_file_is_pinned() {
         let b = encode_producer_ids(2000);
         let text = std::str::from_utf8(&b).unwrap();
-        assert!(text.starts_with("streamlog-producer-ids 1\nnext 2000\ncrc32 "), "{text}");
+        assert!(
+            text.starts_with("streamlog-producer-ids 1\nnext 2000\ncrc32 "),
+            "{text}"
+        );
         assert_eq!(decode_producer_ids(&b).unwrap(), 2000);
         let mut bad = b.clone();
         bad[30] ^= 1;

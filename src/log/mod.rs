@@ -26,6 +26,7 @@ pub(crate) mod options;
 pub(crate) mod producer_ids;
 pub(crate) mod state;
 pub(crate) mod transactions;
+mod txn_recovery;
 
 use options::LogOptions;
 use state::Log;

@@ -14,7 +14,7 @@ use super::options::LogOptions;
 use super::state::{
     Log, LogInner, CHECKPOINT_FILE, CLEAN_SHUTDOWN_FILE, LOCK_FILE, REGISTRY_FILE, SESSION_FILE,
 };
-use super::transactions::{finish_transactions, replay_txn_state};
+use super::txn_recovery::{finish_transactions, replay_txn_state};
 use crate::error::{io_err, CorruptionKind, Error, Result};
 use crate::format::checkpoint::{self, Checkpoints};
 use crate::format::meta::{self, MetaError};
