@@ -326,3 +326,56 @@ pub fn time_index_lookup(bytes: &[u8], target: i64, layout: Layout) -> Option<(i
     let n = valid_time_entries(bytes, layout.into());
     lookup_time(bytes, n, target, layout.into()).map(|e| (e.ts, e.rel))
 }
+
+/// `__transaction_state` keys, values and the other exactly-once files
+/// (FORMAT.md §10), decoded and re-encoded: each function returns the
+/// canonical encoding of what it decoded, or why the bytes were refused.
+pub mod txn {
+    use crate::format::txn::{self, AbortedTxn};
+
+    /// A `__transaction_state` key: the transactional id.
+    ///
+    /// # Errors
+    /// Why the key was refused.
+    pub fn decode_key(bytes: &[u8]) -> Result<String, String> {
+        txn::decode_txn_key(bytes)
+    }
+
+    /// A `__transaction_state` key for `id`.
+    pub fn encode_key(id: &str) -> Vec<u8> {
+        txn::encode_txn_key(id)
+    }
+
+    /// A `__transaction_state` value (version 0 or 1) re-encoded as
+    /// version 0.
+    ///
+    /// # Errors
+    /// Why the value was refused.
+    pub fn canonical_value(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        txn::decode_txn_value(bytes).map(|v| txn::encode_txn_value(&v))
+    }
+
+    /// A producer-state snapshot re-encoded.
+    ///
+    /// # Errors
+    /// Why the snapshot was refused.
+    pub fn canonical_snapshot(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        txn::decode_snapshot(bytes).map(|e| txn::encode_snapshot(&e))
+    }
+
+    /// The entries of a `.txnindex` file that decode, re-encoded.
+    pub fn canonical_txn_index(bytes: &[u8]) -> Vec<u8> {
+        AbortedTxn::decode_all(bytes)
+            .iter()
+            .flat_map(|a| a.encode())
+            .collect()
+    }
+
+    /// The next producer-id block of a `producer-ids` file.
+    ///
+    /// # Errors
+    /// Why the file was refused.
+    pub fn decode_producer_ids(bytes: &[u8]) -> Result<i64, String> {
+        txn::decode_producer_ids(bytes)
+    }
+}
