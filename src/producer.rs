@@ -506,16 +506,21 @@ pub(crate) fn encode<'a, 'r: 'a>(
         Some(p) => EncodedBatch::for_producer(section, count, base_ts, max_ts, level, p),
         None => EncodedBatch::new(section, count, count - 1, base_ts, max_ts, level),
     };
-    built.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::InvalidInput {
-            Error::RecordTooLarge {
-                size,
-                max: crate::format::batch::MAX_BATCH_BYTES as u64,
+    built
+        .map(|mut b| {
+            b.now_ms = now;
+            b
+        })
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidInput {
+                Error::RecordTooLarge {
+                    size,
+                    max: crate::format::batch::MAX_BATCH_BYTES as u64,
+                }
+            } else {
+                Error::io("compress a batch for", format!("topic {}", t.name), e)
             }
-        } else {
-            Error::io("compress a batch for", format!("topic {}", t.name), e)
-        }
-    })
+        })
 }
 
 /// A pending append of the batch just written to partition `p` of `topic`.

@@ -9,6 +9,7 @@
 //! batch after. Snapshots go through [`crate::format::txn`].
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::format::batch::{BatchHeader, NO_PRODUCER_ID};
 use crate::format::txn::{AbortedTxn, SnapshotEntry};
@@ -106,10 +107,32 @@ pub(crate) fn last_seq(first: i32, delta: u32) -> i32 {
     ((i64::from(first) + i64::from(delta)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
+/// A hasher for producer ids, which are small sequential integers handed
+/// out by the log (or chosen by a Kafka client): one multiplication, no
+/// SipHash, on every producer append.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_i64(&mut self, n: i64) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Producers = HashMap<i64, ProducerEntry, BuildHasherDefault<IdHasher>>;
+
 /// A partition's producers and open transactions.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct ProducerState {
-    producers: HashMap<i64, ProducerEntry>,
+    producers: Producers,
     /// Open transactions: first offset → producer id.
     ongoing: BTreeMap<u64, i64>,
 }
@@ -133,11 +156,46 @@ impl ProducerState {
     }
 
     /// The sequence the next batch of `producer_id` at `epoch` must carry.
+    #[cfg(test)]
     pub fn next_sequence(&self, producer_id: i64, epoch: i16) -> i32 {
         match self.producers.get(&producer_id) {
             Some(e) if e.epoch == epoch => e.batches.back().map_or(0, |b| next_seq(b.last_seq)),
             _ => 0,
         }
+    }
+
+    /// Assigns the sequence a batch of this producer must carry (see
+    /// [`next_sequence`](Self::next_sequence)) with `assign` and checks
+    /// it, with one lookup: a batch numbered here is always in order, so
+    /// only the epoch and the transaction state can refuse it.
+    #[inline]
+    pub fn assign_and_check(
+        &self,
+        h: &BatchHeader,
+        assign: impl FnOnce(i32),
+    ) -> Result<Check, Refusal> {
+        let Some(e) = self.producers.get(&h.producer_id) else {
+            assign(0);
+            return Ok(Check::Append);
+        };
+        if h.producer_epoch < e.epoch {
+            return Err(Refusal::Fenced {
+                producer_id: h.producer_id,
+                current: e.epoch,
+                got: h.producer_epoch,
+            });
+        }
+        if !h.is_transactional() && e.txn_first.is_some() {
+            return Err(Refusal::InvalidTxnState {
+                producer_id: h.producer_id,
+            });
+        }
+        let seq = match e.batches.back() {
+            Some(b) if h.producer_epoch == e.epoch => next_seq(b.last_seq),
+            _ => 0,
+        };
+        assign(seq);
+        Ok(Check::Append)
     }
 
     /// Checks a producer's batch (not a marker) before it is appended.
@@ -302,6 +360,7 @@ impl ProducerState {
     /// (negative offsets other than −1) are left out.
     pub fn from_snapshot(entries: &[SnapshotEntry]) -> ProducerState {
         let mut s = ProducerState::default();
+        s.producers.reserve(entries.len());
         for e in entries {
             let mut batches = VecDeque::new();
             if e.last_sequence >= 0 && e.last_offset >= 0 && e.offset_delta >= 0 {

@@ -101,6 +101,9 @@ pub(crate) fn encode_record_body(
 /// copy.
 pub(crate) struct EncodedBatch {
     pub header: BatchHeader,
+    /// The log's clock when the producer encoded it (0: unknown), so the
+    /// append need not read the clock again.
+    pub now_ms: i64,
     buf: Vec<u8>,
     /// How the partition's sequence goes in under its lock.
     seq: SeqAssign,
@@ -312,12 +315,17 @@ impl EncodedBatch {
         h[v2::RECORD_COUNT_AT..HEADER_LEN].copy_from_slice(&count.to_be_bytes());
         let mut b = EncodedBatch {
             header,
+            now_ms: 0,
             buf,
             seq: SeqAssign::Fixed,
         };
-        b.update_crc();
         if producer.is_some() {
             b.seq = seq_assign(b.buf.len());
+        }
+        // A small producer batch gets its CRC once, under the lock, with
+        // its sequence; every other batch now.
+        if b.seq != SeqAssign::Recompute {
+            b.update_crc();
         }
         Ok(b)
     }
@@ -336,6 +344,7 @@ impl EncodedBatch {
                 leader_epoch: v2::LEADER_EPOCH,
                 ..header
             },
+            now_ms: 0,
             buf,
             seq: SeqAssign::Fixed,
         }

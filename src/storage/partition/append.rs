@@ -86,11 +86,17 @@ impl Partition {
         let base_offset = w.next_offset;
         let pid = batch.header.producer_id;
         if pid >= 0 {
-            if batch.needs_sequence() {
-                let seq = w.producers.next_sequence(pid, batch.header.producer_epoch);
-                batch.assign_sequence(seq);
-            }
-            match w.producers.check(&batch.header) {
+            let check = if batch.needs_sequence() {
+                let mut seq = 0;
+                let c = w.producers.assign_and_check(&batch.header, |s| seq = s);
+                if c.is_ok() {
+                    batch.assign_sequence(seq);
+                }
+                c
+            } else {
+                w.producers.check(&batch.header)
+            };
+            match check {
                 Ok(Check::Append) => {}
                 Ok(Check::Duplicate { first_offset, .. }) => {
                     return Ok(Appended {
@@ -159,10 +165,13 @@ impl Partition {
             // Producer state, then the LSO, then the end: a reader never
             // sees an open transaction's batch below an LSO that ignores it,
             // nor an aborted one past the LSO before its index entry.
+            let now = match batch.now_ms {
+                0 => self.shared.clock.now_ms(),
+                t => t,
+            };
             match marker {
-                None => wr.producers.apply_batch(h, self.shared.clock.now_ms()),
+                None => wr.producers.apply_batch(h, now),
                 Some(kind) => {
-                    let now = self.shared.clock.now_ms();
                     let done = wr
                         .producers
                         .apply_marker(pid, h.producer_epoch, base_offset, now);

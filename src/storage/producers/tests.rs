@@ -215,6 +215,21 @@ fn producer_state_follows_the_reference_model() {
                             .map_or(n, |b| (b.3 - b.2 + 1) as u32),
                         None => n,
                     };
+                    // The in-process path numbers the batch itself: it gets
+                    // `next`, and is refused only as the model refuses that.
+                    let mut assigned = None;
+                    let fast = state
+                        .assign_and_check(&header(pid, epoch, -1, n, txn, false), |s| {
+                            assigned = Some(s)
+                        });
+                    match assigned {
+                        Some(s) => {
+                            assert_eq!(s, next, "seed {seed} step {step}");
+                            assert_eq!(fast, Ok(Check::Append));
+                            assert_eq!(model.check(pid, epoch, s, n, txn), Ok(Check::Append));
+                        }
+                        None => assert_eq!(fast, model.check(pid, epoch, next, n, txn)),
+                    }
                     let mut h = header(pid, epoch, first, n, txn, false);
                     let want = model.check(pid, epoch, first, n, txn);
                     assert_eq!(state.check(&h), want, "seed {seed} step {step}");
