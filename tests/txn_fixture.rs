@@ -112,7 +112,7 @@ fn find_type(record: &[u8]) -> i16 {
     // length varint, attributes byte, ts delta varint, offset delta varint,
     // key length varint (4 → 0x08), key (i16 version, i16 type)
     let mut i = 0;
-    let mut skip_varint = |i: &mut usize| {
+    let skip_varint = |i: &mut usize| {
         while record[*i] & 0x80 != 0 {
             *i += 1;
         }

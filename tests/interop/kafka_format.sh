@@ -36,3 +36,12 @@ for dir in "$work/fresh" tests/fixtures; do
     "$work/venv/bin/python" tests/interop/check_kafka_format.py \
         "$dir/v2" "$dir/v2-records.tsv" "$dir/v2-offsets.tsv" "$work/kafka-libs"
 done
+
+echo "-- writing a log with transactions with this build"
+rm -rf "$work/txn"
+mkdir -p "$work/txn"
+STREAMLOG_TXN_LOG_OUT="$PWD/$work/txn" \
+    cargo test -q --test txn_fixture -- --ignored generate_txn_log >/dev/null
+echo "-- checking its markers, .txnindex, .snapshot, __transaction_state and offsets with Kafka's DumpLogSegments"
+"$work/venv/bin/python" tests/interop/check_kafka_txn.py \
+    "$work/txn/log" "$work/txn/expected.tsv" "$work/kafka-libs"
