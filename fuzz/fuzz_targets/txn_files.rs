@@ -22,7 +22,15 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             if let Ok(c) = txn::canonical_value(bytes) {
                 assert_eq!(txn::canonical_value(&c).as_ref(), Ok(&c), "canonical is a fixed point");
-                if bytes.starts_with(&[0, 0]) {
+                // A version-0 value re-encodes as it was, but for a null
+                // partition array (count −1 at byte 17), which is read as
+                // an empty one and written as such (the fuzzer's first
+                // finding, kept in fuzz/regressions/txn_files; its second, a
+                // count below −1 taken for null, and its third, a null
+                // array of partition ids, which Kafka's schema does not
+                // allow, are refused now).
+                let null_partitions = bytes.get(17..21) == Some(&[0xff; 4][..]);
+                if bytes.starts_with(&[0, 0]) && !null_partitions {
                     assert_eq!(c, bytes, "a version-0 value re-encodes as it was");
                 }
             }

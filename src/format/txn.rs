@@ -124,7 +124,10 @@ pub(crate) fn decode_txn_value(bytes: &[u8]) -> Result<TxnLogValue, String> {
         } else {
             r.string()?
         };
-        let n = r.array_len(flexible)?.unwrap_or(0);
+        // Kafka's schema makes only the topic array nullable.
+        let n = r
+            .array_len(flexible)?
+            .ok_or_else(|| "null partition array".to_string())?;
         let mut ids = Vec::with_capacity(n.min(4096));
         for _ in 0..n {
             ids.push(r.i32()?);
@@ -340,16 +343,19 @@ impl<'a> Reader<'a> {
     fn i64(&mut self) -> Result<i64, String> {
         Ok(i64::from_be_bytes(self.arr()?))
     }
+    /// Kafka's unsigned varint: at most five bytes, at most `u32::MAX`.
     fn uvarint(&mut self) -> Result<u64, String> {
         let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
+        for shift in (0..35).step_by(7) {
             let b = self.take(1)?[0];
             v |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
-                return Ok(v);
+                return u32::try_from(v)
+                    .map(u64::from)
+                    .map_err(|_| "varint past u32".to_string());
             }
         }
-        Err("varint longer than 10 bytes".into())
+        Err("varint longer than 5 bytes".into())
     }
     fn utf8(b: &[u8]) -> Result<String, String> {
         String::from_utf8(b.to_vec()).map_err(|_| "string is not UTF-8".to_string())
@@ -368,12 +374,17 @@ impl<'a> Reader<'a> {
     /// An array's length; `None` for a null array.
     fn array_len(&mut self, compact: bool) -> Result<Option<usize>, String> {
         let n: i64 = if compact {
+            // 0 is null; the length is one less (at most u32::MAX, so no
+            // overflow).
             self.uvarint()? as i64 - 1
         } else {
             i64::from(self.i32()?)
         };
-        if n < 0 {
+        if n == -1 {
             return Ok(None);
+        }
+        if n < 0 {
+            return Err(format!("array length {n}"));
         }
         // Every element takes at least one byte: a hostile count fails here.
         if n as u64 > self.0.len() as u64 {
@@ -442,6 +453,49 @@ mod tests {
         for cut in 0..b.len() {
             assert!(decode_txn_value(&b[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn a_partition_count_below_minus_one_is_refused() {
+        // Found by the txn_files fuzz target: −1 is null, anything lower is
+        // damage, not another null.
+        let mut v = encode_txn_value(&TxnLogValue {
+            producer_id: 7,
+            producer_epoch: 0,
+            timeout_ms: 0,
+            status: TxnStatus::Empty,
+            partitions: vec![],
+            last_update_ms: 9,
+            start_ms: -1,
+        });
+        v[17..21].copy_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(decode_txn_value(&v).unwrap().partitions, vec![]);
+        v[17..21].copy_from_slice(&(-2i32).to_be_bytes());
+        assert!(decode_txn_value(&v).is_err());
+        // A topic whose partition ids are null: not in Kafka's schema.
+        let mut w = encode_txn_value(&TxnLogValue {
+            producer_id: 7,
+            producer_epoch: 0,
+            timeout_ms: 0,
+            status: TxnStatus::Ongoing,
+            partitions: vec![("t".into(), vec![])],
+            last_update_ms: 9,
+            start_ms: -1,
+        });
+        w[24..28].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(decode_txn_value(&w).unwrap_err().contains("null"));
+    }
+
+    #[test]
+    fn an_overlong_varint_is_refused_not_a_panic() {
+        // Found by the txn_files fuzz target: a ten-byte varint length
+        // overflowed `as i64 - 1`.
+        let mut b = vec![0, 1];
+        b.extend_from_slice(&7i64.to_be_bytes());
+        b.extend_from_slice(&[0, 1, 0, 0, 0, 0, 1]);
+        b.extend_from_slice(&[0x80; 9]);
+        b.push(0x01);
+        assert!(decode_txn_value(&b).is_err());
     }
 
     #[test]
