@@ -161,6 +161,7 @@ impl Partition {
         let h = &batch.header;
         seg.note_append(next, h.max_timestamp);
         wr.next_offset = next;
+        let mut indexed_abort = false;
         if pid >= 0 {
             // Producer state, then the LSO, then the end: a reader never
             // sees an open transaction's batch below an LSO that ignores it,
@@ -176,7 +177,7 @@ impl Partition {
                         .producers
                         .apply_marker(pid, h.producer_epoch, base_offset, now);
                     if let Some(c) = done {
-                        self.on_completed(wr, c, kind)?;
+                        indexed_abort = self.on_completed(seg.base, c, kind)?;
                     }
                 }
             }
@@ -197,6 +198,8 @@ impl Partition {
         // no record's latency.
         let woke = self.wake();
         seg.prepare_ahead(len as usize, indexed.0, indexed.1, woke);
+        wr.txn_index_dirty |= indexed_abort;
+        self.maybe_snapshot(wr, len, next)?;
         drop(w);
         Ok(Appended {
             base_offset,
@@ -248,7 +251,9 @@ impl Partition {
         // The sealed segment's aborted transactions, and the producer state
         // as of the new segment's base: reopening replays only what follows.
         self.sync_txn_index(old.base)?;
-        self.write_snapshot(w, w.next_offset)?;
+        w.txn_index_dirty = false;
+        let next = w.next_offset;
+        self.write_snapshot(w, next, true)?;
         let new = self.create_segment(w.next_offset, self.cfg.segment_bytes.max(batch_len))?;
         let mut segs = self.segments.write();
         let mut list = Vec::clone(&segs);

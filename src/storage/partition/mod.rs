@@ -53,6 +53,10 @@ struct Writer {
     producers: ProducerState,
     /// The offsets of the snapshots on disk, oldest first.
     snapshots: Vec<u64>,
+    /// Bytes appended since the last snapshot.
+    since_snapshot: u64,
+    /// The active segment's `.txnindex` has entries not yet synced.
+    txn_index_dirty: bool,
 }
 
 impl Writer {
@@ -64,6 +68,8 @@ impl Writer {
             next_offset,
             producers: ProducerState::default(),
             snapshots: Vec::new(),
+            since_snapshot: 0,
+            txn_index_dirty: false,
         }
     }
 

@@ -118,8 +118,9 @@ impl Partition {
             }
         }
         self.sync_txn_index(w.active.base)?;
+        w.txn_index_dirty = false;
         let end = w.next_offset;
-        self.write_snapshot(&mut w, end)?;
+        self.write_snapshot(&mut w, end, true)?;
         self.advance_durable(end)
     }
 }

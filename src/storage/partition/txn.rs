@@ -16,6 +16,9 @@ use crate::io::OpenMode;
 use crate::storage::partition::read::FetchedBatch;
 use crate::storage::producers::{Completed, ProducerState};
 use crate::storage::segment::{parse_segment_name, segment_path, SNAPSHOT_EXT, TXN_INDEX_EXT};
+/// Appended bytes between snapshots of the active segment (besides the
+/// ones at roll and close): bounds what an open after a crash replays.
+const SNAPSHOT_EVERY_BYTES: u64 = 16 << 20;
 /// How many snapshots a partition keeps (the newest; older ones are only
 /// needed if a newer one is torn).
 const SNAPSHOTS_KEPT: usize = 3;
@@ -105,20 +108,45 @@ impl Partition {
 
     /// Records what a marker ended: the transaction's end moves the LSO,
     /// and an aborted one goes into the index (file and memory).
-    pub(super) fn on_completed(&self, w: &Writer, c: Completed, kind: ControlType) -> Result<()> {
-        if kind == ControlType::Abort {
-            let entry = c.aborted();
-            let path = segment_path(&self.dir, w.active.base, TXN_INDEX_EXT);
-            append_txn_entry(self, &path, &entry)?;
-            self.aborted.write().push(entry);
+    /// Returns whether an entry went into the `.txnindex` of the segment
+    /// based at `base` (the active one).
+    pub(super) fn on_completed(&self, base: u64, c: Completed, kind: ControlType) -> Result<bool> {
+        if kind != ControlType::Abort {
+            return Ok(false);
         }
-        Ok(())
+        let entry = c.aborted();
+        let path = segment_path(&self.dir, base, TXN_INDEX_EXT);
+        append_txn_entry(self, &path, &entry)?;
+        self.aborted.write().push(entry);
+        Ok(true)
+    }
+
+    /// After an append of `len` bytes ending at `next`: every
+    /// [`SNAPSHOT_EVERY_BYTES`] (or quarter segment, if less) a snapshot, so that an open after a crash
+    /// replays at most that much, whatever the segment size. Not synced
+    /// (if a power cut loses it, an older one is used); the active
+    /// segment's `.txnindex` is synced first, since the replay from it
+    /// will not rebuild the entries below it.
+    pub(super) fn maybe_snapshot(&self, w: &mut Writer, len: u64, next: u64) -> Result<()> {
+        w.since_snapshot += len;
+        // A quarter segment, for small segments.
+        let every = SNAPSHOT_EVERY_BYTES.min(self.cfg.segment_bytes / 4);
+        if w.since_snapshot < every || self.shared.no_sync {
+            return Ok(());
+        }
+        if w.txn_index_dirty {
+            self.sync_txn_index(w.active.base)?;
+            w.txn_index_dirty = false;
+        }
+        self.write_snapshot(w, next, false)
     }
 
     /// Writes a producer-state snapshot at `offset` (the state as of that
-    /// offset), syncing it unless the log does not sync, and removes the
-    /// oldest beyond the few kept. Called under the append lock.
-    pub(super) fn write_snapshot(&self, w: &mut Writer, offset: u64) -> Result<()> {
+    /// offset), syncing it if `sync` (and the log syncs at all), and
+    /// removes the oldest beyond the few kept. Called under the append
+    /// lock.
+    pub(super) fn write_snapshot(&self, w: &mut Writer, offset: u64, sync: bool) -> Result<()> {
+        w.since_snapshot = 0;
         if self.shared.no_sync {
             // A log that does not sync (a temporary one) is never reopened.
             return Ok(());
@@ -134,7 +162,7 @@ impl Partition {
             .map_err(|e| self.poison("create", &path, e))?;
         f.write_at(&bytes, 0)
             .map_err(|e| self.poison("write", &path, e))?;
-        if !self.shared.no_sync {
+        if sync {
             f.sync_data()
                 .map_err(|e| self.poison("fdatasync", &path, e))?;
         }
