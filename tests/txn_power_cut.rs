@@ -84,7 +84,12 @@ fn workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
         return;
     }
     let group = log.consumer(ConsumerConfig::new().group("g"));
-    let Ok(mut tp) = log.transactional_producer("copier") else {
+    // Two transactional ids, alternating: one's durable records must never
+    // carry the other's decision away.
+    let Ok(mut first) = log.transactional_producer("copier") else {
+        return;
+    };
+    let Ok(mut second) = log.transactional_producer("other") else {
         return;
     };
     let plain = log.producer();
@@ -92,6 +97,7 @@ fn workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
         if rng.below(4) == 0 && plain.send("b", Record::new(b"plain")).is_err() {
             return;
         }
+        let tp = if n % 3 == 2 { &mut second } else { &mut first };
         let Ok(mut txn) = tp.begin_transaction() else {
             return;
         };

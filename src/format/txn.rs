@@ -184,7 +184,9 @@ impl AbortedTxn {
 
     /// Decodes the entries of a whole `.txnindex` file. A torn last entry
     /// (a crash while it was written) is left out; an entry of another
-    /// version or with impossible offsets ends the file there.
+    /// version or with impossible offsets (a marker always follows the
+    /// transaction's first record: first < last) ends the file there, so
+    /// a zero-filled tail is never an entry.
     pub(crate) fn decode_all(bytes: &[u8]) -> Vec<AbortedTxn> {
         let mut out = Vec::with_capacity(bytes.len() / ABORTED_TXN_LEN);
         for e in bytes.chunks_exact(ABORTED_TXN_LEN) {
@@ -194,7 +196,7 @@ impl AbortedTxn {
                     return Ok(None);
                 }
                 let (pid, first, last, lso) = (r.i64()?, r.i64()?, r.i64()?, r.i64()?);
-                if first < 0 || last < first || lso < 0 {
+                if first < 0 || last <= first || lso < 0 {
                     return Ok(None);
                 }
                 Ok(Some(AbortedTxn {
@@ -545,6 +547,10 @@ mod tests {
         let mut two = [e, e].concat();
         two.extend_from_slice(&e[..7]); // a torn third entry
         assert_eq!(AbortedTxn::decode_all(&two), vec![a, a]);
+        // A zero-filled entry (a crash kept the length, not the bytes)
+        // ends the file: first = last = 0 is no transaction.
+        let zeros = [e.to_vec(), vec![0; ABORTED_TXN_LEN], e.to_vec()].concat();
+        assert_eq!(AbortedTxn::decode_all(&zeros), vec![a]);
     }
 
     #[test]

@@ -275,9 +275,9 @@ impl LogInner {
         self.write_checkpoint()
     }
 
-    /// Every partition, `__transaction_state`'s last: a state record may
-    /// only become durable after the markers of the transaction it
-    /// completes (see `log/transactions.rs`).
+    /// Every partition, `__transaction_state`'s last (markers are durable
+    /// before any record that replaces their decision is appended, see
+    /// `log/transactions.rs`; syncing that topic last is belt and braces).
     fn partitions_state_last(&self) -> Vec<Arc<Partition>> {
         let mut all = self.all_partitions();
         all.sort_by_key(|p| &*p.topic == TXN_STATE_TOPIC);

@@ -12,13 +12,14 @@
 //!    whatever the sync policy);
 //! 4. append `PrepareCommit` (with the partitions) to `__transaction_state`
 //!    and make it durable: **the decision**;
-//! 5. append a COMMIT marker to every partition of the transaction (made
-//!    durable before any later state record of the id can be: by the next
-//!    transaction's step 3 or 4, a new handle, or a flush or close, which
-//!    sync `__transaction_state` last);
-//! 6. apply the offsets to the group's committed offsets;
-//! 7. append `CompleteCommit` (made durable by the sync policy, or by the
-//!    next open).
+//! 5. bump the epoch; append a COMMIT marker to every partition of the
+//!    transaction (made durable before any later state record of the id
+//!    is appended: `record_txn_state` settles them first);
+//! 6. apply the offsets to the group's committed offsets.
+//!
+//! No `CompleteCommit` is written then: the kernel could make it durable
+//! before the markers. The id's next record replaces the decision; `open`
+//! completes an id it finds in `PrepareCommit`.
 //!
 //! A crash before 4 leaves open transactions that `open` aborts; a crash
 //! after 4 leaves a durable decision that `open` rolls forward (markers
@@ -118,23 +119,17 @@ impl LogInner {
             last_update_ms: now,
             start_ms: open.map_or(-1, |o| o.start_ms),
         };
-        if durable {
-            // The last commit's markers first: once this record is durable,
-            // that commit's decision is no longer what recovery reads.
-            for (t, p) in std::mem::take(&mut st.unsynced_markers) {
-                if let Ok(part) = self.partition(&t, p) {
-                    part.sync_to(part.end_offset())?;
-                }
-            }
-        }
+        // The last commit's markers first, written and durable: once any
+        // later record of this id is on disk (by its own sync, another
+        // id's, a roll, compaction or the kernel's writeback), that
+        // commit's decision is no longer what recovery reads.
+        self.settle_markers(st)?;
         let key = encode_txn_key(id);
         let bytes = encode_txn_value(&value);
         let rec = Record::new(&bytes[..]).key(&key[..]).timestamp(now);
         let topic = self.txn_state_topic()?;
         let part = topic.partition(0)?.clone();
-        // Never synced by the sync policy: this partition may only become
-        // durable after the markers above (`durable`), or in a flush or a
-        // close, which sync it last.
+        // Not synced by the sync policy: only `durable` records need it.
         let mut batch = encode(&topic, [&rec].into_iter(), now, None)?;
         let appended = part.append(&mut batch)?;
         if appended.rolled {
@@ -145,6 +140,20 @@ impl LogInner {
         }
         st.status = status;
         st.partitions = value.partitions;
+        Ok(())
+    }
+
+    /// Makes the last committed transaction's markers durable, writing
+    /// first any a failure left unwritten (`unwritten_markers`). Until this
+    /// succeeds, no later state record of the id may be appended.
+    fn settle_markers(&self, st: &mut TxnIdState) -> Result<()> {
+        self.settle_markers_unsynced(st)?;
+        while let Some((t, p)) = st.unsynced_markers.last().cloned() {
+            if let Ok(part) = self.partition(&t, p) {
+                part.sync_to(part.end_offset())?;
+            }
+            st.unsynced_markers.pop();
+        }
         Ok(())
     }
 
@@ -172,6 +181,8 @@ impl LogInner {
                     open: None,
                     begun: 0,
                     timed_out: None,
+                    committed: (-1, -1),
+                    unwritten_markers: Vec::new(),
                     unsynced_markers: Vec::new(),
                 })
             }
@@ -254,6 +265,10 @@ impl LogInner {
                 what: format!("{:?} already has an open transaction", slot.id),
             });
         }
+        // The last commit's markers, where a failure left them unwritten,
+        // before this transaction writes anywhere: its batches must not
+        // join that transaction in a partition still missing its marker.
+        self.settle_markers_unsynced(&mut st)?;
         st.begun += 1;
         let seq = st.begun;
         st.open = Some(OpenTxn {
@@ -394,13 +409,15 @@ impl LogInner {
                 reason: format!("{reason}; the transaction was aborted"),
             });
         }
-        let result = self.commit_steps(&slot.id, &mut st);
+        let mut decided = false;
+        let result = self.commit_steps(&slot.id, &mut st, &mut decided);
         drop(guards);
         if let Err(e) = result {
             // Before the decision: abort what can be aborted (the log may
-            // be poisoned: the next open aborts it). After it: the next
-            // open rolls it forward.
-            if st.status != TxnStatus::PrepareCommit {
+            // be poisoned: the next open aborts it). After it: the markers
+            // not written yet are written before anything else of the id,
+            // or by the next open.
+            if !decided {
                 let _ = self.abort_locked(&slot.id, &mut st);
             }
             st.open = None;
@@ -410,7 +427,7 @@ impl LogInner {
     }
 
     /// Steps 2–7 of the commit protocol.
-    fn commit_steps(&self, id: &str, st: &mut TxnIdState) -> Result<()> {
+    fn commit_steps(&self, id: &str, st: &mut TxnIdState, decided: &mut bool) -> Result<()> {
         let now = self.shared.clock.now_ms();
         let fields = fields_of(st);
         // 2. The offsets, as a transactional batch.
@@ -455,20 +472,23 @@ impl LogInner {
             part.sync_to(part.end_offset())?;
         }
         // 4. The decision, durable.
-        let decided = self.record_txn_state(id, st, TxnStatus::PrepareCommit, Some(&open), true);
-        if let Err(e) = decided {
+        let recorded = self.record_txn_state(id, st, TxnStatus::PrepareCommit, Some(&open), true);
+        if let Err(e) = recorded {
             st.open = Some(open);
             return Err(e);
         }
-        // 5. The markers. They must be durable before a later state record
-        // of the id becomes durable and replaces this decision (a COMMIT
-        // marker lost to a power cut could then never be written again):
-        // `record_txn_state` syncs them first, and the next transaction's
-        // step 3 usually has already, syncing the same partitions.
-        for part in &parts {
-            self.marker_with_policy(part, fields, ControlType::Commit)?;
-        }
-        st.unsynced_markers = open.partitions.iter().cloned().collect();
+        *decided = true;
+        // 5. The markers. They must be durable before any later state
+        // record of the id is appended (it would replace this decision, and
+        // a COMMIT marker lost to a power cut could then never be written
+        // again): `record_txn_state` settles them first, and the next
+        // transaction's step 3 usually has already synced them. A marker
+        // that fails here is written there, before anything else.
+        st.committed = (fields.id, fields.epoch);
+        st.unwritten_markers = open.partitions.iter().cloned().collect();
+        // The next transaction gets the next epoch, whatever happens now.
+        let bumped = self.bump_epoch(st);
+        let marked = self.settle_markers_unsynced(st);
         // 6. The offsets.
         if !applied.is_empty() {
             let mut map = self.groups.offsets();
@@ -476,9 +496,35 @@ impl LogInner {
                 map.insert((g, tp.topic, tp.partition), o);
             }
         }
-        // 7. Complete, with the next transaction's epoch.
-        self.bump_epoch(st)?;
-        self.record_txn_state(id, st, TxnStatus::CompleteCommit, None, false)
+        // No `CompleteCommit` here: written now, the kernel could make it
+        // durable before the markers, and recovery would abort what was
+        // acknowledged. The next record of the id (a commit's decision, an
+        // abort's `CompleteAbort`, a new handle's `Empty`), appended once
+        // the markers are durable, completes it; `open` writes it for an
+        // id it finds in `PrepareCommit`.
+        let _ = id;
+        bumped.and(marked)
+    }
+
+    /// Writes the markers of `unwritten_markers` (not synced), moving each
+    /// to `unsynced_markers`; a failure leaves the rest for
+    /// `settle_markers`.
+    fn settle_markers_unsynced(&self, st: &mut TxnIdState) -> Result<()> {
+        let f = ProducerFields {
+            id: st.committed.0,
+            epoch: st.committed.1,
+            transactional: true,
+        };
+        while let Some((t, p)) = st.unwritten_markers.last().cloned() {
+            match self.partition(&t, p) {
+                Err(Error::UnknownTopic { .. } | Error::UnknownPartition { .. }) => {}
+                Err(e) => return Err(e),
+                Ok(part) => self.marker_with_policy(&part, f, ControlType::Commit)?,
+            }
+            st.unwritten_markers.pop();
+            st.unsynced_markers.push((t, p));
+        }
+        Ok(())
     }
 
     /// Aborts the transaction of handle `h` (asked for, or on drop).

@@ -62,6 +62,8 @@ pub(super) fn replay_txn_state(
                     open: None,
                     begun: 0,
                     timed_out: None,
+                    committed: (-1, -1),
+                    unwritten_markers: Vec::new(),
                     unsynced_markers: Vec::new(),
                 });
             }

@@ -75,9 +75,14 @@ pub(crate) struct TxnIdState {
     pub begun: u64,
     /// The transaction aborted because it timed out, by `seq`.
     pub timed_out: Option<(u64, u64)>,
-    /// Partitions whose COMMIT markers of the last committed transaction
-    /// may not be durable yet: synced before any state record of the id
-    /// is made durable (which would supersede that transaction's decision).
+    /// The producer id and epoch of the last committed transaction.
+    pub committed: (i64, i16),
+    /// Partitions that still lack that transaction's COMMIT marker (a
+    /// failure after the decision): written before any later record.
+    pub unwritten_markers: Vec<(String, u32)>,
+    /// Partitions whose COMMIT markers of that transaction may not be
+    /// durable yet: synced before any later state record of the id is
+    /// appended (it would supersede the transaction's decision).
     pub unsynced_markers: Vec<(String, u32)>,
 }
 

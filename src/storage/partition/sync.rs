@@ -121,6 +121,15 @@ impl Partition {
         w.txn_index_dirty = false;
         let end = w.next_offset;
         self.write_snapshot(&mut w, end, true)?;
+        // The snapshot's (and any new `.txnindex`'s) directory entry too:
+        // after a clean close, a partition without a snapshot is trusted
+        // to have had no producers.
+        if !self.shared.no_sync {
+            self.shared
+                .fs
+                .sync_dir(&self.dir)
+                .map_err(|e| self.poison("sync directory", &self.dir, e))?;
+        }
         self.advance_durable(end)
     }
 }

@@ -195,7 +195,10 @@ impl Partition {
             .open(&path, OpenMode::ReadWrite)
             .map_err(|e| self.poison("open", &path, e))?;
         f.sync_data()
-            .map_err(|e| self.poison("fdatasync", &path, e))
+            .map_err(|e| self.poison("fdatasync", &path, e))?;
+        // It may be new: its directory entry too.
+        fs.sync_dir(&self.dir)
+            .map_err(|e| self.poison("sync directory", &self.dir, e))
     }
 
     /// Forgets index entries and snapshots below the log start (after
@@ -264,6 +267,11 @@ impl Partition {
             let path = segment_path(&self.dir, base, TXN_INDEX_EXT);
             let bytes = fs.read(&path).map_err(io_err("read", &path))?;
             let mut entries = AbortedTxn::decode_all(&bytes);
+            // An entry's marker lies in this file's segment: one that does
+            // not (zeros a crash left, say) ends the file there.
+            if let Some(bad) = entries.iter().position(|a| a.last_offset < base) {
+                entries.truncate(bad);
+            }
             entries.retain(|a| a.last_offset < keep_below);
             if entries.is_empty() {
                 remove_quietly(self, &path)?;
