@@ -22,8 +22,15 @@ for t in batch_decode segment_scan index_lookup foreign_append log_model txn_fil
         fuzz run "$t" "fuzz/regressions/$t" -- -runs=0
     fi
     echo "-- $t: fuzzing for ${secs}s"
+    # The log is filtered; the fuzz run's own exit status decides. (It was
+    # once read after `|| true`, which reset PIPESTATUS: a crash passed.)
+    set +e
     fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
-        -max_total_time="$secs" -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|Done|ERROR|panicked" || true
-    # grep hides the log; the fuzz run's own exit status decides.
-    test "${PIPESTATUS[0]}" -eq 0
+        -max_total_time="$secs" -print_final_stats=1 2>&1 | grep -E "stat::number_of_executed_units|Done|ERROR|panicked"
+    status=${PIPESTATUS[0]}
+    set -e
+    if [ "$status" -ne 0 ]; then
+        echo "fuzz target $t failed (exit $status); the input is in fuzz/artifacts/$t"
+        exit 1
+    fi
 done

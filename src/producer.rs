@@ -232,13 +232,19 @@ impl Producer {
     /// uncompressed or zstd, create time, idempotent fields or none, not
     /// transactional (for now), not control batches.
     ///
-    /// The batches are checked before any is appended; each is appended
+    /// The batches are checked before any is appended, against the
+    /// producers' state too: a batch the partition already holds (the same
+    /// producer id, epoch and sequences, an idempotent producer's retry) is
+    /// answered with its original base offset and not appended again; a
+    /// sequence gap or a stale epoch refuses the input. Each is appended
     /// atomically, like a [`send_batch`](Self::send_batch) batch, and the
     /// sync policy applies as to any append.
     ///
     /// # Errors
     /// [`Error::InvalidKafkaBatch`] (nothing appended),
-    /// [`Error::RecordTooLarge`] (nothing appended), as
+    /// [`Error::RecordTooLarge`] (nothing appended),
+    /// [`Error::OutOfOrderSequence`], [`Error::ProducerFenced`],
+    /// [`Error::InvalidTxnState`] (nothing appended), as
     /// [`send_to`](Self::send_to) otherwise.
     ///
     /// # Example
@@ -280,6 +286,9 @@ impl Producer {
                 kind: r.kind,
             },
         })?;
+        let headers: Vec<_> = checked.iter().map(|c| c.header).collect();
+        t.partition(partition)?
+            .precheck_producer_batches(&headers)?;
         let mut offsets = Vec::with_capacity(checked.len());
         for c in checked {
             let mut batch = EncodedBatch::from_foreign(&batches[c.range], c.header);

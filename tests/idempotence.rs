@@ -220,3 +220,27 @@ fn an_append_left_unknown_by_an_io_error_is_stored_once_after_resend() {
         assert_eq!(all[2].1, big);
     }
 }
+
+#[test]
+fn a_gap_in_a_later_batch_of_one_input_appends_nothing() {
+    // Found by the foreign_append fuzz target: producer state refused the
+    // second batch after the first was appended.
+    let log = Log::temporary().unwrap();
+    log.create_topic("t", TopicConfig::new()).unwrap();
+    let p = log.producer();
+    let input = [batch(2, (42, 0, 0)), batch(1, (42, 0, 5))].concat();
+    assert!(matches!(
+        p.append_kafka_batches("t", 0, &input),
+        Err(Error::OutOfOrderSequence {
+            expected: 2,
+            got: 5,
+            ..
+        })
+    ));
+    assert_eq!(end(&log, "t"), 0);
+    // A retry inside one input is answered with the first copy's offsets.
+    let b = batch(2, (43, 0, 0));
+    let twice = [b.clone(), b].concat();
+    assert_eq!(p.append_kafka_batches("t", 0, &twice).unwrap(), [0, 0]);
+    assert_eq!(end(&log, "t"), 2);
+}

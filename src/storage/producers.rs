@@ -142,6 +142,11 @@ impl ProducerState {
         self.producers.get(&producer_id)
     }
 
+    /// Adds a copy of another state's entry (to check batches ahead).
+    pub fn insert_entry(&mut self, producer_id: i64, entry: ProducerEntry) {
+        self.producers.insert(producer_id, entry);
+    }
+
     /// The first offset of the earliest open transaction.
     pub fn first_unstable(&self) -> Option<u64> {
         self.ongoing.keys().next().copied()

@@ -34,7 +34,7 @@ impl Partition {
         self.append_checked(batch, None)
     }
 
-    fn refused(&self, r: Refusal) -> Error {
+    pub(super) fn refused(&self, r: Refusal) -> Error {
         match r {
             Refusal::Fenced {
                 producer_id,

@@ -14,7 +14,7 @@ use crate::format::batch::{records_section, BatchHeader, EncodedBatch, RecordIte
 use crate::format::txn::{decode_snapshot, encode_snapshot, AbortedTxn, ABORTED_TXN_LEN};
 use crate::io::OpenMode;
 use crate::storage::partition::read::FetchedBatch;
-use crate::storage::producers::{Completed, ProducerState};
+use crate::storage::producers::{Check, Completed, ProducerState};
 use crate::storage::segment::{parse_segment_name, segment_path, SNAPSHOT_EXT, TXN_INDEX_EXT};
 /// Appended bytes between snapshots of the active segment (besides the
 /// ones at roll and close): bounds what an open after a crash replays.
@@ -78,6 +78,38 @@ impl Partition {
     /// Whether any transaction ever aborted here is still indexed.
     pub fn has_aborted(&self) -> bool {
         !self.aborted.read().is_empty()
+    }
+
+    /// Checks producer batches from outside against the producers' state
+    /// as if appended one after the other, before any is: a retry, a gap
+    /// or a stale epoch in a later batch then refuses the whole input.
+    /// (An append of the same producer from elsewhere in between can
+    /// still refuse a later batch at its own append.)
+    pub fn precheck_producer_batches(&self, headers: &[BatchHeader]) -> Result<()> {
+        let w = self.writer.lock();
+        let mut sim = ProducerState::default();
+        for h in headers.iter().filter(|h| h.producer_id >= 0) {
+            if sim.get(h.producer_id).is_none() {
+                if let Some(e) = w.producers.get(h.producer_id) {
+                    sim.insert_entry(h.producer_id, e.clone());
+                }
+            }
+        }
+        let mut next = w.next_offset;
+        drop(w);
+        for h in headers.iter().filter(|h| h.producer_id >= 0) {
+            let mut h = *h;
+            h.base_offset = next;
+            match sim.check(&h) {
+                Ok(Check::Append) => {
+                    sim.apply_batch(&h, 0);
+                    next = next.saturating_add(u64::from(h.last_offset_delta) + 1);
+                }
+                Ok(Check::Duplicate { .. }) => {}
+                Err(r) => return Err(self.refused(r)),
+            }
+        }
+        Ok(())
     }
 
     /// The open transactions: (producer id, epoch, first offset).
