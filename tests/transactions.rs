@@ -456,3 +456,34 @@ fn retention_never_moves_the_lso_backwards_and_keeps_producer_state() {
     txn.send("r", Record::new(b"after")).unwrap();
     txn.commit().unwrap();
 }
+
+/// DESIGN.md §7's contract, call for call: code outside this repository
+/// compiles against these names and shapes.
+#[test]
+fn the_design_contract_compiles_and_runs() -> Result<(), Error> {
+    use streamlog::{IsolationLevel, OffsetAndMetadata, Record, TopicPartition};
+    let log = Log::temporary()?;
+    log.create_topic("out", TopicConfig::new().partitions(2))?;
+    log.create_topic("in", TopicConfig::new())?;
+    fill_input(&log);
+    let consumer = log.consumer(ConsumerConfig::new().group("g"));
+    let mut tp = log.transactional_producer("copier-1")?;
+    let mut txn = tp.begin_transaction()?;
+    txn.send("out", Record::new(b"x").key(b"k"))?;
+    txn.send_to("out", 1, Record::new(b"y"))?;
+    let mut offsets = HashMap::new();
+    offsets.insert(TopicPartition::new("in", 0), OffsetAndMetadata::new(4));
+    txn.send_offsets_to_transaction(&offsets, &consumer.group_metadata())?;
+    txn.commit()?;
+    let c = log.consumer(ConsumerConfig::new().isolation_level(IsolationLevel::ReadCommitted));
+    drop(c);
+    let mut again = log.transactional_producer("copier-1")?;
+    let txn = again.begin_transaction()?;
+    txn.abort()?;
+    assert!(matches!(
+        tp.begin_transaction(),
+        Err(Error::ProducerFenced { .. })
+    ));
+    assert_eq!(consumer.committed(&TopicPartition::new("in", 0))?, Some(4));
+    Ok(())
+}
