@@ -281,6 +281,22 @@ impl Transaction<'_> {
     /// Aborts: nothing of the transaction becomes visible to `ReadCommitted`
     /// readers, and its offsets are never committed.
     ///
+    /// # Example
+    /// ```
+    /// use streamlog::{ConsumerConfig, Log, OffsetReset, Record, TopicConfig, TopicPartition};
+    /// use std::time::Duration;
+    /// let log = Log::temporary()?;
+    /// log.create_topic("out", TopicConfig::new())?;
+    /// let mut tp = log.transactional_producer("t")?;
+    /// let mut txn = tp.begin_transaction()?;
+    /// txn.send_batch("out", vec![Record::new(b"a"), Record::new(b"b")])?;
+    /// txn.abort()?;
+    /// let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
+    /// c.assign(&[TopicPartition::new("out", 0)])?;
+    /// assert!(c.poll(Duration::ZERO)?.is_empty()); // two records and a marker, none shown
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::ProducerFenced`] (an older handle's transaction was already
     /// aborted by the newer one), [`Error::TransactionTimedOut`] (already

@@ -194,6 +194,23 @@ impl Log {
     /// [`Error::OutOfOrderSequence`](crate::Error::OutOfOrderSequence) if the
     /// producer appended other batches after it; as
     /// [`Producer::send`](crate::Producer::send) otherwise.
+    ///
+    /// # Example
+    /// ```no_run
+    /// use streamlog::{Log, LogOptions, Record, SyncPolicy};
+    /// let log = LogOptions::new().sync(SyncPolicy::EveryWrite).open("data")?;
+    /// let producer = log.producer();
+    /// if producer.send("orders", Record::new(b"v")).is_err() {
+    ///     let pending = producer.take_pending(); // written, fate unknown
+    ///     drop(producer);
+    ///     drop(log);
+    ///     let log = Log::open("data")?; // recovery
+    ///     for p in &pending {
+    ///         log.resend(p)?; // stored exactly once
+    ///     }
+    /// }
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
     pub fn resend(
         &self,
         pending: &crate::producer::PendingAppend,
@@ -212,6 +229,20 @@ impl Log {
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an empty id
     /// or one over 32,767 bytes, [`Error::Io`](crate::Error::Io),
     /// [`Error::Poisoned`](crate::Error::Poisoned).
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Error, Log, Record, TopicConfig};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("out", TopicConfig::new())?;
+    /// let mut old = log.transactional_producer("worker-7")?;
+    /// let mut new = log.transactional_producer("worker-7")?; // fences `old`
+    /// assert!(matches!(old.begin_transaction(), Err(Error::ProducerFenced { .. })));
+    /// let mut txn = new.begin_transaction()?;
+    /// txn.send("out", Record::new(b"x"))?;
+    /// txn.commit()?;
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
     pub fn transactional_producer(
         &self,
         transactional_id: &str,
