@@ -9,7 +9,8 @@
 //!   a `ReadCommitted` consumer.
 //!
 //! `STREAMLOG_TXN_CUTS=N` runs N iterations (default 1000, what CI runs);
-//! `STREAMLOG_TXN_CUT_SEED=S` runs one.
+//! `STREAMLOG_TXN_CUT_SEED=S` runs one; `STREAMLOG_TXN_CUT_VERBOSE=1`
+//! prints where the workload stopped, each record read, and the report.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -115,7 +116,7 @@ fn workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
                 _ => txn.send_to("b", 0, Record::new(v.as_bytes())),
             };
             if let Err(e) = r {
-                if std::env::var("TXN_DEBUG").is_ok() {
+                if std::env::var("STREAMLOG_TXN_CUT_VERBOSE").is_ok() {
                     eprintln!("send failed: {e}");
                 }
                 return;
@@ -140,7 +141,7 @@ fn workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
             Ok(()) if commit => txns[n].outcome = Outcome::Committed,
             Ok(()) => txns[n].outcome = Outcome::Aborted,
             Err(e) => {
-                if std::env::var("TXN_DEBUG").is_ok() {
+                if std::env::var("STREAMLOG_TXN_CUT_VERBOSE").is_ok() {
                     eprintln!("end failed (commit {commit}): {e}");
                 }
                 return;
@@ -176,7 +177,7 @@ fn check(log: &Log, txns: &[Txn], seed: u64) {
                     continue;
                 }
                 let n: usize = v[1..v.find('-').unwrap()].parse().unwrap();
-                if std::env::var("TXN_DEBUG").is_ok() {
+                if std::env::var("STREAMLOG_TXN_CUT_VERBOSE").is_ok() {
                     eprintln!("{} {} {}", r.topic(), r.partition(), &v[..v.len().min(12)]);
                 }
                 *seen.entry(n).or_default() += 1;
@@ -258,7 +259,7 @@ fn one(seed: u64, stats: &mut [u64; 4]) {
     let log = open_sim(&after, Path::new(DIR), opts(policy))
         .unwrap_or_else(|e| panic!("seed {seed}: reopen failed: {e}"));
     let report = log.recovery_report().clone();
-    if std::env::var("TXN_DEBUG").is_ok() {
+    if std::env::var("STREAMLOG_TXN_CUT_VERBOSE").is_ok() {
         eprintln!(
             "kill {kill} at {at} policy {policy:?} txns {} {report:?}",
             txns.len()
