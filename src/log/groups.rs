@@ -43,18 +43,27 @@ impl LogInner {
             .collect()
     }
 
-    pub(super) fn offsets_topic(&self) -> Result<Arc<Topic>> {
-        match self.topic(OFFSETS_TOPIC) {
+    /// The internal topic `name`, created with `cfg` at its first use.
+    pub(super) fn internal_topic(
+        &self,
+        name: &str,
+        cfg: impl FnOnce() -> TopicConfig,
+    ) -> Result<Arc<Topic>> {
+        match self.topic(name) {
             Ok(t) => Ok(t),
             Err(Error::UnknownTopic { .. }) => {
-                match self.create_topic(OFFSETS_TOPIC, offsets_topic_config()) {
+                match self.create_topic(name, cfg()) {
                     Ok(()) | Err(Error::TopicExists { .. }) => {}
                     Err(e) => return Err(e),
                 }
-                self.topic(OFFSETS_TOPIC)
+                self.topic(name)
             }
             Err(e) => Err(e),
         }
+    }
+
+    pub(super) fn offsets_topic(&self) -> Result<Arc<Topic>> {
+        self.internal_topic(OFFSETS_TOPIC, offsets_topic_config)
     }
 
     /// Commits offsets for `group` on behalf of `member` (`None`: a consumer

@@ -77,17 +77,7 @@ fn fields_of(st: &TxnIdState) -> ProducerFields {
 
 impl LogInner {
     fn txn_state_topic(&self) -> Result<Arc<Topic>> {
-        match self.topic(TXN_STATE_TOPIC) {
-            Ok(t) => Ok(t),
-            Err(Error::UnknownTopic { .. }) => {
-                match self.create_topic(TXN_STATE_TOPIC, txn_topic_config()) {
-                    Ok(()) | Err(Error::TopicExists { .. }) => {}
-                    Err(e) => return Err(e),
-                }
-                self.topic(TXN_STATE_TOPIC)
-            }
-            Err(e) => Err(e),
-        }
+        self.internal_topic(TXN_STATE_TOPIC, txn_topic_config)
     }
 
     /// Appends the state of `id` to `__transaction_state`; `durable`: and
@@ -172,18 +162,8 @@ impl LogInner {
             Some(s) => s,
             None => {
                 let pid = self.allocate_producer_id()?;
-                self.txns.get_or_insert(id, || TxnIdState {
-                    producer_id: pid,
-                    epoch: -1,
-                    handle_gen: 0,
-                    status: TxnStatus::Empty,
-                    partitions: Vec::new(),
-                    open: None,
-                    begun: 0,
-                    timed_out: None,
-                    committed: (-1, -1),
-                    unwritten_markers: Vec::new(),
-                    unsynced_markers: Vec::new(),
+                self.txns.get_or_insert(id, || {
+                    TxnIdState::new(pid, -1, TxnStatus::Empty, Vec::new())
                 })
             }
         };

@@ -53,18 +53,8 @@ pub(super) fn replay_txn_state(
         match v {
             None => txns.remove(&id),
             Some(v) => {
-                txns.get_or_insert(&id, || TxnIdState {
-                    producer_id: v.producer_id,
-                    epoch: v.producer_epoch,
-                    handle_gen: 0,
-                    status: v.status,
-                    partitions: v.partitions,
-                    open: None,
-                    begun: 0,
-                    timed_out: None,
-                    committed: (-1, -1),
-                    unwritten_markers: Vec::new(),
-                    unsynced_markers: Vec::new(),
+                txns.get_or_insert(&id, || {
+                    TxnIdState::new(v.producer_id, v.producer_epoch, v.status, v.partitions)
                 });
             }
         }

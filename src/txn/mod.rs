@@ -86,6 +86,30 @@ pub(crate) struct TxnIdState {
     pub unsynced_markers: Vec<(String, u32)>,
 }
 
+impl TxnIdState {
+    /// The state of an id as last recorded: no handle, nothing open.
+    pub fn new(
+        producer_id: i64,
+        epoch: i16,
+        status: TxnStatus,
+        partitions: Vec<(String, Vec<i32>)>,
+    ) -> Self {
+        TxnIdState {
+            producer_id,
+            epoch,
+            handle_gen: 0,
+            status,
+            partitions,
+            open: None,
+            begun: 0,
+            timed_out: None,
+            committed: (-1, -1),
+            unwritten_markers: Vec::new(),
+            unsynced_markers: Vec::new(),
+        }
+    }
+}
+
 /// One transactional id.
 #[derive(Debug)]
 pub(crate) struct TxnSlot {
