@@ -67,6 +67,7 @@ pub use crate::group::offsets::{ConsumerGroupMetadata, OffsetAndMetadata};
 pub use crate::log::fetch::{StoredBatch, StoredBatches};
 pub use crate::log::metrics::{Metrics, PartitionInfo};
 pub use crate::log::options::LogOptions;
+pub use crate::log::serving::{AbortedTransaction, PartitionFetch};
 pub use crate::log::state::Log;
 pub use crate::maintain::thread::MaintenanceHandle;
 pub use crate::maintain::MaintenanceReport;

@@ -14,7 +14,7 @@ use state::{Assigned, Consumer};
 
 pub(crate) mod config;
 pub(crate) mod group;
-mod isolation;
+pub(crate) mod isolation;
 pub(crate) mod records;
 pub(crate) mod state;
 

@@ -48,6 +48,12 @@ impl StoredBatches {
         self.batches.iter().map(|b| b.header.total_len()).sum()
     }
 
+    /// Drops the batches that start at or after `end` (a fetch bounded by
+    /// the last stable offset).
+    pub(crate) fn retain_below(&mut self, end: u64) {
+        self.batches.retain(|b| b.header.base_offset < end);
+    }
+
     /// The offset after the last batch: where the next fetch continues.
     pub fn next_offset(&self) -> Option<u64> {
         self.batches.last().map(|b| b.header.next_offset())

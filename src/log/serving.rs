@@ -1,0 +1,232 @@
+//! What a server in front of a [`Log`] needs beyond the client API: a
+//! partition's fetch with its watermarks and aborted transactions in one
+//! call, a wait for appends across partitions, producer ids for remote
+//! producers, and group commits on behalf of members this crate does not
+//! manage. The Kafka server crate (`streamlog-server`) is built on these.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::fetch::StoredBatches;
+use super::state::Log;
+use crate::consumer::config::IsolationLevel;
+use crate::consumer::isolation::visible_end;
+use crate::error::Result;
+use crate::group::offsets::OffsetAndMetadata;
+use crate::record::TopicPartition;
+use crate::signal::Signal;
+
+/// One partition's answer to a Kafka fetch, read in one go: the batches
+/// and the offsets a client needs to interpret them.
+///
+/// Returned by [`Log::fetch_partition`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct PartitionFetch {
+    /// The stored batches from the fetch offset on (see
+    /// [`Log::fetch_batches`]); under `ReadCommitted`, none at or above
+    /// the last stable offset.
+    pub batches: StoredBatches,
+    /// The partition's end offset (Kafka's high watermark: a single-copy
+    /// log has no replicas to wait for).
+    pub high_watermark: u64,
+    /// The last stable offset: no record below it belongs to an open
+    /// transaction.
+    pub last_stable_offset: u64,
+    /// The first offset still stored.
+    pub log_start_offset: u64,
+    /// Under `ReadCommitted`, the aborted transactions that overlap the
+    /// batches returned, in order: a client drops their records.
+    pub aborted: Vec<AbortedTransaction>,
+}
+
+/// An aborted transaction as a Kafka fetch reports it: the producer and
+/// the first offset of its records in this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// The transaction's producer id.
+    pub producer_id: i64,
+    /// The offset of its first record in the partition.
+    pub first_offset: u64,
+}
+
+impl Log {
+    /// Reads a partition for a remote consumer: the stored batches from
+    /// `offset` (up to about `max_bytes`, always at least one whole batch),
+    /// the watermarks, and under `ReadCommitted` the aborted transactions
+    /// the batches overlap. Reading at the visible end returns no batches.
+    ///
+    /// # Errors
+    /// As [`fetch_batches`](Self::fetch_batches): [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange)
+    /// below the log start or past the end.
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{IsolationLevel, Log, Record, TopicConfig, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", TopicConfig::new())?;
+    /// log.producer().send("t", Record::new(b"hello"))?;
+    /// let tp = TopicPartition::new("t", 0);
+    /// let f = log.fetch_partition(&tp, 0, 1 << 20, IsolationLevel::ReadCommitted)?;
+    /// assert_eq!((f.batches.len(), f.high_watermark, f.last_stable_offset), (1, 1, 1));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn fetch_partition(
+        &self,
+        tp: &TopicPartition,
+        offset: u64,
+        max_bytes: usize,
+        isolation: IsolationLevel,
+    ) -> Result<PartitionFetch> {
+        let p = self.inner.partition(&tp.topic, tp.partition)?;
+        // Watermarks first: the batches read next are then at least as new,
+        // and anything a read-committed fetch returns is below this LSO.
+        let last_stable_offset = p.last_stable_offset();
+        let visible = visible_end(&p, isolation);
+        let mut fetch = PartitionFetch {
+            high_watermark: p.end_offset(),
+            last_stable_offset,
+            log_start_offset: p.start_offset(),
+            ..PartitionFetch::default()
+        };
+        if offset >= visible && offset <= fetch.high_watermark {
+            return Ok(fetch);
+        }
+        let mut batches = self.fetch_batches(tp, offset, max_bytes)?;
+        batches.retain_below(visible);
+        if isolation == IsolationLevel::ReadCommitted {
+            if let Some(end) = batches.next_offset() {
+                fetch.aborted = p
+                    .aborted_between(offset, end)
+                    .into_iter()
+                    .map(|a| AbortedTransaction {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                    })
+                    .collect();
+            }
+        }
+        fetch.log_start_offset = fetch.log_start_offset.min(offset);
+        fetch.batches = batches;
+        Ok(fetch)
+    }
+
+    /// Waits until one of `positions`' partitions holds a record at or past
+    /// its position that `isolation` lets a reader see, or `timeout`
+    /// passes. Returns whether records arrived. An unknown partition, a
+    /// deleted topic and a closed log end the wait at once (the next read
+    /// reports them). This is how a server parks a long-poll fetch.
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{IsolationLevel, Log, Record, TopicConfig, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", TopicConfig::new())?;
+    /// let at = [(TopicPartition::new("t", 0), 0)];
+    /// let ready = IsolationLevel::ReadCommitted;
+    /// assert!(!log.wait_for_records(&at, ready, Duration::from_millis(1)));
+    /// log.producer().send("t", Record::new(b"x"))?;
+    /// assert!(log.wait_for_records(&at, ready, Duration::from_secs(5)));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn wait_for_records(
+        &self,
+        positions: &[(TopicPartition, u64)],
+        isolation: IsolationLevel,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut parts = Vec::with_capacity(positions.len());
+        for (tp, at) in positions {
+            match self.inner.partition(&tp.topic, tp.partition) {
+                Ok(p) => parts.push((p, *at)),
+                Err(_) => return true,
+            }
+        }
+        let ready = |parts: &[(Arc<crate::storage::partition::Partition>, u64)]| {
+            self.inner.shared.is_closed()
+                || parts
+                    .iter()
+                    .any(|(p, at)| p.is_deleted() || visible_end(p, isolation) > *at)
+        };
+        if ready(&parts) {
+            return true;
+        }
+        let signal = Arc::new(Signal::default());
+        let shared = &self.inner.shared;
+        shared.add_parked(&signal);
+        for (p, _) in &parts {
+            p.add_waiter(&signal);
+        }
+        let mut arrived = false;
+        while Instant::now() < deadline {
+            signal.reset();
+            // Checked after registering and after each reset: an append in
+            // between would otherwise be missed.
+            if ready(&parts) {
+                arrived = true;
+                break;
+            }
+            signal.wait_until(deadline);
+        }
+        for (p, _) in &parts {
+            p.remove_waiter(&signal);
+        }
+        shared.remove_parked(&signal);
+        arrived || ready(&parts)
+    }
+
+    /// A new producer id, never handed out before in this log (ids are
+    /// reserved in durable blocks), for a remote idempotent producer (Kafka's
+    /// `InitProducerId`). Its batches are then checked by sequence like an
+    /// in-process [`Producer`](crate::Producer)'s.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the next block cannot be recorded.
+    ///
+    /// # Example
+    /// ```
+    /// let log = streamlog::Log::temporary()?;
+    /// let (a, b) = (log.allocate_producer_id()?, log.allocate_producer_id()?);
+    /// assert_ne!(a, b);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn allocate_producer_id(&self) -> Result<i64> {
+        self.inner.allocate_producer_id()
+    }
+
+    /// Commits offsets for `group` from outside a consumer: what a Kafka
+    /// client's commit with no group membership (`assign()`, generation −1)
+    /// does, and how a server commits for the remote members it
+    /// coordinates itself. Refused while in-process consumers are members of
+    /// the group, as [`Consumer::commit_offsets`](crate::Consumer::commit_offsets)
+    /// of a consumer using `assign` is.
+    ///
+    /// # Errors
+    /// [`Error::CommitFailed`](crate::Error::CommitFailed) while the group
+    /// has in-process members, [`Error::OffsetOutOfRange`](crate::Error::OffsetOutOfRange)
+    /// for an offset past a partition's end, [`Error::InvalidGroupId`](crate::Error::InvalidGroupId),
+    /// [`Error::Io`](crate::Error::Io).
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, OffsetAndMetadata, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", Record::new(b"x"))?;
+    /// let tp = TopicPartition::new("t", 0);
+    /// log.commit_offsets("g", &[(tp.clone(), OffsetAndMetadata::new(1))])?;
+    /// assert_eq!(log.committed_offsets("g")[0].1.offset(), 1);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        crate::group::offsets::validate_group_id(group)?;
+        let g = self.inner.groups.group(group);
+        self.inner.commit(&g, None, offsets)
+    }
+}
