@@ -220,6 +220,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A consumer group is in use through the other door: in-process
+    /// consumers are members while remote (Kafka protocol) members try to
+    /// join, or the other way round. Nothing was changed; use another group
+    /// id, or stop the other members first.
+    #[error("consumer group {group:?} is in use by {by}; a group is run either by in-process consumers or by remote Kafka clients, not both at once: use another group id or stop those members")]
+    GroupInUse {
+        /// The group id.
+        group: String,
+        /// Who holds it: "in-process consumers" or "remote Kafka clients".
+        by: &'static str,
+    },
+
     /// A producer handle was fenced: a newer handle with the same
     /// transactional id ([`Log::transactional_producer`](crate::Log::transactional_producer))
     /// exists, or a partition already holds a newer epoch of the producer.

@@ -67,7 +67,7 @@ pub use crate::group::offsets::{ConsumerGroupMetadata, OffsetAndMetadata};
 pub use crate::log::fetch::{StoredBatch, StoredBatches};
 pub use crate::log::metrics::{Metrics, PartitionInfo};
 pub use crate::log::options::LogOptions;
-pub use crate::log::serving::{AbortedTransaction, PartitionFetch};
+pub use crate::log::serving::{AbortedTransaction, GroupClaim, PartitionFetch};
 pub use crate::log::state::Log;
 pub use crate::maintain::thread::MaintenanceHandle;
 pub use crate::maintain::MaintenanceReport;
@@ -78,6 +78,7 @@ pub use crate::storage::recovery::report::{
     MissingOffsets, RecoveryReport, SkippedRecord, Truncation,
 };
 pub use crate::topic::config::{CleanupPolicy, Compression, TopicConfig};
+pub use crate::topic::kafka_names::KAFKA_CONFIG_NAMES;
 pub use crate::transaction::{Transaction, TransactionalProducer};
 
 #[cfg(doctest)]

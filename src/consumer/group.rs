@@ -66,6 +66,12 @@ impl Consumer {
             }
             None => {
                 let group = self.inner.groups.group(&gid);
+                if group.is_claimed() {
+                    return Err(Error::GroupInUse {
+                        group: gid,
+                        by: "remote Kafka clients",
+                    });
+                }
                 self.membership = Some(Membership {
                     group,
                     topics,
@@ -73,19 +79,26 @@ impl Consumer {
                     generation: 0,
                     version: 0,
                 });
-                self.join();
+                if let Err(e) = self.join() {
+                    self.membership = None;
+                    return Err(e);
+                }
             }
         }
         Ok(())
     }
 
-    fn join(&mut self) {
+    /// Joins the group as a new member.
+    ///
+    /// # Errors
+    /// [`Error::GroupInUse`] while remote members hold the group.
+    fn join(&mut self) -> Result<()> {
         let Some(m) = &mut self.membership else {
-            return;
+            return Ok(());
         };
         let id = self.inner.groups.next_member_id();
         let counts = self.inner.partition_counts(&m.topics);
-        m.group.join(
+        let joined = m.group.join(
             id,
             m.topics.clone(),
             self.config.assignor,
@@ -97,7 +110,14 @@ impl Consumer {
             self.signal.clone(),
             counts,
         );
+        if !joined {
+            return Err(Error::GroupInUse {
+                group: m.group.id.clone(),
+                by: "remote Kafka clients",
+            });
+        }
         m.member = Some(id);
+        Ok(())
     }
 
     /// Leaves the group: commits (with auto-commit), tells the listener the
@@ -139,7 +159,7 @@ impl Consumer {
             };
             let (group, topics) = (m.group.clone(), m.topics.clone());
             let Some(id) = m.member else {
-                self.join();
+                self.join()?;
                 continue;
             };
             let counts = self.inner.partition_counts(&topics);

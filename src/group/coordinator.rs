@@ -53,6 +53,9 @@ pub(crate) struct GroupState {
     owners: HashMap<TopicPartition, u64>,
     /// Partition counts of subscribed topics at the last rebalance.
     counts: BTreeMap<String, u32>,
+    /// Claims by coordinators outside this crate (the Kafka server): while
+    /// any is held, in-process consumers cannot join.
+    external: u32,
 }
 
 /// One consumer group.
@@ -103,8 +106,32 @@ impl Group {
         self.state.lock()
     }
 
-    /// Adds a member and rebalances.
+    /// Claims the group for a coordinator outside this crate; fails with
+    /// the number of in-process members if there are any.
+    pub fn claim(&self) -> Result<(), usize> {
+        let mut s = self.state.lock();
+        if !s.members.is_empty() {
+            return Err(s.members.len());
+        }
+        s.external += 1;
+        Ok(())
+    }
+
+    /// Gives back a [`claim`](Self::claim).
+    pub fn unclaim(&self) {
+        let mut s = self.state.lock();
+        s.external = s.external.saturating_sub(1);
+    }
+
+    /// Whether a coordinator outside this crate holds the group.
+    pub fn is_claimed(&self) -> bool {
+        self.state.lock().external > 0
+    }
+
+    /// Adds a member and rebalances; `false` (nothing done) while the group
+    /// is claimed from outside.
     #[allow(clippy::too_many_arguments)]
+    #[must_use]
     pub fn join(
         &self,
         id: u64,
@@ -114,8 +141,11 @@ impl Group {
         now: i64,
         signal: Arc<Signal>,
         counts: BTreeMap<String, u32>,
-    ) {
+    ) -> bool {
         let mut s = self.state.lock();
+        if s.external > 0 {
+            return false;
+        }
         s.members.insert(
             id,
             Member {
@@ -132,6 +162,7 @@ impl Group {
         );
         s.counts = counts;
         s.rebalance();
+        true
     }
 
     /// Changes a member's subscription and rebalances.
@@ -309,7 +340,7 @@ mod tests {
 
     fn join(g: &Group, id: u64, kind: Assignor) {
         let topics = ["t".to_string()].into_iter().collect();
-        g.join(
+        let joined = g.join(
             id,
             topics,
             kind,
@@ -318,6 +349,7 @@ mod tests {
             Arc::new(Signal::default()),
             counts(6),
         );
+        assert!(joined);
     }
 
     /// Syncs until the member has nothing to release, releasing as told.

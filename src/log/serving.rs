@@ -11,10 +11,13 @@ use super::fetch::StoredBatches;
 use super::state::Log;
 use crate::consumer::config::IsolationLevel;
 use crate::consumer::isolation::visible_end;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::format::batch::{records_section, RecordIter, Version};
+use crate::group::coordinator::Group;
 use crate::group::offsets::OffsetAndMetadata;
 use crate::record::TopicPartition;
 use crate::signal::Signal;
+use crate::storage::partition::read::FetchedBatch;
 
 /// One partition's answer to a Kafka fetch, read in one go: the batches
 /// and the offsets a client needs to interpret them.
@@ -228,5 +231,163 @@ impl Log {
         crate::group::offsets::validate_group_id(group)?;
         let g = self.inner.groups.group(group);
         self.inner.commit(&g, None, offsets)
+    }
+}
+
+/// A consumer group held by a coordinator outside this crate (the Kafka
+/// server's, for remote members): while it is held, in-process consumers
+/// cannot join the group ([`Error::GroupInUse`]). Dropping it lets them.
+///
+/// Returned by [`Log::claim_group`].
+pub struct GroupClaim {
+    group: Arc<Group>,
+}
+
+impl std::fmt::Debug for GroupClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupClaim").field("group", &self.group.id).finish()
+    }
+}
+
+impl Drop for GroupClaim {
+    fn drop(&mut self) {
+        self.group.unclaim();
+    }
+}
+
+impl Log {
+    /// Claims consumer group `group` for members this crate does not
+    /// manage (remote Kafka clients), so that the two kinds of member
+    /// never share a group: the claim fails while in-process consumers are
+    /// members, and in-process consumers cannot join while it is held.
+    ///
+    /// # Errors
+    /// [`Error::GroupInUse`] while in-process consumers are members,
+    /// [`Error::InvalidGroupId`].
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{ConsumerConfig, Error, Log};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// let claim = log.claim_group("g")?;
+    /// let mut c = log.consumer(ConsumerConfig::new().group("g"));
+    /// assert!(matches!(c.subscribe(&["t"]), Err(Error::GroupInUse { .. })));
+    /// drop(claim);
+    /// c.subscribe(&["t"])?;
+    /// assert!(matches!(log.claim_group("g"), Err(Error::GroupInUse { .. })));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn claim_group(&self, group: &str) -> Result<GroupClaim> {
+        crate::group::offsets::validate_group_id(group)?;
+        let g = self.inner.groups.group(group);
+        g.claim().map_err(|_| Error::GroupInUse {
+            group: group.to_owned(),
+            by: "in-process consumers",
+        })?;
+        Ok(GroupClaim { group: g })
+    }
+}
+
+/// `(offset, timestamp)` of each record of a stored batch.
+fn record_times(b: &FetchedBatch) -> Result<Vec<(u64, i64)>> {
+    let h = &b.header;
+    let bad = |k| Error::corrupted(b.segment.log.path(), b.pos as u64, Some(h.base_offset), k);
+    let section = records_section(h, b.bytes()).map_err(bad)?;
+    let log_append_time = h.version == Version::V2 && h.attributes & 0x08 != 0;
+    let mut out = Vec::with_capacity(h.record_count as usize);
+    for r in RecordIter::new(h, &section) {
+        let r = r.map_err(bad)?;
+        let ts = if log_append_time {
+            h.max_timestamp
+        } else {
+            h.base_timestamp.wrapping_add(r.timestamp_delta)
+        };
+        out.push((h.base_offset + u64::from(r.offset_delta), ts));
+    }
+    Ok(out)
+}
+
+impl Log {
+    /// The timestamp of the record at `offset`, or of the first record
+    /// after it if compaction removed it; `None` at the end.
+    ///
+    /// # Errors
+    /// As [`fetch_batches`](Self::fetch_batches).
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", Record::new(b"x").timestamp(1_700))?;
+    /// assert_eq!(log.timestamp_at(&TopicPartition::new("t", 0), 0)?, Some(1_700));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn timestamp_at(&self, tp: &TopicPartition, offset: u64) -> Result<Option<i64>> {
+        let p = self.inner.partition(&tp.topic, tp.partition)?;
+        let mut at = offset;
+        while at < p.end_offset() {
+            let mut batches = Vec::new();
+            p.fetch(at, 1, usize::MAX, &mut batches)?;
+            for b in &batches {
+                if let Some(&(_, ts)) = record_times(b)?.iter().find(|(o, _)| *o >= offset) {
+                    return Ok(Some(ts));
+                }
+                at = b.header.next_offset();
+            }
+            if batches.is_empty() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp
+    /// (the first such record), or `None` for an empty partition: Kafka's
+    /// `ListOffsets` with `MAX_TIMESTAMP` (−3). It reads the partition's
+    /// batch headers from start to end, so it costs a scan of the
+    /// partition.
+    ///
+    /// # Errors
+    /// As [`fetch_batches`](Self::fetch_batches).
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// let p = log.producer();
+    /// for ts in [5, 9, 7] {
+    ///     p.send("t", Record::new(b"x").timestamp(ts))?;
+    /// }
+    /// assert_eq!(log.max_timestamp_offset(&TopicPartition::new("t", 0))?, Some((1, 9)));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn max_timestamp_offset(&self, tp: &TopicPartition) -> Result<Option<(u64, i64)>> {
+        let p = self.inner.partition(&tp.topic, tp.partition)?;
+        let mut best: Option<FetchedBatch> = None;
+        let mut at = p.start_offset();
+        while at < p.end_offset() {
+            let mut batches = Vec::new();
+            p.fetch(at, 1 << 20, usize::MAX, &mut batches)?;
+            let Some(last) = batches.last() else { break };
+            at = last.header.next_offset();
+            for b in batches {
+                if b.header.is_control() || b.header.record_count == 0 {
+                    continue;
+                }
+                if best
+                    .as_ref()
+                    .is_none_or(|x| b.header.max_timestamp > x.header.max_timestamp)
+                {
+                    best = Some(b);
+                }
+            }
+        }
+        let Some(b) = best else { return Ok(None) };
+        let times = record_times(&b)?;
+        let max = times.iter().map(|t| t.1).max();
+        Ok(times.into_iter().find(|t| Some(t.1) == max))
     }
 }

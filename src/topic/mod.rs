@@ -9,6 +9,7 @@ use crate::partitioner::partition_for_key;
 use crate::storage::partition::Partition;
 
 pub(crate) mod config;
+pub(crate) mod kafka_names;
 pub(crate) mod name;
 
 use config::TopicConfig;
