@@ -245,7 +245,9 @@ pub struct GroupClaim {
 
 impl std::fmt::Debug for GroupClaim {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupClaim").field("group", &self.group.id).finish()
+        f.debug_struct("GroupClaim")
+            .field("group", &self.group.id)
+            .finish()
     }
 }
 

@@ -53,9 +53,8 @@ impl TopicConfig {
             what: format!("{name}={value:?} is not accepted: {accepts}"),
         };
         let num = |accepts: &str| value.trim().parse::<i64>().map_err(|_| bad(accepts));
-        let non_negative = |accepts: &str| {
-            num(accepts).and_then(|v| u64::try_from(v).map_err(|_| bad(accepts)))
-        };
+        let non_negative =
+            |accepts: &str| num(accepts).and_then(|v| u64::try_from(v).map_err(|_| bad(accepts)));
         let ms = |accepts: &str| non_negative(accepts).map(Duration::from_millis);
         match name {
             "cleanup.policy" => {

@@ -8,6 +8,7 @@
 //! streamlog groups DIR
 //! streamlog produce DIR TOPIC [--separator SEP]
 //! streamlog consume DIR TOPIC [--group G] [--from-beginning] [--follow] [--max N]
+//! streamlog serve DIR --listen ADDR [--partitions N] [--no-auto-create-topics]
 //! ```
 
 use std::io::{BufRead, Write};
@@ -18,6 +19,8 @@ use std::time::Duration;
 use streamlog::inspect::{dump_segment, verify_dir};
 use streamlog::{ConsumerConfig, Log, OffsetReset, Record, TopicPartition};
 
+mod serve;
+
 const USAGE: &str = "usage:
   streamlog topics DIR
   streamlog describe DIR TOPIC
@@ -25,7 +28,8 @@ const USAGE: &str = "usage:
   streamlog verify DIR
   streamlog groups DIR
   streamlog produce DIR TOPIC [--separator SEP]
-  streamlog consume DIR TOPIC [--group G] [--from-beginning] [--follow] [--max N]";
+  streamlog consume DIR TOPIC [--group G] [--from-beginning] [--follow] [--max N]
+  streamlog serve DIR --listen ADDR [--partitions N] [--no-auto-create-topics]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -66,6 +70,22 @@ fn run(args: &[String]) -> Res<ExitCode> {
     let (cmd, rest) = args.split_first().ok_or(USAGE)?;
     let pos = |i: usize| rest.get(i).map(String::as_str).ok_or(USAGE);
     match cmd.as_str() {
+        "serve" => {
+            let listen = option(rest, "--listen").unwrap_or("127.0.0.1:9092");
+            let partitions = match option(rest, "--partitions") {
+                Some(n) => Some(
+                    n.parse::<u32>()
+                        .map_err(|_| format!("--partitions {n}: not a number"))?,
+                ),
+                None => None,
+            };
+            return serve::serve(
+                pos(0)?,
+                listen,
+                partitions,
+                !flag(rest, "--no-auto-create-topics"),
+            );
+        }
         "topics" => {
             let log = Log::open(pos(0)?)?;
             for t in log.topics() {
