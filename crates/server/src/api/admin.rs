@@ -239,7 +239,11 @@ pub(super) fn describe_configs(ctx: &Ctx, h: &Header<'_>, r: DescribeConfigs<'_>
             let res = DescribeConfigsResult::default()
                 .with_resource_type(*ty)
                 .with_resource_name(sb(*name));
-            let wanted = |k: &str| keys.as_ref().is_none_or(|ks| ks.contains(&k));
+            // No keys (null or empty, as Kafka reads both) asks for all.
+            let wanted = |k: &str| {
+                keys.as_ref()
+                    .is_none_or(|ks| ks.is_empty() || ks.contains(&k))
+            };
             match ty {
                 2 => match ctx.log.topic_config(name) {
                     Ok(cfg) => res.with_configs(

@@ -212,11 +212,8 @@ pub fn decode(frame: &[u8]) -> Result<(Header<'_>, Request<'_>), FrameError> {
         60 => Request::DescribeCluster(admin::DescribeCluster::decode(&mut r, v)?),
         _ => return Err(FrameError::UnknownApi(key)),
     };
-    // ApiVersions may come from a newer client with more fields than we
-    // know (Kafka tolerates that for this one API); others must end here.
-    if key != API_VERSIONS {
-        r.finish()?;
-    }
+    // Bytes after the fields are ignored, as Kafka's broker ignores them:
+    // librdkafka 2.x sends three after a Metadata v12 request for all topics.
     Ok((header, req))
 }
 
