@@ -15,7 +15,7 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-for t in batch_decode segment_scan index_lookup foreign_append log_model txn_files; do
+for t in batch_decode segment_scan index_lookup foreign_append log_model txn_files kafka_request_decode; do
     mkdir -p "fuzz/corpus/$t"
     if [ -d "fuzz/regressions/$t" ]; then
         echo "-- $t: replaying regressions"

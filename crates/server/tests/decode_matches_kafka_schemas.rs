@@ -21,6 +21,12 @@ fn encode<M: Encodable>(key: ApiKey, version: i16, msg: &M) -> Vec<u8> {
         .encode(&mut b, key.request_header_version(version))
         .unwrap();
     msg.encode(&mut b, version).unwrap();
+    // `STREAMLOG_SEEDS_OUT=DIR` keeps each frame: the seeds of the
+    // `kafka_request_decode` fuzz target.
+    if let Some(dir) = std::env::var_os("STREAMLOG_SEEDS_OUT") {
+        let name = format!("{}-v{version}-{}", key as i16, b.len());
+        std::fs::write(std::path::Path::new(&dir).join(name), &b).unwrap();
+    }
     b.to_vec()
 }
 
