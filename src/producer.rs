@@ -273,6 +273,7 @@ impl Producer {
         t.partition(partition)?;
         let limits = Limits {
             max_record_bytes: t.config.max_record_bytes,
+            transactional: false,
         };
         let checked = validate(batches, limits).map_err(|r| match r.too_large {
             Some(size) => Error::RecordTooLarge {

@@ -8,6 +8,12 @@
 //! - no record of a transaction whose `abort` returned is ever returned by
 //!   a `ReadCommitted` consumer.
 //!
+//! Half the seeds drive the transactions as a remote Kafka client does
+//! (transaction version 1, through `Log::init_producer_id`,
+//! `add_partitions_to_txn`, `append_transactional_batches`,
+//! `txn_offset_commit` and `end_txn`): its epoch stays the same across
+//! transactions, so one (producer id, epoch) names many of them in turn.
+//!
 //! `STREAMLOG_TXN_CUTS=N` runs N iterations (default 1000, what CI runs);
 //! `STREAMLOG_TXN_CUT_SEED=S` runs one; `STREAMLOG_TXN_CUT_VERBOSE=1`
 //! prints where the workload stopped, each record read, and the report.
@@ -16,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
+use streamlog::internals::{encode as encode_batch, DecodedBatch, DecodedRecord};
 use streamlog::testing::{open_sim, SimFs};
 use streamlog::{
     ConsumerConfig, IsolationLevel, Log, LogOptions, ManualClock, OffsetAndMetadata, OffsetReset,
@@ -150,6 +157,129 @@ fn workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
     }
 }
 
+/// A remote client's transactional batch of `values` at `seq`.
+fn remote_batch(pid: i64, epoch: i16, seq: i32, values: &[String]) -> Vec<u8> {
+    let ts = 1_700_000_000_000;
+    encode_batch(&DecodedBatch {
+        version: 2,
+        total_len: 0,
+        base_offset: 0,
+        leader_epoch: 0,
+        last_offset_delta: values.len() as u32 - 1,
+        attributes: 0x10,
+        base_timestamp: ts,
+        max_timestamp: ts,
+        producer: (pid, epoch, seq),
+        crc: 0,
+        records: values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| DecodedRecord {
+                offset_delta: i as u32,
+                timestamp: ts,
+                key: None,
+                value: Some(v.as_bytes().to_vec()),
+                headers: Vec::new(),
+            })
+            .collect(),
+    })
+}
+
+/// The workload of `workload`, driven as a remote client drives it.
+fn remote_workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
+    let setup = || -> streamlog::Result<()> {
+        log.create_topic("a", topic_cfg(2))?;
+        log.create_topic("b", topic_cfg(1))?;
+        log.create_topic("in", topic_cfg(1))?;
+        let p = log.producer();
+        for i in 0..10 {
+            p.send("in", Record::new(format!("in{i}").as_bytes()))?;
+        }
+        Ok(())
+    };
+    if setup().is_err() {
+        return;
+    }
+    let timeout = Duration::from_secs(60);
+    let mut ids = Vec::new();
+    for id in ["copier", "other"] {
+        match log.init_producer_id(id, timeout) {
+            Ok((pid, epoch)) => ids.push((id, pid, epoch, HashMap::<(&str, u32), i32>::new())),
+            Err(_) => return,
+        }
+    }
+    let plain = log.producer();
+    let verbose = std::env::var("STREAMLOG_TXN_CUT_VERBOSE").is_ok();
+    for n in 0..30usize {
+        if rng.below(4) == 0 && plain.send("b", Record::new(b"plain")).is_err() {
+            return;
+        }
+        let (id, pid, epoch, seqs) = &mut ids[usize::from(n % 3 == 2)];
+        let k = 1 + rng.below(4) as usize;
+        txns.push(Txn {
+            records: k,
+            offsets: false,
+            outcome: Outcome::Unknown,
+        });
+        // Each record to a random partition; one batch per record.
+        let mut sends = Vec::new();
+        for i in 0..k {
+            let v = format!("T{n}-{i}-{}", "x".repeat(rng.below(200) as usize));
+            let tp = match rng.below(3) {
+                0 => ("a", 0),
+                1 => ("a", 1),
+                _ => ("b", 0),
+            };
+            sends.push((tp, v));
+        }
+        let mut tps: Vec<TopicPartition> = sends
+            .iter()
+            .map(|((t, p), _)| TopicPartition::new(*t, *p))
+            .collect();
+        tps.dedup();
+        if let Err(e) = log.add_partitions_to_txn(id, *pid, *epoch, &tps) {
+            if verbose {
+                eprintln!("add partitions failed: {e}");
+            }
+            return;
+        }
+        for ((t, p), v) in &sends {
+            let seq = seqs.entry((*t, *p)).or_insert(0);
+            let batch = remote_batch(*pid, *epoch, *seq, std::slice::from_ref(v));
+            if let Err(e) = log.append_transactional_batches(id, *pid, *epoch, t, *p, &batch) {
+                if verbose {
+                    eprintln!("append failed: {e}");
+                }
+                return;
+            }
+            *seq += 1;
+        }
+        if rng.below(2) == 0 {
+            let o = [(
+                TopicPartition::new("in", 0),
+                OffsetAndMetadata::new(1 + rng.below(10)).metadata(format!("T{n}")),
+            )];
+            if log.add_offsets_to_txn(id, *pid, *epoch, "g").is_err()
+                || log.txn_offset_commit(id, *pid, *epoch, "g", &o).is_err()
+            {
+                return;
+            }
+            txns[n].offsets = true;
+        }
+        let commit = rng.below(4) != 0;
+        match log.end_txn(id, *pid, *epoch, commit) {
+            Ok(()) if commit => txns[n].outcome = Outcome::Committed,
+            Ok(()) => txns[n].outcome = Outcome::Aborted,
+            Err(e) => {
+                if verbose {
+                    eprintln!("end failed (commit {commit}): {e}");
+                }
+                return;
+            }
+        }
+    }
+}
+
 /// The committed view after the crash, checked against what was known.
 fn check(log: &Log, txns: &[Txn], seed: u64) {
     let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
@@ -241,13 +371,18 @@ fn one(seed: u64, stats: &mut [u64; 4]) {
     };
     let kill = rng.below(3) == 0;
     let at = 1 + rng.below(900);
+    let remote = rng.below(2) == 0;
     let fs = SimFs::new((!kill).then_some(at), seed);
     if kill {
         fs.kill_after(at);
     }
     let mut txns = Vec::new();
     if let Ok(log) = open_sim(&fs, DIR, opts(policy)) {
-        workload(&log, &mut rng, &mut txns);
+        if remote {
+            remote_workload(&log, &mut rng, &mut txns);
+        } else {
+            workload(&log, &mut rng, &mut txns);
+        }
         drop(log);
     }
     let after = if kill {
@@ -261,7 +396,7 @@ fn one(seed: u64, stats: &mut [u64; 4]) {
     let report = log.recovery_report().clone();
     if std::env::var("STREAMLOG_TXN_CUT_VERBOSE").is_ok() {
         eprintln!(
-            "kill {kill} at {at} policy {policy:?} txns {} {report:?}",
+            "kill {kill} at {at} policy {policy:?} remote {remote} txns {} {report:?}",
             txns.len()
         );
     }
@@ -280,6 +415,17 @@ fn one(seed: u64, stats: &mut [u64; 4]) {
         t.send_to("b", 0, Record::new(b"T999-0")).unwrap();
         t.commit().unwrap();
     }
+}
+
+/// Regression, found by this test's remote half (seed 590): a remote
+/// client's aborted transaction left its ABORT marker unsynced; the same
+/// producer and epoch then committed another transaction elsewhere, and a
+/// power cut that kept the aborted batch but lost its marker made recovery
+/// read that later commit decision as the aborted one's.
+#[test]
+fn regression_an_abort_marker_lost_under_a_later_commit_of_the_same_epoch() {
+    let mut stats = [0u64; 4];
+    one(590, &mut stats);
 }
 
 #[test]

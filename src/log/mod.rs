@@ -24,6 +24,7 @@ pub(crate) mod metrics;
 pub(crate) mod open;
 pub(crate) mod options;
 pub(crate) mod producer_ids;
+mod remote_txn;
 pub(crate) mod serving;
 pub(crate) mod state;
 pub(crate) mod transactions;

@@ -82,7 +82,7 @@ impl LogInner {
 
     /// Appends the state of `id` to `__transaction_state`; `durable`: and
     /// makes it durable, whatever the sync policy.
-    fn record_txn_state(
+    pub(super) fn record_txn_state(
         &self,
         id: &str,
         st: &mut TxnIdState,
@@ -169,8 +169,9 @@ impl LogInner {
         };
         let mut st = slot.state.lock();
         if st.open.is_some() {
-            self.abort_locked(&slot.id, &mut st)?;
+            self.abort_locked(&slot.id, &mut st, true)?;
         }
+        st.remote = None;
         self.bump_epoch(&mut st)?;
         st.handle_gen += 1;
         self.record_txn_state(id, &mut st, TxnStatus::Empty, None, true)?;
@@ -221,7 +222,7 @@ impl LogInner {
             if o.seq == seq && o.expired(now) {
                 let timeout_ms = o.timeout_ms;
                 st.timed_out = Some((seq, timeout_ms));
-                self.abort_locked(&slot.id, &mut st)?;
+                self.abort_locked(&slot.id, &mut st, true)?;
             }
         }
         match (&st.open, st.timed_out) {
@@ -346,6 +347,11 @@ impl LogInner {
     /// Commits the transaction (the protocol in this module's docs).
     pub(crate) fn txn_commit(&self, slot: &TxnSlot, h: HandleId, seq: u64) -> Result<()> {
         let mut st = self.txn_lock(slot, h, Some(seq))?;
+        self.commit_locked(&slot.id, &mut st)
+    }
+
+    /// Commits the open transaction of a locked slot.
+    pub(super) fn commit_locked(&self, id: &str, st: &mut TxnIdState) -> Result<()> {
         if let Err(e) = self.shared.check_writable() {
             // Nothing more can be written; the next open aborts it.
             st.open = None;
@@ -383,14 +389,14 @@ impl LogInner {
         }
         if let Some((group, reason)) = fenced {
             drop(guards);
-            self.abort_locked(&slot.id, &mut st)?;
+            self.abort_locked(id, st, true)?;
             return Err(Error::CommitFailed {
                 group,
                 reason: format!("{reason}; the transaction was aborted"),
             });
         }
         let mut decided = false;
-        let result = self.commit_steps(&slot.id, &mut st, &mut decided);
+        let result = self.commit_steps(id, st, &mut decided);
         drop(guards);
         if let Err(e) = result {
             // Before the decision: abort what can be aborted (the log may
@@ -398,7 +404,7 @@ impl LogInner {
             // not written yet are written before anything else of the id,
             // or by the next open.
             if !decided {
-                let _ = self.abort_locked(&slot.id, &mut st);
+                let _ = self.abort_locked(id, st, true);
             }
             st.open = None;
             return Err(e);
@@ -466,8 +472,12 @@ impl LogInner {
         // that fails here is written there, before anything else.
         st.committed = (fields.id, fields.epoch);
         st.unwritten_markers = open.partitions.iter().cloned().collect();
-        // The next transaction gets the next epoch, whatever happens now.
-        let bumped = self.bump_epoch(st);
+        // The next transaction gets the next epoch, whatever happens now
+        // (a remote client keeps its epoch: see `TxnIdState::remote`).
+        let bumped = match st.remote {
+            None => self.bump_epoch(st),
+            Some(_) => Ok(()),
+        };
         let marked = self.settle_markers_unsynced(st);
         // 6. The offsets.
         if !applied.is_empty() {
@@ -510,12 +520,14 @@ impl LogInner {
     /// Aborts the transaction of handle `h` (asked for, or on drop).
     pub(crate) fn txn_abort(&self, slot: &TxnSlot, h: HandleId, seq: u64) -> Result<()> {
         let mut st = self.txn_lock(slot, h, Some(seq))?;
-        self.abort_locked(&slot.id, &mut st)
+        self.abort_locked(&slot.id, &mut st, true)
     }
 
     /// Aborts the slot's open transaction: ABORT markers where it wrote,
-    /// `CompleteAbort` recorded. Its offsets are never applied.
-    fn abort_locked(&self, id: &str, st: &mut TxnIdState) -> Result<()> {
+    /// `CompleteAbort` recorded. Its offsets are never applied. `bump`:
+    /// the epoch moves on (it fences a remote client's handle; an
+    /// in-process handle's next transaction gets it).
+    pub(super) fn abort_locked(&self, id: &str, st: &mut TxnIdState, bump: bool) -> Result<()> {
         let Some(open) = st.open.take() else {
             return Ok(());
         };
@@ -526,7 +538,9 @@ impl LogInner {
             }
         }
         if !open.partitions.is_empty() {
-            self.bump_epoch(st)?;
+            if bump || st.remote.is_none() {
+                self.bump_epoch(st)?;
+            }
             self.record_txn_state(id, st, TxnStatus::CompleteAbort, None, false)?;
         }
         Ok(())
@@ -549,7 +563,7 @@ impl LogInner {
                 .map(|o| (o.seq, o.timeout_ms));
             if let Some(t) = expired {
                 st.timed_out = Some(t);
-                self.abort_locked(&slot.id, &mut st)?;
+                self.abort_locked(&slot.id, &mut st, true)?;
                 n += 1;
             }
         }

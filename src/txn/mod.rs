@@ -84,6 +84,13 @@ pub(crate) struct TxnIdState {
     /// durable yet: synced before any later state record of the id is
     /// appended (it would supersede the transaction's decision).
     pub unsynced_markers: Vec<(String, u32)>,
+    /// Set while a remote client (Kafka's protocol, transaction version 1)
+    /// drives the id: its transaction timeout. Its epoch then stays the
+    /// same across the transactions it commits or aborts itself, as Kafka's
+    /// clients expect; an `Ongoing` state record made durable before the
+    /// first batch of each transaction keeps recovery from reading an
+    /// earlier commit's decision as this one's.
+    pub remote: Option<Duration>,
 }
 
 impl TxnIdState {
@@ -106,6 +113,7 @@ impl TxnIdState {
             committed: (-1, -1),
             unwritten_markers: Vec::new(),
             unsynced_markers: Vec::new(),
+            remote: None,
         }
     }
 }

@@ -24,6 +24,10 @@ use crate::format::varint::varint_len;
 pub(crate) struct Limits {
     /// The largest record, encoded alone (the topic's `max_record_bytes`).
     pub max_record_bytes: u64,
+    /// Whether transactional batches are accepted: only through a
+    /// transaction's own path (`Log::append_transactional_batches`), which
+    /// checks that the partition belongs to the open transaction.
+    pub transactional: bool,
 }
 
 /// One validated batch of the input.
@@ -120,8 +124,8 @@ fn check_one(h: &BatchHeader, bytes: &[u8], limits: Limits) -> Result<(), Why> {
     if h.attributes & ATTR_CONTROL != 0 {
         return Err("control batches are written by the log, not by clients".into());
     }
-    if h.attributes & ATTR_TRANSACTIONAL != 0 {
-        return Err("transactional batches are not supported yet".into());
+    if h.attributes & ATTR_TRANSACTIONAL != 0 && !limits.transactional {
+        return Err("a transactional batch outside a transaction (a transactional producer writes through its transaction)".into());
     }
     if h.attributes & (ATTR_LOG_APPEND_TIME | ATTR_DELETE_HORIZON) != 0 {
         return Err(
