@@ -481,6 +481,81 @@ fn check(key: i16, v: i16) {
             };
             assert_eq!(r.endpoint_type, 1);
         }
+        24 => {
+            let req = AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(TransactionalId(s("tx")))
+                .with_v3_and_below_producer_id(ProducerId(7))
+                .with_v3_and_below_producer_epoch(3)
+                .with_v3_and_below_topics(vec![
+                    add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partitions(vec![0, 2]),
+                ]);
+            let f = encode(K::AddPartitionsToTxn, v, &req);
+            let Request::AddPartitionsToTxn(r) = decoded(&f) else {
+                panic!()
+            };
+            assert_eq!(
+                (
+                    r.producer.transactional_id,
+                    r.producer.producer_id,
+                    r.producer.producer_epoch
+                ),
+                ("tx", 7, 3)
+            );
+            assert_eq!(r.topics, [("t", vec![0, 2])]);
+        }
+        25 => {
+            let req = AddOffsetsToTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("tx")))
+                .with_producer_id(ProducerId(7))
+                .with_producer_epoch(3)
+                .with_group_id(GroupId(s("g")));
+            let f = encode(K::AddOffsetsToTxn, v, &req);
+            let Request::AddOffsetsToTxn(r) = decoded(&f) else {
+                panic!()
+            };
+            assert_eq!((r.producer.producer_id, r.group_id), (7, "g"));
+        }
+        26 => {
+            let req = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(s("tx")))
+                .with_producer_id(ProducerId(7))
+                .with_producer_epoch(3)
+                .with_committed(true);
+            let f = encode(K::EndTxn, v, &req);
+            let Request::EndTxn(r) = decoded(&f) else {
+                panic!()
+            };
+            assert_eq!((r.producer.transactional_id, r.committed), ("tx", true));
+        }
+        28 => {
+            let mut req = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(s("tx")))
+                .with_group_id(GroupId(s("g")))
+                .with_producer_id(ProducerId(7))
+                .with_producer_epoch(3)
+                .with_topics(vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                        .with_name(TopicName(s("t")))
+                        .with_partitions(vec![
+                            txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                .with_partition_index(1)
+                                .with_committed_offset(42)
+                                .with_committed_metadata(Some(s("m"))),
+                        ]),
+                ]);
+            if v >= 3 {
+                req = req.with_generation_id(5).with_member_id(s("mem"));
+            }
+            let f = encode(K::TxnOffsetCommit, v, &req);
+            let Request::TxnOffsetCommit(r) = decoded(&f) else {
+                panic!()
+            };
+            assert_eq!((r.group_id, r.producer.producer_epoch), ("g", 3));
+            assert_eq!(r.generation_id, if v >= 3 { 5 } else { -1 });
+            assert_eq!(r.topics, [("t", vec![(1, 42, Some("m"))])]);
+        }
         k => panic!("API key {k} is served but has no check here"),
     }
 }

@@ -186,5 +186,58 @@ def test_a_killed_member_loses_its_partitions_after_the_session_timeout():
         assert waited >= 3, f"partitions moved after {waited:.1f} s, before the session timeout"
 
 
+def test_a_transactional_copy_is_read_back_read_committed():
+    with Server("--partitions", "2") as s:
+        p = Producer({"bootstrap.servers": s.bootstrap})
+        for i in range(40):
+            p.produce("in", value=b"%d" % i)
+        assert p.flush(10) == 0
+        tp = Producer({"bootstrap.servers": s.bootstrap, "transactional.id": "copier"})
+        tp.init_transactions(10)
+        c = consumer(s, "copy", **{"isolation.level": "read_committed"})
+        c.subscribe(["in"])
+        copied = 0
+        deadline = time.time() + 30
+        while copied < 40 and time.time() < deadline:
+            msgs = [m for m in c.consume(8, 0.5) if m.error() is None]
+            if not msgs:
+                continue
+            tp.begin_transaction()
+            for m in msgs:
+                tp.produce("out", value=b"copy-" + m.value())
+            tp.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata())
+            tp.commit_transaction(10)
+            copied += len(msgs)
+        # One aborted transaction, and one left open by a producer that is
+        # then fenced by a new instance with the same id.
+        tp.begin_transaction()
+        tp.produce("out", value=b"aborted")
+        tp.flush(10)
+        tp.abort_transaction(10)
+        tp.begin_transaction()
+        tp.produce("out", value=b"left open")
+        tp.flush(10)
+        again = Producer({"bootstrap.servers": s.bootstrap, "transactional.id": "copier"})
+        again.init_transactions(10)
+        r = consumer(s, "reader", **{"isolation.level": "read_committed"})
+        r.subscribe(["out"])
+        values = set()
+        deadline = time.time() + 20
+        while time.time() < deadline and len(values) < 40:
+            m = r.poll(0.3)
+            if m is not None and m.error() is None:
+                values.add(m.value())
+        for _ in range(5):
+            m = r.poll(0.3)
+            if m is not None and m.error() is None:
+                values.add(m.value())
+        committed = c.committed([TopicPartition("in", 0), TopicPartition("in", 1)], 10)
+        c.close()
+        r.close()
+        assert copied == 40
+        assert values == {b"copy-%d" % i for i in range(40)}, sorted(values)
+        assert sum(tp_.offset for tp_ in committed) == 40, committed
+
+
 if __name__ == "__main__":
     run_tests("confluent-kafka", dict(globals()))

@@ -171,5 +171,52 @@ def test_a_killed_member_loses_its_partitions_after_the_session_timeout():
         assert waited >= 3, f"partitions moved after {waited:.1f} s, before the session timeout"
 
 
+def test_a_transactional_copy_is_read_back_read_committed():
+    with Server("--partitions", "2") as s:
+        p = KafkaProducer(bootstrap_servers=s.bootstrap)
+        for i in range(30):
+            p.send("in", value=b"%d" % i)
+        p.flush()
+        p.close()
+        tp = KafkaProducer(bootstrap_servers=s.bootstrap, transactional_id="kp-copier")
+        tp.init_transactions()
+        c = consumer(s, "kp-copy", "in", isolation_level="read_committed")
+        copied = 0
+        deadline = time.time() + 40
+        while copied < 30 and time.time() < deadline:
+            batch = c.poll(500)
+            if not batch:
+                continue
+            tp.begin_transaction()
+            for msgs in batch.values():
+                for m in msgs:
+                    tp.send("out", value=b"copy-" + m.value)
+                    copied += 1
+            offsets = {tp_: __import__("kafka").OffsetAndMetadata(c.position(tp_), "", -1)
+                       for tp_ in c.assignment()}
+            tp.send_offsets_to_transaction(offsets, c.group_metadata())
+            tp.commit_transaction()
+        tp.begin_transaction()
+        tp.send("out", value=b"aborted")
+        tp.flush()
+        tp.abort_transaction()
+        tp.close()
+        r = consumer(s, "kp-reader", "out", isolation_level="read_committed")
+        values = set()
+        deadline = time.time() + 20
+        while time.time() < deadline and len(values) < 30:
+            for msgs in r.poll(300).values():
+                values.update(m.value for m in msgs)
+        for _ in range(5):
+            for msgs in r.poll(300).values():
+                values.update(m.value for m in msgs)
+        committed = sum(c.committed(TopicPartition("in", i)) or 0 for i in range(2))
+        c.close()
+        r.close()
+        assert copied == 30
+        assert values == {b"copy-%d" % i for i in range(30)}, sorted(values)
+        assert committed == 30, committed
+
+
 if __name__ == "__main__":
     run_tests("kafka-python", dict(globals()))

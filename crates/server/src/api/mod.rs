@@ -24,6 +24,7 @@ mod members;
 mod meta;
 mod offsets;
 mod records;
+mod txn;
 
 /// What the whole server shares: the log, the settings, the address it
 /// advertises, and the coordinator of remote consumer groups.
@@ -117,5 +118,9 @@ pub(crate) fn handle(ctx: &Ctx, peer: &str, h: &Header<'_>, req: Request<'_>) ->
         Request::LeaveGroup(r) => members::leave_group(ctx, h, r),
         Request::ListGroups(r) => members::list_groups(ctx, h, r),
         Request::DescribeGroups(r) => members::describe_groups(ctx, h, r),
+        Request::AddPartitionsToTxn(r) => txn::add_partitions_to_txn(ctx, h, r),
+        Request::AddOffsetsToTxn(r) => txn::add_offsets_to_txn(ctx, h, r),
+        Request::TxnOffsetCommit(r) => txn::txn_offset_commit(ctx, h, r),
+        Request::EndTxn(r) => txn::end_txn(ctx, h, r),
     }
 }

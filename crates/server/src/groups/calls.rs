@@ -273,6 +273,15 @@ impl Group {
         (e::NONE, s.protocol_type.clone(), s.protocol.clone(), out.0)
     }
 
+    /// Checks a member's id, instance id and generation (TxnOffsetCommit).
+    pub fn validate(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> i16 {
+        let mut s = self.lock();
+        match Self::check(&mut s, member_id, instance_id, generation) {
+            Ok(_) => e::NONE,
+            Err(c) => c,
+        }
+    }
+
     /// Heartbeat: keeps the session; says when a rebalance needs a rejoin.
     pub fn heartbeat(&self, member_id: &str, instance_id: Option<&str>, generation: i32) -> i16 {
         let mut s = self.lock();

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod data;
 pub mod group;
 pub mod reader;
+pub mod txn;
 
 use reader::{DecodeError, Reader};
 
@@ -27,7 +28,8 @@ pub struct Api {
 
 /// The APIs and versions served. The caps keep clients on topic names
 /// (Fetch 13+, Produce 13, OffsetCommit/OffsetFetch 10 and DeleteTopics 6
-/// use topic ids) and off transaction version 2 (Produce 12, EndTxn 5);
+/// use topic ids) and off transaction version 2 (Produce 12, EndTxn 5;
+/// AddPartitionsToTxn 4+ is the brokers' batched form);
 /// ConsumerGroupHeartbeat (KIP-848) is not offered.
 pub const APIS: &[Api] = &[
     api(0, 3, 11, 9),  // Produce
@@ -48,6 +50,10 @@ pub const APIS: &[Api] = &[
     api(20, 1, 5, 4),  // DeleteTopics
     api(22, 0, 4, 2),  // InitProducerId
     api(23, 2, 4, 4),  // OffsetForLeaderEpoch
+    api(24, 0, 3, 3),  // AddPartitionsToTxn
+    api(25, 0, 3, 3),  // AddOffsetsToTxn
+    api(26, 0, 3, 3),  // EndTxn
+    api(28, 0, 3, 3),  // TxnOffsetCommit
     api(32, 1, 4, 4),  // DescribeConfigs
     api(37, 0, 3, 2),  // CreatePartitions
     api(60, 0, 1, 0),  // DescribeCluster
@@ -119,6 +125,10 @@ pub enum Request<'a> {
     DescribeConfigs(admin::DescribeConfigs<'a>),
     CreatePartitions(admin::CreatePartitions<'a>),
     DescribeCluster(admin::DescribeCluster),
+    AddPartitionsToTxn(txn::AddPartitionsToTxn<'a>),
+    AddOffsetsToTxn(txn::AddOffsetsToTxn<'a>),
+    EndTxn(txn::EndTxn<'a>),
+    TxnOffsetCommit(txn::TxnOffsetCommit<'a>),
 }
 
 /// Why a frame is not a request this server serves.
@@ -210,6 +220,10 @@ pub fn decode(frame: &[u8]) -> Result<(Header<'_>, Request<'_>), FrameError> {
         32 => Request::DescribeConfigs(admin::DescribeConfigs::decode(&mut r, v)?),
         37 => Request::CreatePartitions(admin::CreatePartitions::decode(&mut r)?),
         60 => Request::DescribeCluster(admin::DescribeCluster::decode(&mut r, v)?),
+        24 => Request::AddPartitionsToTxn(txn::AddPartitionsToTxn::decode(&mut r)?),
+        25 => Request::AddOffsetsToTxn(txn::AddOffsetsToTxn::decode(&mut r)?),
+        26 => Request::EndTxn(txn::EndTxn::decode(&mut r)?),
+        28 => Request::TxnOffsetCommit(txn::TxnOffsetCommit::decode(&mut r, v)?),
         _ => return Err(FrameError::UnknownApi(key)),
     };
     // Bytes after the fields are ignored, as Kafka's broker ignores them:
