@@ -64,6 +64,7 @@ run() {
 run kcat python3 "$here/check_kcat.py"
 run confluent-kafka "$work/venv/bin/python" "$here/check_confluent.py"
 run kafka-python "$work/venv/bin/python" "$here/check_kafka_python.py"
+run "README examples" "$work/venv/bin/python" "$here/check_readme.py"
 
 java_check() {
     local classes
