@@ -9,13 +9,7 @@ cd "$(dirname "$0")/../.."
 work=target/interop
 mkdir -p "$work"
 
-if [ ! -f "$work/kafka-libs/.complete" ]; then
-    echo "-- fetching Apache Kafka's jars with Maven"
-    rm -rf "$work/kafka-libs"
-    (cd tests/interop/kafka && mvn -q -B dependency:copy-dependencies \
-        -DoutputDirectory="$PWD/../../../$work/kafka-libs")
-    touch "$work/kafka-libs/.complete"
-fi
+bash tests/interop/fetch_kafka.sh
 if [ ! -x "$work/venv/bin/python" ] || ! "$work/venv/bin/python" -c "import kafka, zstandard" 2>/dev/null; then
     echo "-- installing kafka-python (and zstandard, its zstd codec) from PyPI"
     python3 -m venv "$work/venv"

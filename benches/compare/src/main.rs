@@ -3,6 +3,7 @@
 //!   cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick] [--json PATH]
 
 mod engines;
+mod server;
 mod txn;
 
 use std::io::{BufRead, BufReader, Write};
@@ -176,7 +177,7 @@ fn fmt_primary(kind: Kind, r: &Res) -> String {
     }
 }
 
-fn pct(mut v: Vec<f64>) -> (f64, f64, f64) {
+pub(crate) fn pct(mut v: Vec<f64>) -> (f64, f64, f64) {
     if v.is_empty() {
         return (f64::NAN, f64::NAN, f64::NAN);
     }
@@ -1153,6 +1154,10 @@ fn main() {
     }
     if run("txn-open") {
         txn::w_txn_open(&mut rep, &dirs, &sc, &p1k);
+    }
+    // Opt-in: it starts Apache Kafka (a JVM) and fetches its jars once.
+    if only.as_ref().is_some_and(|o| o.iter().any(|x| x == "server")) {
+        server::w_server(&mut rep, &dirs, &sc);
     }
     if run("memory") {
         w_memory(&mut rep, &sc, &dirs);

@@ -21,13 +21,7 @@ if [ ! -x "$work/venv/bin/python" ] ||
     python3 -m venv "$work/venv"
     "$work/venv/bin/pip" install -q -r tests/interop/requirements.txt
 fi
-if [ ! -f "$work/kafka-libs/.complete" ]; then
-    echo "-- fetching Apache Kafka's jars with Maven"
-    rm -rf "$work/kafka-libs"
-    (cd tests/interop/kafka && mvn -q -B dependency:copy-dependencies \
-        -DoutputDirectory="$PWD/../../../$work/kafka-libs")
-    touch "$work/kafka-libs/.complete"
-fi
+bash tests/interop/fetch_kafka.sh
 echo "-- installing KafkaJS from npm"
 (cd "$here/kafkajs" && npm ci --no-audit --no-fund --silent)
 echo "-- building the streamlog command"
