@@ -221,3 +221,108 @@ fn a_group_held_in_process_refuses_remote_members() {
     // The in-process member still owns its partition and reads.
     assert_eq!(local.assignment(), [TopicPartition::new("t", 0)]);
 }
+
+/// Copies a directory tree (the committed fixture) to `to`.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dst = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).unwrap();
+        }
+    }
+}
+
+type Row = (
+    i64,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    i64,
+    Vec<(String, Vec<u8>)>,
+);
+
+#[test]
+fn a_log_in_the_older_layout_is_served_in_kafkas() {
+    // The committed format-v1 fixture: plain, zstd-compressed and compacted
+    // batches in streamlog's first layout, converted on the way out.
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/v1");
+    let dir = std::env::temp_dir().join(format!("streamlog-v1-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(&fixture, &dir);
+    let log = Log::open(&dir).unwrap();
+    let server = Server::start(log.clone(), "127.0.0.1:0", ServerConfig::new()).unwrap();
+    let addr = server.local_addr().to_string();
+    for topic in log.topics().into_iter().filter(|t| !t.starts_with("__")) {
+        let parts = log.topic_config(&topic).unwrap().partition_count();
+        for p in 0..parts {
+            let tp = TopicPartition::new(topic.as_str(), p);
+            // In-process, the reference.
+            let mut c =
+                log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
+            c.assign(std::slice::from_ref(&tp)).unwrap();
+            let mut want: Vec<Row> = Vec::new();
+            loop {
+                let recs = c.poll(Duration::ZERO).unwrap();
+                if recs.is_empty() {
+                    break;
+                }
+                for r in recs.iter() {
+                    let hs = r
+                        .headers()
+                        .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                        .collect();
+                    want.push((
+                        r.offset() as i64,
+                        r.key().map(<[u8]>::to_vec),
+                        r.value().map(<[u8]>::to_vec),
+                        r.timestamp(),
+                        hs,
+                    ));
+                }
+            }
+            // Through the server, with librdkafka.
+            let remote: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &addr)
+                .set("group.id", "v1-reader")
+                .set("enable.auto.commit", "false")
+                .set("check.crcs", "true")
+                .create()
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, p as i32, rdkafka::Offset::Beginning)
+                .unwrap();
+            remote.assign(&tpl).unwrap();
+            let mut got: Vec<Row> = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while got.len() < want.len() && Instant::now() < deadline {
+                if let Some(m) = remote.poll(Duration::from_millis(100)) {
+                    let m = m.unwrap();
+                    let hs = m
+                        .headers()
+                        .map(|h| {
+                            use rdkafka::message::Headers;
+                            h.iter()
+                                .map(|x| (x.key.to_owned(), x.value.unwrap_or(&[]).to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    got.push((
+                        m.offset(),
+                        m.key().map(<[u8]>::to_vec),
+                        m.payload().map(<[u8]>::to_vec),
+                        m.timestamp().to_millis().unwrap_or(-1),
+                        hs,
+                    ));
+                }
+            }
+            assert!(!want.is_empty(), "{tp:?} has records");
+            assert_eq!(got, want, "{tp:?}");
+        }
+    }
+    server.shutdown();
+    log.close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

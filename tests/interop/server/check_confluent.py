@@ -10,7 +10,8 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions, NewTopic,
+                                  OffsetSpec)
 
 from harness import Server, run_tests, wait_for
 
@@ -68,6 +69,53 @@ def test_admin_create_describe_alter_and_delete():
         assert len(a.list_topics(timeout=10).topics["orders"].partitions) == 5
         a.delete_topics(["orders"])["orders"].result(10)
         assert "orders" not in a.list_topics(timeout=10).topics
+
+
+def test_list_offsets_and_describe_cluster():
+    with Server() as s:
+        p = Producer({"bootstrap.servers": s.bootstrap})
+        for i, ts in enumerate([1000, 5000, 3000]):
+            p.produce("lo", value=b"%d" % i, timestamp=ts)
+        assert p.flush(10) == 0
+        a = admin(s)
+        tp = TopicPartition("lo", 0)
+        specs = {
+            "earliest": (OffsetSpec.earliest(), 0),
+            "latest": (OffsetSpec.latest(), 3),
+            "max timestamp": (OffsetSpec.max_timestamp(), 1),
+            "by time": (OffsetSpec.for_timestamp(2000), 1),
+        }
+        for name, (spec, want) in specs.items():
+            got = a.list_offsets({tp: spec})[tp].result(10)
+            assert got.offset == want, (name, got)
+        assert a.list_offsets({tp: OffsetSpec.max_timestamp()})[tp].result(10).timestamp == 5000
+        cluster = a.describe_cluster().result(10)
+        assert [f"{n.host}:{n.port}" for n in cluster.nodes] == [s.bootstrap], cluster.nodes
+        assert cluster.controller.id == 0
+
+
+def test_a_static_member_comes_back_to_its_partitions():
+    with Server("--partitions", "4") as s:
+        a = admin(s)
+        a.create_topics([NewTopic("st", num_partitions=4)])["st"].result(10)
+        members = [consumer(s, "static", **{"group.instance.id": f"worker-{i}",
+                                             "session.timeout.ms": 6000}) for i in range(2)]
+        for c in members:
+            c.subscribe(["st"])
+        wait_for("a split", lambda: all(members_assignment(members, 3)))
+        before = members_assignment(members, 1)
+        # worker-1 goes away without leaving (static members do not send
+        # LeaveGroup) and comes back under the same instance id before its
+        # session runs out: it gets the same partitions back.
+        members[1].close()
+        back = consumer(s, "static", **{"group.instance.id": "worker-1", "session.timeout.ms": 6000})
+        back.subscribe(["st"])
+        # (Both members poll, as applications do: a returning leader makes
+        # the group rebalance, and the other member must rejoin.)
+        wait_for("the same partitions",
+                 lambda: members_assignment([members[0], back], 3) == before)
+        members[0].close()
+        back.close()
 
 
 def test_idempotent_zstd_producer_is_read_back_in_order():

@@ -54,12 +54,32 @@ impl Group {
                 // which is fenced from now on.
                 Some(old) if member_id.is_empty() => {
                     member_id = groups.new_member_id(a.client_id);
+                    let was_leader = s.leader.as_deref() == Some(old.as_str());
+                    let same = s
+                        .members
+                        .get(&old)
+                        .is_some_and(|m| m.protocols == a.protocols);
                     if let Some(mut m) = s.members.remove(&old) {
                         m.id = member_id.clone();
+                        m.last_seen = Instant::now();
                         s.members.insert(member_id.clone(), m);
                     }
-                    if s.leader.as_deref() == Some(old.as_str()) {
+                    if was_leader {
                         s.leader = Some(member_id.clone());
+                    }
+                    // KIP-345: a follower coming back unchanged to a stable
+                    // group gets its place (and, at SyncGroup, its
+                    // assignment) without a rebalance.
+                    if s.phase == Phase::Stable && same && !was_leader {
+                        return JoinResult {
+                            error: e::NONE,
+                            generation: s.generation,
+                            protocol_type: s.protocol_type.clone(),
+                            protocol: s.protocol.clone(),
+                            leader: s.leader.clone().unwrap_or_default(),
+                            member_id,
+                            members: Vec::new(),
+                        };
                     }
                 }
                 Some(old) if old != member_id => return fail(e::FENCED_INSTANCE_ID),
