@@ -320,7 +320,7 @@ mod tests {
             r.bytes("c").unwrap_err().problem,
             Problem::BadLength(9)
         ));
-        let frame = [3, b'o', b'k', 0, 1, 0];
+        let frame = [3, b'o', b'k', 0, 1];
         let mut r = Reader::new(&frame, true);
         assert_eq!(r.str("a").unwrap(), "ok");
         r.skip_tags().unwrap();
