@@ -151,30 +151,35 @@ fn rd_produce(addr: &str, topic: &str, n: u64, size: usize) -> f64 {
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
-/// Records/s consumed by librdkafka from the start of partition 0.
+/// Records/s consumed by librdkafka from the start of partition 0, from
+/// the first record on.
 fn rd_consume(addr: &str, topic: &str, n: u64) -> f64 {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", "bench")
         .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
+        // librdkafka's default fetch sizes: with 10 MiB partition fetches its
+        // queue passes `queued.min.messages` at once and it backs off for
+        // `fetch.queue.backoff.ms` (1 s), against any server.
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
     c.assign(&tpl).unwrap();
-    let t0 = Instant::now();
+    // Timed from the first record: the client's start (metadata, the
+    // offset lookup) is not the server's throughput.
+    let mut t0 = None;
     let mut got = 0;
     while got < n {
         if let Some(m) = c.poll(Duration::from_secs(10)) {
             m.unwrap();
+            t0.get_or_insert_with(Instant::now);
             got += 1;
         } else {
             panic!("consume stalled at {got} of {n}");
         }
     }
-    n as f64 / t0.elapsed().as_secs_f64()
+    (n - 1) as f64 / t0.map_or(f64::MAX, |t| t.elapsed().as_secs_f64())
 }
 
 /// p50 and p99 (µs) from a librdkafka produce (linger 0) to a librdkafka
@@ -302,19 +307,44 @@ fn loopback(n: u64, size: usize) -> f64 {
     n as f64 / t0.elapsed().as_secs_f64()
 }
 
-struct Side {
-    rd_produce: f64,
-    rd_consume: f64,
-    java_produce: f64,
-    java_consume: f64,
+/// CPU seconds (user + system) the process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit(") ").next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
 }
 
-fn measure(addr: &str, tag: &str, n: u64, size: usize) -> Side {
+/// A rate, and the server's CPU seconds per million records meanwhile.
+#[derive(Clone, Copy)]
+struct Rate {
+    rps: f64,
+    cpu_per_m: f64,
+}
+
+struct Side {
+    rd_produce: Rate,
+    rd_consume: Rate,
+    java_produce: Rate,
+    java_consume: Rate,
+}
+
+fn timed(pid: u32, n: u64, f: impl FnOnce() -> f64) -> Rate {
+    let c0 = cpu_seconds(pid);
+    let rps = f();
+    Rate { rps, cpu_per_m: (cpu_seconds(pid) - c0) / n as f64 * 1e6 }
+}
+
+fn measure(pid: u32, addr: &str, tag: &str, n: u64, size: usize) -> Side {
     let (a, b) = (format!("{tag}-rd-{size}"), format!("{tag}-java-{size}"));
-    let rd_produce = rd_produce(addr, &a, n, size);
-    let rd_consume = rd_consume(addr, &a, n);
-    let java_produce = java_produce(addr, &b, n, size);
-    let java_consume = java_consume(addr, &b, n);
+    let rd_produce = timed(pid, n, || rd_produce(addr, &a, n, size));
+    let rd_consume = timed(pid, n, || rd_consume(addr, &a, n));
+    let java_produce = timed(pid, n, || java_produce(addr, &b, n, size));
+    let java_consume = timed(pid, n, || java_consume(addr, &b, n));
     Side { rd_produce, rd_consume, java_produce, java_consume }
 }
 
@@ -355,7 +385,7 @@ pub fn w_server(rep: &mut Report, dirs: &Dirs, sc: &Scale) {
     let median = |v: &[f64]| v[v.len() / 2];
 
     let mut table = String::from(
-        "server workload                                         | streamlog serve | Apache Kafka 4.4 | streamlog/Kafka | loopback limit\n",
+        "server workload                                         | streamlog serve | Apache Kafka 4.4 | streamlog/Kafka | loopback limit | server CPU s per M records: streamlog / Kafka\n",
     );
     table.push_str(&format!(
         "{:<55} | {:>15.1} | {:>16.1} | {:>15.3} |\n",
@@ -369,14 +399,14 @@ pub fn w_server(rep: &mut Report, dirs: &Dirs, sc: &Scale) {
         let limit = loopback(n * 4, size);
         let d = dirs.fresh("serve");
         let (sl_proc, sl_addr) = start_streamlog(&bin, &d);
-        let sl = measure(&sl_addr, "t", n, size);
+        let sl = measure(sl_proc.0.id(), &sl_addr, "t", n, size);
         let sl_lat = rd_latency(&sl_addr, &format!("lat-{size}"), sc.pick(1000, 3000));
         drop(sl_proc);
         let d = dirs.fresh("kafka");
         let (mut cmd, k_addr) = kafka_command(&d);
         let k_proc = Proc(cmd.spawn().unwrap());
         first_produce(&k_addr, Instant::now() + Duration::from_secs(120));
-        let k = measure(&k_addr, "t", n, size);
+        let k = measure(k_proc.0.id(), &k_addr, "t", n, size);
         let k_lat = rd_latency(&k_addr, &format!("lat-{size}"), sc.pick(1000, 3000));
         drop(k_proc);
         let rows = [
@@ -387,12 +417,14 @@ pub fn w_server(rep: &mut Report, dirs: &Dirs, sc: &Scale) {
         ];
         for (name, a, b) in rows {
             table.push_str(&format!(
-                "{:<55} | {:>15.0} | {:>16.0} | {:>15.2} | {:>14.0}\n",
+                "{:<55} | {:>15.0} | {:>16.0} | {:>15.2} | {:>14.0} | {:.2} / {:.2}\n",
                 format!("{name}, {} (records/s)", if size == 100 { "100 B" } else { "1 KiB" }),
-                a,
-                b,
-                a / b,
-                limit
+                a.rps,
+                b.rps,
+                a.rps / b.rps,
+                limit,
+                a.cpu_per_m,
+                b.cpu_per_m
             ));
         }
         table.push_str(&format!(
