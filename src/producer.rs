@@ -244,7 +244,8 @@ impl Producer {
     /// [`Error::InvalidKafkaBatch`] (nothing appended),
     /// [`Error::RecordTooLarge`] (nothing appended),
     /// [`Error::OutOfOrderSequence`], [`Error::ProducerFenced`],
-    /// [`Error::InvalidTxnState`] (nothing appended), as
+    /// [`Error::InvalidTxnState`] (nothing appended),
+    /// [`Error::InvalidTopicName`] for an internal topic, as
     /// [`send_to`](Self::send_to) otherwise.
     ///
     /// # Example
@@ -271,6 +272,14 @@ impl Producer {
         use crate::format::batch::foreign::{validate, Limits};
         let t = self.topic(topic)?;
         t.partition(partition)?;
+        if t.is_internal() {
+            // Their records are the log's own (group offsets, transaction
+            // decisions): outside writers would bypass every check.
+            return Err(Error::InvalidTopicName {
+                name: topic.to_owned(),
+                reason: "internal topics are written by the log only",
+            });
+        }
         let limits = Limits {
             max_record_bytes: t.config.max_record_bytes,
             transactional: false,

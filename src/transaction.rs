@@ -58,7 +58,7 @@ impl std::fmt::Debug for TransactionalProducer {
 
 impl TransactionalProducer {
     pub(crate) fn new(inner: Arc<LogInner>, id: &str) -> Result<Self> {
-        let (slot, handle) = inner.init_transactional(id)?;
+        let (slot, handle) = inner.init_transactional(id, None, None)?;
         Ok(TransactionalProducer {
             inner,
             slot,

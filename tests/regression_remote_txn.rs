@@ -76,7 +76,9 @@ fn a_power_cut_inside_the_second_transaction_of_an_epoch_aborts_it() {
         let log = open_sim(&fs, "/d", opts()).unwrap();
         log.create_topic("a", TopicConfig::new().partitions(2))
             .unwrap();
-        let (pid, epoch) = log.init_producer_id("tx", Duration::from_secs(60)).unwrap();
+        let (pid, epoch) = log
+            .init_producer_id("tx", Duration::from_secs(60), None)
+            .unwrap();
         let (a0, a1) = (TopicPartition::new("a", 0), TopicPartition::new("a", 1));
         log.add_partitions_to_txn("tx", pid, epoch, std::slice::from_ref(&a0))
             .unwrap();
@@ -105,7 +107,9 @@ fn a_power_cut_inside_the_second_transaction_of_an_epoch_aborts_it() {
 fn a_remote_client_keeps_its_epoch_and_a_newer_one_fences_it() {
     let log = Log::temporary().unwrap();
     log.create_topic("a", TopicConfig::new()).unwrap();
-    let (pid, epoch) = log.init_producer_id("tx", Duration::from_secs(60)).unwrap();
+    let (pid, epoch) = log
+        .init_producer_id("tx", Duration::from_secs(60), None)
+        .unwrap();
     let a0 = TopicPartition::new("a", 0);
     for (i, commit) in [(0, true), (1, false), (2, true)] {
         log.add_partitions_to_txn("tx", pid, epoch, std::slice::from_ref(&a0))
@@ -144,10 +148,139 @@ fn a_remote_client_keeps_its_epoch_and_a_newer_one_fences_it() {
         .unwrap_err();
     assert!(matches!(e, streamlog::Error::InvalidTxnState { .. }), "{e}");
     // A new InitProducerId fences the old epoch and aborts its transaction.
-    let (pid2, epoch2) = log.init_producer_id("tx", Duration::from_secs(60)).unwrap();
+    let (pid2, epoch2) = log
+        .init_producer_id("tx", Duration::from_secs(60), None)
+        .unwrap();
     assert_eq!((pid2, epoch2 > epoch), (pid, true));
     let e = log
         .add_partitions_to_txn("tx", pid, epoch, std::slice::from_ref(&a0))
         .unwrap_err();
     assert!(matches!(e, streamlog::Error::ProducerFenced { .. }), "{e}");
+}
+
+/// Regression (review): two concurrent InitProducerId calls for one id
+/// could both return the same producer id and epoch, so the older client
+/// was never fenced.
+#[test]
+fn concurrent_init_producer_id_calls_get_distinct_epochs() {
+    let log = Log::temporary().unwrap();
+    for _ in 0..50 {
+        let results: Vec<(i64, i16)> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        log.init_producer_id("tx", Duration::from_secs(60), None)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut distinct = results.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), results.len(), "{results:?}");
+    }
+}
+
+/// Review: InitProducerId v3+ carries the id and epoch the client holds; a
+/// client that is no longer the holder is refused instead of fencing the
+/// live one. After a restart, a client carrying on with its id and epoch is
+/// accepted until someone initializes the id anew.
+#[test]
+fn a_stale_holder_is_refused_and_a_live_one_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("streamlog-remote-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let a0 = TopicPartition::new("a", 0);
+    let (pid, epoch) = {
+        let log = Log::open(&dir).unwrap();
+        log.create_topic("a", TopicConfig::new()).unwrap();
+        let first = log
+            .init_producer_id("tx", Duration::from_secs(60), None)
+            .unwrap();
+        let second = log
+            .init_producer_id("tx", Duration::from_secs(60), Some(first))
+            .unwrap();
+        assert_eq!(second, (first.0, first.1 + 1));
+        let e = log
+            .init_producer_id("tx", Duration::from_secs(60), Some(first))
+            .unwrap_err();
+        assert!(matches!(e, streamlog::Error::ProducerFenced { .. }), "{e}");
+        log.close().unwrap();
+        second
+    };
+    let log = Log::open(&dir).unwrap();
+    log.add_partitions_to_txn("tx", pid, epoch, std::slice::from_ref(&a0))
+        .unwrap();
+    log.append_transactional_batches(
+        "tx",
+        pid,
+        epoch,
+        "a",
+        0,
+        &batch(pid, epoch, 0, "after restart"),
+    )
+    .unwrap();
+    log.end_txn("tx", pid, epoch, true).unwrap();
+    assert_eq!(committed(&log, 0), ["after restart"]);
+    // An in-process handle takes the id over: the remote client is fenced.
+    let _handle = log.transactional_producer("tx").unwrap();
+    let e = log
+        .add_partitions_to_txn("tx", pid, epoch, std::slice::from_ref(&a0))
+        .unwrap_err();
+    assert!(matches!(e, streamlog::Error::ProducerFenced { .. }), "{e}");
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Review: a remote client could write into the log's internal topics
+/// (planting commits or transaction decisions).
+#[test]
+fn remote_writers_cannot_reach_internal_topics() {
+    let log = Log::temporary().unwrap();
+    log.create_topic("a", TopicConfig::new()).unwrap();
+    log.producer()
+        .send("a", streamlog::Record::new(b"x"))
+        .unwrap();
+    // The offsets topic exists once a group commits.
+    log.commit_offsets(
+        "g",
+        &[(
+            TopicPartition::new("a", 0),
+            streamlog::OffsetAndMetadata::new(1),
+        )],
+    )
+    .unwrap();
+    let plain = streamlog::internals::encode(&DecodedBatch {
+        attributes: 0,
+        producer: (-1, -1, -1),
+        ..streamlog::internals::decode(&batch(1, 0, 0, "x")).unwrap()
+    });
+    for topic in ["__consumer_offsets", "__transaction_state"] {
+        let _ = log.topic_config(topic);
+        let e = log.producer().append_kafka_batches(topic, 0, &plain);
+        assert!(
+            matches!(
+                e,
+                Err(streamlog::Error::InvalidTopicName { .. })
+                    | Err(streamlog::Error::UnknownTopic { .. })
+            ),
+            "{topic}: {e:?}"
+        );
+    }
+    let (pid, epoch) = log
+        .init_producer_id("tx", Duration::from_secs(60), None)
+        .unwrap();
+    let e = log
+        .add_partitions_to_txn(
+            "tx",
+            pid,
+            epoch,
+            &[TopicPartition::new("__consumer_offsets", 0)],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, streamlog::Error::InvalidTopicName { .. }),
+        "{e}"
+    );
 }

@@ -203,7 +203,7 @@ fn remote_workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
     let timeout = Duration::from_secs(60);
     let mut ids = Vec::new();
     for id in ["copier", "other"] {
-        match log.init_producer_id(id, timeout) {
+        match log.init_producer_id(id, timeout, None) {
             Ok((pid, epoch)) => ids.push((id, pid, epoch, HashMap::<(&str, u32), i32>::new())),
             Err(_) => return,
         }

@@ -23,7 +23,7 @@ use crate::group::offsets::{
     validate_group_id, ConsumerGroupMetadata, GroupMember, OffsetAndMetadata,
 };
 use crate::record::TopicPartition;
-use crate::txn::{OpenTxn, TxnIdState, TxnOffsets, TxnSlot, MAX_TXN_TIMEOUT};
+use crate::txn::{OpenTxn, TxnIdState, TxnOffsets, TxnSlot, DEFAULT_TXN_TIMEOUT, MAX_TXN_TIMEOUT};
 use parking_lot::MutexGuard;
 use std::sync::Arc;
 
@@ -32,18 +32,26 @@ impl Log {
     /// earlier holder of `transactional_id` (in-process handles too),
     /// aborts what they left open, and returns the producer id and epoch
     /// the remote client writes with. `timeout` bounds each of its
-    /// transactions (at most 15 minutes).
+    /// transactions (at most 15 minutes). `current`: the producer id and
+    /// epoch the client already holds, if it says so (Kafka's InitProducerId
+    /// v3+, after an abortable error): a client that is no longer the
+    /// current holder is refused.
+    ///
+    /// After a restart of the log, a client that goes on with the producer
+    /// id and epoch it had is accepted again (with a 60 s transaction
+    /// timeout) until anyone initializes the id anew.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for an empty id or a timeout over 15
-    /// minutes; [`Error::Io`].
+    /// minutes; [`Error::ProducerFenced`] when `current` is not the id's
+    /// current producer id and epoch; [`Error::Io`].
     ///
     /// # Example
     /// ```
     /// use std::time::Duration;
     /// let log = streamlog::Log::temporary()?;
-    /// let (pid, epoch) = log.init_producer_id("copier", Duration::from_secs(60))?;
-    /// let (pid2, epoch2) = log.init_producer_id("copier", Duration::from_secs(60))?;
+    /// let (pid, epoch) = log.init_producer_id("copier", Duration::from_secs(60), None)?;
+    /// let (pid2, epoch2) = log.init_producer_id("copier", Duration::from_secs(60), None)?;
     /// assert_eq!((pid2, epoch2), (pid, epoch + 1));
     /// # Ok::<(), streamlog::Error>(())
     /// ```
@@ -51,16 +59,17 @@ impl Log {
         &self,
         transactional_id: &str,
         timeout: Duration,
+        current: Option<(i64, i16)>,
     ) -> Result<(i64, i16)> {
         if timeout.is_zero() || timeout > MAX_TXN_TIMEOUT {
             return Err(Error::InvalidConfig {
                 what: format!("a transaction timeout of {timeout:?}: allowed 1 ms to 15 minutes"),
             });
         }
-        let (slot, _) = self.inner.init_transactional(transactional_id)?;
-        let mut st = slot.state.lock();
-        st.remote = Some(timeout);
-        Ok((st.producer_id, st.epoch))
+        let (_, h) = self
+            .inner
+            .init_transactional(transactional_id, Some(timeout), current)?;
+        Ok((h.producer_id, h.epoch))
     }
 
     /// Locks the slot of `id` for a remote call at `(producer_id, epoch)`.
@@ -73,9 +82,19 @@ impl Log {
         };
         let slot = self.inner.txns.get(id).ok_or_else(|| fenced(-1))?;
         {
-            let st = slot.state.lock();
-            if st.producer_id != producer_id || st.epoch != epoch || st.remote.is_none() {
+            let mut st = slot.state.lock();
+            if st.producer_id != producer_id || st.epoch != epoch {
                 return Err(fenced(st.epoch));
+            }
+            if st.remote.is_none() {
+                // Nobody initialized the id since the log was opened (no
+                // handle generation yet): a remote client carrying on
+                // across a restart, adopted. Otherwise the id belongs to an
+                // in-process handle.
+                if st.handle_gen != 0 {
+                    return Err(fenced(st.epoch));
+                }
+                st.remote = Some(DEFAULT_TXN_TIMEOUT);
             }
         }
         Ok(slot)
@@ -124,6 +143,12 @@ impl Log {
     ) -> Result<()> {
         let inner = &self.inner;
         for (t, p) in tps {
+            if inner.topic(t)?.is_internal() {
+                return Err(Error::InvalidTopicName {
+                    name: t.clone(),
+                    reason: "internal topics are written by the log only",
+                });
+            }
             inner.partition(t, *p)?;
         }
         let slot = self.remote_slot(id, producer_id, epoch)?;
@@ -170,7 +195,7 @@ impl Log {
     /// use streamlog::{Log, TopicPartition};
     /// let log = Log::temporary()?;
     /// log.create_topic("t", Default::default())?;
-    /// let (pid, epoch) = log.init_producer_id("tx", Duration::from_secs(60))?;
+    /// let (pid, epoch) = log.init_producer_id("tx", Duration::from_secs(60), None)?;
     /// log.add_partitions_to_txn("tx", pid, epoch, &[TopicPartition::new("t", 0)])?;
     /// log.end_txn("tx", pid, epoch, false)?;
     /// # Ok::<(), streamlog::Error>(())

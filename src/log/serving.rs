@@ -199,6 +199,26 @@ impl Log {
         self.inner.allocate_producer_id()
     }
 
+    /// Aborts every transaction open longer than its timeout (Kafka's
+    /// coordinator does this on a timer; [`maintain`](Self::maintain) does it
+    /// too, and in-process reads of a partition such a transaction holds
+    /// back). A server whose remote clients may vanish mid-transaction calls
+    /// it regularly, so that `ReadCommitted` readers are not held back by
+    /// an abandoned transaction. Returns how many were aborted.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if a marker cannot be written.
+    ///
+    /// # Example
+    /// ```
+    /// let log = streamlog::Log::temporary()?;
+    /// assert_eq!(log.abort_timed_out_transactions()?, 0);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn abort_timed_out_transactions(&self) -> Result<usize> {
+        self.inner.abort_timed_out()
+    }
+
     /// Commits offsets for `group` from outside a consumer: what a Kafka
     /// client's commit with no group membership (`assign()`, generation −1)
     /// does, and how a server commits for the remote members it

@@ -151,7 +151,18 @@ impl LogInner {
     /// new producer id once the epoch is exhausted), recorded durably. An
     /// open transaction of an older handle is aborted first; every older
     /// handle is fenced from now on.
-    pub(crate) fn init_transactional(&self, id: &str) -> Result<(Arc<TxnSlot>, HandleId)> {
+    ///
+    /// `remote`: a remote client's transaction timeout (see
+    /// `TxnIdState::remote`), set under the same lock so that concurrent
+    /// calls each get their own epoch. `expected`: the producer id and
+    /// epoch a remote client says it holds (Kafka's InitProducerId v3+); a
+    /// mismatch is `ProducerFenced`.
+    pub(crate) fn init_transactional(
+        &self,
+        id: &str,
+        remote: Option<Duration>,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(Arc<TxnSlot>, HandleId)> {
         if id.is_empty() || id.len() > i16::MAX as usize {
             return Err(Error::InvalidConfig {
                 what: format!("a transactional id has 1 to 32,767 bytes, not {}", id.len()),
@@ -168,10 +179,20 @@ impl LogInner {
             }
         };
         let mut st = slot.state.lock();
+        if let Some((pid, epoch)) = expected.filter(|e| e.0 >= 0) {
+            if pid != st.producer_id || epoch != st.epoch {
+                return Err(Error::ProducerFenced {
+                    transactional_id: Some(id.to_owned()),
+                    producer_id: pid,
+                    epoch,
+                    current_epoch: st.epoch,
+                });
+            }
+        }
         if st.open.is_some() {
             self.abort_locked(&slot.id, &mut st, true)?;
         }
-        st.remote = None;
+        st.remote = remote;
         self.bump_epoch(&mut st)?;
         st.handle_gen += 1;
         self.record_txn_state(id, &mut st, TxnStatus::Empty, None, true)?;

@@ -6,9 +6,10 @@
 //! `socket.request.max.bytes`), or any request but Produce longer than
 //! [`MAX_OTHER_REQUEST_BYTES`], closes the connection before it is read;
 //! the bytes of frames being read across all connections are capped by
-//! `max_inflight_request_bytes` (Kafka's `queued.max.request.bytes`), and a
-//! connection waits for room. Anything that does not decode closes this
-//! connection and nothing else.
+//! `max_inflight_request_bytes` (Kafka's `queued.max.request.bytes`),
+//! charged as bytes arrive, and a connection waits for room; a connection
+//! silent for `idle_timeout` is closed. Anything that does not decode
+//! closes this connection and nothing else.
 
 use std::io::{self, BufReader, IoSlice, Read, Write};
 use std::net::TcpStream;
@@ -19,6 +20,13 @@ use crate::wire::{self, FrameError, API_VERSIONS};
 /// The largest request other than Produce: a Metadata or OffsetCommit
 /// request of this size names hundreds of thousands of partitions.
 pub const MAX_OTHER_REQUEST_BYTES: usize = 8 << 20;
+
+/// How long a connection may fall silent in the middle of a request.
+const REQUEST_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A frame's bytes are read, and charged to the shared budget, at most
+/// this many at a time (on the connection thread's stack).
+const READ_CHUNK: usize = 32 << 10;
 
 /// Serves `stream` until the client closes it, sends something that is not
 /// a request this server serves, or the server stops.
@@ -50,7 +58,11 @@ fn serve_one(
     out: &mut TcpStream,
 ) -> io::Result<bool> {
     let mut head = [0u8; 4];
+    // Kafka's `connections.max.idle.ms` between requests; inside one, a
+    // silence of `REQUEST_STALL` closes the connection.
+    let _ = out.set_read_timeout(Some(ctx.config.idle_timeout));
     input.read_exact(&mut head)?;
+    let _ = out.set_read_timeout(Some(REQUEST_STALL.min(ctx.config.idle_timeout)));
     let len = i32::from_be_bytes(head);
     let Ok(len) = usize::try_from(len) else {
         return Ok(false);
@@ -64,14 +76,23 @@ fn serve_one(
     if key != 0 && len > MAX_OTHER_REQUEST_BYTES {
         return Ok(false);
     }
-    let _permit = ctx.inflight.acquire(len);
-    // The frame grows as its bytes arrive: a client that announces a large
-    // frame and sends little costs little.
-    let mut frame = Vec::with_capacity(len.min(1 << 20));
+    // The frame grows as its bytes arrive, and the shared budget is
+    // charged for what arrived: a client that announces a large frame and
+    // sends little costs little, and holds back no one else.
+    let mut permit = ctx.inflight.admit();
+    let mut frame = Vec::with_capacity(len.min(READ_CHUNK));
     frame.extend_from_slice(&first);
-    input.take((len - 8) as u64).read_to_end(&mut frame)?;
-    if frame.len() != len {
-        return Ok(false);
+    let mut buf = [0u8; READ_CHUNK];
+    while frame.len() < len {
+        let want = (len - frame.len()).min(READ_CHUNK);
+        let got = match input.read(&mut buf[..want]) {
+            Ok(0) => return Ok(false),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        permit.grow(got);
+        frame.extend_from_slice(&buf[..got]);
     }
     let reply = match wire::decode(&frame) {
         Ok((header, req)) => api::handle(ctx, peer, &header, req),

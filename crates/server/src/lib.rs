@@ -20,7 +20,8 @@
 //! The server is one broker (node 0) that leads every partition. Each
 //! connection has its own thread, which parks (no busy wait) in long-poll
 //! fetches and group joins; memory per connection is bounded by the
-//! request caps in [`ServerConfig`]. ARCHITECTURE.md describes the modules
+//! request caps in [`ServerConfig`]. One more thread runs the timers:
+//! group sessions and transaction timeouts. ARCHITECTURE.md describes the modules
 //! and the APIs served.
 
 #![deny(missing_docs)]
@@ -71,6 +72,13 @@ pub struct ServerConfig {
     /// Print a line to stderr when a connection is closed for a bad
     /// request. Default: true.
     pub log_errors: bool,
+    /// A connection that sends nothing for this long (between requests, or
+    /// in the middle of one) is closed (Kafka's `connections.max.idle.ms`).
+    /// Default: 10 minutes.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more are closed when accepted (Kafka's
+    /// `max.connections`). Default: 4,096.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +91,8 @@ impl Default for ServerConfig {
             advertised: None,
             initial_rebalance_delay: Duration::ZERO,
             log_errors: true,
+            idle_timeout: Duration::from_secs(600),
+            max_connections: 4096,
         }
     }
 }
@@ -156,6 +166,29 @@ impl ServerConfig {
         self
     }
 
+    /// Sets [`idle_timeout`](Self::idle_timeout) (at least 1 ms).
+    ///
+    /// # Example
+    /// ```
+    /// let cfg = streamlog_server::ServerConfig::new()
+    ///     .idle_timeout(std::time::Duration::from_secs(60));
+    /// ```
+    pub fn idle_timeout(mut self, d: Duration) -> Self {
+        self.idle_timeout = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Sets [`max_connections`](Self::max_connections).
+    ///
+    /// # Example
+    /// ```
+    /// let cfg = streamlog_server::ServerConfig::new().max_connections(100);
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
     /// Sets [`log_errors`](Self::log_errors).
     ///
     /// # Example
@@ -168,7 +201,8 @@ impl ServerConfig {
     }
 }
 
-/// A budget of bytes shared by all connections: a reader waits for room.
+/// A budget of bytes shared by all connections: the bytes of requests
+/// being read. A new request waits while the budget is spent.
 pub(crate) struct Inflight {
     used: Mutex<usize>,
     freed: Condvar,
@@ -190,15 +224,24 @@ impl Inflight {
         }
     }
 
-    /// Takes `n` bytes of room, waiting while others hold it. A request
-    /// larger than the whole budget runs alone.
-    pub fn acquire(&self, n: usize) -> Permit<'_> {
+    /// Admits a new request: waits while the requests being read hold the
+    /// whole budget. The permit then grows with the bytes that arrive, and
+    /// never waits again (a request in progress never blocks on another,
+    /// so none can wait for each other).
+    pub fn admit(&self) -> Permit<'_> {
         let mut used = self.used.lock();
-        while *used > 0 && *used + n > self.cap {
+        while *used >= self.cap {
             self.freed.wait(&mut used);
         }
-        *used += n;
-        Permit { of: self, n }
+        Permit { of: self, n: 0 }
+    }
+}
+
+impl Permit<'_> {
+    /// Charges `n` more bytes, which arrived.
+    pub fn grow(&mut self, n: usize) {
+        *self.of.used.lock() += n;
+        self.n += n;
     }
 }
 
@@ -225,6 +268,7 @@ pub struct Server {
     shared: Arc<Shared>,
     addr: SocketAddr,
     accept: Option<JoinHandle<()>>,
+    timer: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -279,10 +323,15 @@ impl Server {
         let accept = std::thread::Builder::new()
             .name("streamlog-accept".into())
             .spawn(move || accept_loop(&s, listener))?;
+        let s = shared.clone();
+        let timer = std::thread::Builder::new()
+            .name("streamlog-timer".into())
+            .spawn(move || timer_loop(&s))?;
         Ok(Server {
             shared,
             addr,
             accept: Some(accept),
+            timer: Some(timer),
         })
     }
 
@@ -310,6 +359,9 @@ impl Server {
         }
         let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
         let _ = accept.join();
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
         let conns = std::mem::take(&mut *self.shared.conns.lock());
         for (_, stream, _) in &conns {
             let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -328,6 +380,23 @@ impl Drop for Server {
     }
 }
 
+/// The server's timers, as Kafka's broker runs them: groups' session
+/// expiry and join deadlines (so a group whose members all vanished
+/// empties and releases its claim), and the abort of remote transactions
+/// past their timeout (so read_committed readers move on).
+fn timer_loop(shared: &Arc<Shared>) {
+    let ctx = &shared.ctx;
+    while !ctx.stopping() {
+        std::thread::sleep(Duration::from_millis(200));
+        ctx.groups.tick();
+        if let Err(e) = ctx.log.abort_timed_out_transactions() {
+            if ctx.config.log_errors {
+                eprintln!("streamlog-server: aborting timed-out transactions: {e}");
+            }
+        }
+    }
+}
+
 fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
     for stream in listener.incoming() {
         if shared.ctx.stopping() {
@@ -339,6 +408,10 @@ fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
             std::thread::sleep(Duration::from_millis(10));
             continue;
         };
+        if shared.conns.lock().len() >= shared.ctx.config.max_connections {
+            // Over the limit: closed at once (dropped), as Kafka does.
+            continue;
+        }
         let Ok(handle_copy) = stream.try_clone() else {
             continue;
         };

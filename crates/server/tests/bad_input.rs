@@ -236,3 +236,48 @@ mod tempdir {
         }
     }
 }
+
+/// Regression (review): connections announcing large frames and sending
+/// nothing more held the whole in-flight budget, and every other client
+/// waited for ever. The budget is now charged as bytes arrive.
+#[test]
+fn announced_but_unsent_frames_hold_back_no_one() {
+    let dir = tempdir::Dir::new();
+    let log = Log::open(dir.path()).unwrap();
+    let mut cfg = ServerConfig::new().log_errors(false);
+    cfg.max_inflight_request_bytes = 4 << 20;
+    let server = Server::start(log.clone(), "127.0.0.1:0", cfg).unwrap();
+    let stalled: Vec<TcpStream> = (0..6)
+        .map(|_| {
+            let mut s = connect(&server);
+            let mut f = (100i32 << 20).to_be_bytes().to_vec();
+            // A Produce header's first bytes, then silence.
+            f.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 1, 0xff, 0xff, 0, 0]);
+            s.write_all(&f).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut bystander = connect(&server);
+    bystander.write_all(&api_versions(9)).unwrap();
+    assert_eq!(read_response(&mut bystander).unwrap().0, 9);
+    drop(stalled);
+    server.shutdown();
+    log.close().unwrap();
+}
+
+/// Review: FindCoordinator v4 with an unknown key type must be answered
+/// (per key), not make the response unencodable and close the connection.
+#[test]
+fn find_coordinator_v4_with_an_unknown_key_type_is_answered() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    let (dir, log, server) = setup();
+    let mut s = connect(&server);
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(7)
+        .with_coordinator_keys(vec![StrBytes::from_static_str("g")]);
+    s.write_all(&frame(ApiKey::FindCoordinator, 4, 3, &req))
+        .unwrap();
+    assert_eq!(read_response(&mut s).unwrap().0, 3);
+    finish(dir, log, server);
+}

@@ -7,6 +7,7 @@ pub const OFFSET_OUT_OF_RANGE: i16 = 1;
 pub const CORRUPT_MESSAGE: i16 = 2;
 pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 pub const MESSAGE_TOO_LARGE: i16 = 10;
+pub const NOT_COORDINATOR: i16 = 16;
 pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
 pub const INVALID_REQUIRED_ACKS: i16 = 21;
 pub const ILLEGAL_GENERATION: i16 = 22;
@@ -28,6 +29,7 @@ pub const INVALID_TXN_STATE: i16 = 48;
 pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
 pub const KAFKA_STORAGE_ERROR: i16 = 56;
 pub const MEMBER_ID_REQUIRED: i16 = 79;
+pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
 pub const FENCED_INSTANCE_ID: i16 = 82;
 pub const UNKNOWN_SERVER_ERROR: i16 = -1;
 

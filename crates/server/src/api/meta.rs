@@ -119,21 +119,27 @@ pub(super) fn find_coordinator(ctx: &Ctx, h: &Header<'_>, r: FindCoordinator<'_>
     let host = sb(a.ip().to_string());
     let port = i32::from(a.port());
     let mut resp = FindCoordinatorResponse::default();
-    if r.key_type != 0 && r.key_type != 1 {
-        resp = resp.with_error_code(errors::INVALID_REQUEST);
-    } else if r.batched {
+    let known_type = r.key_type == 0 || r.key_type == 1;
+    if r.batched {
+        // v4+: errors go in each coordinator entry (the top-level field is
+        // not in these versions).
         resp = resp.with_coordinators(
             r.keys
                 .iter()
                 .map(|k| {
-                    Coordinator::default()
-                        .with_key(sb(*k))
-                        .with_node_id(NODE)
-                        .with_host(host.clone())
-                        .with_port(port)
+                    let c = Coordinator::default().with_key(sb(*k));
+                    if known_type {
+                        c.with_node_id(NODE).with_host(host.clone()).with_port(port)
+                    } else {
+                        c.with_error_code(errors::INVALID_REQUEST)
+                            .with_node_id(BrokerId(-1))
+                            .with_port(-1)
+                    }
                 })
                 .collect(),
         );
+    } else if !known_type {
+        resp = resp.with_error_code(errors::INVALID_REQUEST);
     } else {
         resp = resp.with_node_id(NODE).with_host(host).with_port(port);
     }

@@ -4,6 +4,8 @@
 //! commit from outside a group (generation −1, no member id) is accepted
 //! while the group has no members.
 
+use std::collections::{HashMap, HashSet};
+
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -21,7 +23,7 @@ use crate::wire::Header;
 
 pub(super) fn offset_commit(ctx: &Ctx, h: &Header<'_>, r: OffsetCommit<'_>) -> Reply {
     let mut list = Vec::new();
-    let mut bad_partition = Vec::new();
+    let mut bad_partition = HashSet::new();
     for (topic, parts) in &r.topics {
         for &(p, offset, meta) in parts {
             match (u32::try_from(p), u64::try_from(offset)) {
@@ -32,7 +34,9 @@ pub(super) fn offset_commit(ctx: &Ctx, h: &Header<'_>, r: OffsetCommit<'_>) -> R
                     }
                     list.push((TopicPartition::new(*topic, p), om));
                 }
-                _ => bad_partition.push((*topic, p)),
+                _ => {
+                    bad_partition.insert((*topic, p));
+                }
             }
         }
     }
@@ -87,11 +91,14 @@ fn group_offsets(
     topics: &Option<Vec<TopicPartitions<'_>>>,
 ) -> GroupOffsets {
     let committed = ctx.log.committed_offsets(group);
+    let by_tp: HashMap<(&str, i64), &OffsetAndMetadata> = committed
+        .iter()
+        .map(|(tp, o)| ((&*tp.topic, i64::from(tp.partition)), o))
+        .collect();
     let find = |t: &str, p: i32| {
-        committed
-            .iter()
-            .find(|(tp, _)| tp.topic == t && tp.partition as i64 == i64::from(p))
-            .map(|(_, o)| (o.offset() as i64, o.metadata_str().to_owned()))
+        by_tp
+            .get(&(t, i64::from(p)))
+            .map(|o| (o.offset() as i64, o.metadata_str().to_owned()))
     };
     match topics {
         Some(list) => list

@@ -190,7 +190,8 @@ pub(super) fn init_producer_id(ctx: &Ctx, h: &Header<'_>, r: InitProducerId<'_>)
     let resp = InitProducerIdResponse::default();
     let resp = if let Some(id) = r.transactional_id {
         let timeout = Duration::from_millis(r.transaction_timeout_ms.max(0) as u64);
-        match ctx.log.init_producer_id(id, timeout) {
+        let current = (r.producer_id >= 0).then_some((r.producer_id, r.producer_epoch));
+        match ctx.log.init_producer_id(id, timeout, current) {
             Ok((pid, epoch)) => resp
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(epoch),

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use streamlog::Log;
 
-use super::{Group, Groups, JoinArgs, JoinResult, Member, Phase, State, MAX_SESSION, MIN_SESSION};
+use super::{
+    Group, Groups, JoinArgs, JoinResult, Member, Phase, State, MAX_MEMBERS, MAX_SESSION,
+    MIN_SESSION,
+};
 use crate::api::errors as e;
 
 impl Group {
@@ -30,6 +33,9 @@ impl Group {
             return fail(e::INCONSISTENT_GROUP_PROTOCOL);
         }
         let mut s = self.lock();
+        if s.dead {
+            return fail(e::NOT_COORDINATOR);
+        }
         if !s.members.is_empty() {
             let same_type = s.protocol_type.as_deref() == Some(a.protocol_type);
             let common = a.protocols.iter().any(|(p, _)| {
@@ -62,6 +68,10 @@ impl Group {
                     if let Some(mut m) = s.members.remove(&old) {
                         m.id = member_id.clone();
                         m.last_seen = Instant::now();
+                        // The old id's parked requests end as unknown: they
+                        // no longer count for this member.
+                        m.busy = 0;
+                        m.in_join = false;
                         s.members.insert(member_id.clone(), m);
                     }
                     if was_leader {
@@ -85,6 +95,9 @@ impl Group {
                 Some(old) if old != member_id => return fail(e::FENCED_INSTANCE_ID),
                 _ => {}
             }
+        }
+        if member_id.is_empty() && s.members.len() + s.pending.len() >= MAX_MEMBERS {
+            return fail(e::GROUP_MAX_SIZE_REACHED);
         }
         if member_id.is_empty() {
             member_id = groups.new_member_id(a.client_id);
@@ -131,6 +144,7 @@ impl Group {
                 protocols: Vec::new(),
                 assignment: Vec::new(),
                 joined: false,
+                in_join: false,
                 busy: 0,
                 last_seen: now,
             });
@@ -140,6 +154,7 @@ impl Group {
         m.protocols = a.protocols;
         m.last_seen = now;
         m.busy += 1;
+        m.in_join = true;
         s.protocol_type = Some(a.protocol_type.to_owned());
         self.membership_changed(&mut s, now, delay);
         if let Some(m) = s.members.get_mut(&member_id) {
@@ -153,7 +168,10 @@ impl Group {
             {
                 break;
             }
-            let until = s.rebalance_deadline.unwrap_or_else(Instant::now);
+            let until = match (s.rebalance_deadline, s.initial_until) {
+                (Some(d), Some(i)) => d.min(i),
+                (d, i) => d.or(i).unwrap_or_else(Instant::now),
+            };
             self.park(&mut s, until);
             let now = Instant::now();
             self.maybe_complete_join(&mut s, now);
@@ -167,7 +185,8 @@ impl Group {
                 ..JoinResult::default()
             };
         };
-        m.busy -= 1;
+        m.busy = m.busy.saturating_sub(1);
+        m.in_join = false;
         m.last_seen = now;
         if s.phase == Phase::PreparingRebalance {
             return fail(e::REBALANCE_IN_PROGRESS);
@@ -238,6 +257,9 @@ impl Group {
         stopping: &dyn Fn() -> bool,
     ) -> (i16, Option<String>, Option<String>, Vec<u8>) {
         let mut s = self.lock();
+        if s.dead {
+            return (e::NOT_COORDINATOR, None, None, Vec::new());
+        }
         let gen_ok = generation == s.generation;
         if let Err(c) = Self::check(&mut s, member_id, instance_id, generation) {
             return (c, None, None, Vec::new());
@@ -278,7 +300,7 @@ impl Group {
         }
         let out = match s.members.get_mut(member_id) {
             Some(m) => {
-                m.busy -= 1;
+                m.busy = m.busy.saturating_sub(1);
                 m.last_seen = Instant::now();
                 (m.assignment.clone(), true)
             }

@@ -29,6 +29,11 @@ mod calls;
 const MIN_SESSION: Duration = Duration::from_millis(1000);
 const MAX_SESSION: Duration = Duration::from_secs(1800);
 
+/// Members (and member ids handed out, not joined yet) of one group (Kafka's
+/// `group.max.size` is unbounded by default; a bound keeps a client that
+/// joins without end from growing the server without end).
+const MAX_MEMBERS: usize = 10_000;
+
 /// Where a group is in its rebalance cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
@@ -63,6 +68,9 @@ pub(crate) struct Member {
     pub assignment: Vec<u8>,
     /// Joined the rebalance in progress.
     joined: bool,
+    /// A JoinGroup of this member is parked, waiting for the join phase: it
+    /// takes part in a rebalance that starts meanwhile.
+    in_join: bool,
     /// Requests of this member in progress (a parked join counts as alive).
     busy: u32,
     last_seen: Instant,
@@ -94,7 +102,13 @@ pub(crate) struct State {
     pending: HashMap<String, Instant>,
     /// When the rebalance in progress gives up on members not rejoined.
     rebalance_deadline: Option<Instant>,
+    /// A new group's first rebalance waits until then for more members
+    /// (`initial_rebalance_delay`).
+    initial_until: Option<Instant>,
     claim: Option<GroupClaim>,
+    /// Forgotten by `Groups::tick`: a call that still holds this object
+    /// answers NOT_COORDINATOR, and the client's retry finds a fresh one.
+    pub dead: bool,
 }
 
 /// One remote group.
@@ -164,7 +178,9 @@ impl Groups {
                         members: BTreeMap::new(),
                         pending: HashMap::new(),
                         rebalance_deadline: None,
+                        initial_until: None,
                         claim: None,
+                        dead: false,
                     }),
                     changed: Condvar::new(),
                 })
@@ -182,6 +198,34 @@ impl Groups {
         let mut v: Vec<_> = self.map.lock().values().cloned().collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
+    }
+
+    /// Runs every group's timers (session expiry, join deadlines), so that a
+    /// group whose members all vanished empties and gives back its claim
+    /// without waiting for a request; forgets groups that are empty with no
+    /// member id pending. Called by the server's timer thread.
+    pub fn tick(&self) {
+        let groups: Vec<Arc<Group>> = self.map.lock().values().cloned().collect();
+        let mut idle = Vec::new();
+        for g in groups {
+            let s = g.lock();
+            if s.members.is_empty() && s.pending.is_empty() && s.phase == Phase::Empty {
+                idle.push(g.id.clone());
+            }
+        }
+        let mut map = self.map.lock();
+        for id in idle {
+            // Checked again under the map's lock: a join may have come.
+            let forgotten = map.get(&id).is_some_and(|g| {
+                let mut s = g.state.lock();
+                let idle = s.members.is_empty() && s.pending.is_empty();
+                s.dead |= idle;
+                idle
+            });
+            if forgotten {
+                map.remove(&id);
+            }
+        }
     }
 
     /// Wakes every parked join and sync (the server is stopping).
@@ -239,7 +283,7 @@ impl Group {
         if s.phase != Phase::PreparingRebalance {
             s.phase = Phase::PreparingRebalance;
             for m in s.members.values_mut() {
-                m.joined = false;
+                m.joined = m.in_join;
             }
             let longest = s
                 .members
@@ -248,6 +292,7 @@ impl Group {
                 .max()
                 .unwrap_or_default();
             s.rebalance_deadline = Some(now + longest.max(delay));
+            s.initial_until = (!delay.is_zero()).then(|| now + delay);
         }
         self.changed.notify_all();
     }
@@ -259,7 +304,8 @@ impl Group {
         if s.phase != Phase::PreparingRebalance {
             return;
         }
-        let all_joined = s.members.values().all(|m| m.joined);
+        let waiting_for_more = s.initial_until.is_some_and(|u| now < u);
+        let all_joined = s.members.values().all(|m| m.joined) && !waiting_for_more;
         let past = s.rebalance_deadline.is_none_or(|d| now >= d);
         if !(all_joined || past) {
             return;
@@ -282,6 +328,7 @@ impl Group {
         }
         s.phase = Phase::CompletingRebalance;
         s.rebalance_deadline = None;
+        s.initial_until = None;
         self.changed.notify_all();
     }
 
