@@ -54,6 +54,23 @@ impl StoredBatches {
         self.batches.retain(|b| b.header.base_offset < end);
     }
 
+    /// Keeps the batches that fit in `max_bytes` together, and always the
+    /// first (Kafka's fetch limit: never more than asked for, but at least
+    /// one batch).
+    pub(crate) fn limit_bytes(&mut self, max_bytes: usize) {
+        let mut total = 0usize;
+        let keep = self
+            .batches
+            .iter()
+            .take_while(|b| {
+                total += b.header.total_len();
+                total <= max_bytes
+            })
+            .count()
+            .max(1);
+        self.batches.truncate(keep);
+    }
+
     /// The offset after the last batch: where the next fetch continues.
     pub fn next_offset(&self) -> Option<u64> {
         self.batches.last().map(|b| b.header.next_offset())

@@ -55,7 +55,8 @@ pub struct AbortedTransaction {
 
 impl Log {
     /// Reads a partition for a remote consumer: the stored batches from
-    /// `offset` (up to about `max_bytes`, always at least one whole batch),
+    /// `offset` (at most `max_bytes` of them, but always at least one whole
+    /// batch, as Kafka's fetch),
     /// the watermarks, and under `ReadCommitted` the aborted transactions
     /// the batches overlap. Reading at the visible end returns no batches.
     ///
@@ -97,6 +98,7 @@ impl Log {
         }
         let mut batches = self.fetch_batches(tp, offset, max_bytes)?;
         batches.retain_below(visible);
+        batches.limit_bytes(max_bytes);
         if isolation == IsolationLevel::ReadCommitted {
             if let Some(end) = batches.next_offset() {
                 fetch.aborted = p
