@@ -18,7 +18,13 @@ fn a_fetch_returns_at_most_max_bytes_but_at_least_one_batch() {
         .unwrap();
     assert_eq!(all.batches.len(), 3);
     let one = all.batches.iter().next().unwrap().bytes().len();
-    for (max, want) in [(1, 1), (one, 1), (2 * one - 1, 1), (2 * one, 2), (3 * one, 3)] {
+    for (max, want) in [
+        (1, 1),
+        (one, 1),
+        (2 * one - 1, 1),
+        (2 * one, 2),
+        (3 * one, 3),
+    ] {
         let f = log
             .fetch_partition(&tp, 0, max, IsolationLevel::ReadCommitted)
             .unwrap();

@@ -380,10 +380,14 @@ impl Group {
                 return Err(e::UNKNOWN_MEMBER_ID);
             }
         } else {
-            Self::check(&mut s, member_id, instance_id, generation)?;
-            if s.phase == Phase::PreparingRebalance {
+            // As Kafka: while the group prepares a rebalance, members of the
+            // generation that is ending may still commit (what they commit
+            // as their partitions are revoked); once the new generation
+            // exists but has no assignment yet, nobody may.
+            if s.phase == Phase::CompletingRebalance {
                 return Err(e::REBALANCE_IN_PROGRESS);
             }
+            Self::check(&mut s, member_id, instance_id, generation)?;
         }
         Ok(commit())
     }
