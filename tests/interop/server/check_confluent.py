@@ -284,7 +284,8 @@ def test_a_transactional_copy_is_read_back_read_committed():
         r.close()
         assert copied == 40
         assert values == {b"copy-%d" % i for i in range(40)}, sorted(values)
-        assert sum(tp_.offset for tp_ in committed) == 40, committed
+        # A partition that got no input has nothing committed (-1001).
+        assert sum(max(tp_.offset, 0) for tp_ in committed) == 40, committed
 
 
 if __name__ == "__main__":
