@@ -152,12 +152,14 @@ fn rd_produce(addr: &str, topic: &str, n: u64, size: usize) -> f64 {
 }
 
 /// Records/s consumed by librdkafka from the start of partition 0, from
-/// the first record on.
-fn rd_consume(addr: &str, topic: &str, n: u64) -> f64 {
+/// the first record on; `backoff_ms`: its `fetch.queue.backoff.ms` (how
+/// long it waits once its queue holds `queued.min.messages`; default 1000).
+fn rd_consume(addr: &str, topic: &str, n: u64, backoff_ms: u32) -> f64 {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", addr)
         .set("group.id", "bench")
         .set("enable.auto.commit", "false")
+        .set("fetch.queue.backoff.ms", backoff_ms.to_string())
         // librdkafka's default fetch sizes: with 10 MiB partition fetches its
         // queue passes `queued.min.messages` at once and it backs off for
         // `fetch.queue.backoff.ms` (1 s), against any server.
@@ -329,6 +331,7 @@ struct Rate {
 struct Side {
     rd_produce: Rate,
     rd_consume: Rate,
+    rd_consume_10: Rate,
     java_produce: Rate,
     java_consume: Rate,
 }
@@ -342,10 +345,12 @@ fn timed(pid: u32, n: u64, f: impl FnOnce() -> f64) -> Rate {
 fn measure(pid: u32, addr: &str, tag: &str, n: u64, size: usize) -> Side {
     let (a, b) = (format!("{tag}-rd-{size}"), format!("{tag}-java-{size}"));
     let rd_produce = timed(pid, n, || rd_produce(addr, &a, n, size));
-    let rd_consume = timed(pid, n, || rd_consume(addr, &a, n));
+    let consume_default = timed(pid, n, || rd_consume(addr, &a, n, 1000));
+    let rd_consume_10 = timed(pid, n, || rd_consume(addr, &a, n, 10));
+    let rd_consume = consume_default;
     let java_produce = timed(pid, n, || java_produce(addr, &b, n, size));
     let java_consume = timed(pid, n, || java_consume(addr, &b, n));
-    Side { rd_produce, rd_consume, java_produce, java_consume }
+    Side { rd_produce, rd_consume, rd_consume_10, java_produce, java_consume }
 }
 
 pub fn w_server(rep: &mut Report, dirs: &Dirs, sc: &Scale) {
@@ -412,6 +417,7 @@ pub fn w_server(rep: &mut Report, dirs: &Dirs, sc: &Scale) {
         let rows = [
             ("produce, librdkafka, acks=1", sl.rd_produce, k.rd_produce),
             ("consume, librdkafka", sl.rd_consume, k.rd_consume),
+            ("consume, librdkafka, queue backoff 10 ms", sl.rd_consume_10, k.rd_consume_10),
             ("produce, ProducerPerformance, acks=1", sl.java_produce, k.java_produce),
             ("consume, ConsumerPerformance", sl.java_consume, k.java_consume),
         ];
