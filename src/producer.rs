@@ -269,33 +269,8 @@ impl Producer {
         partition: u32,
         batches: &[u8],
     ) -> Result<Vec<u64>> {
-        use crate::format::batch::foreign::{validate, Limits};
         let t = self.topic(topic)?;
-        t.partition(partition)?;
-        if t.is_internal() {
-            // Their records are the log's own (group offsets, transaction
-            // decisions): outside writers would bypass every check.
-            return Err(Error::InvalidTopicName {
-                name: topic.to_owned(),
-                reason: "internal topics are written by the log only",
-            });
-        }
-        let limits = Limits {
-            max_record_bytes: t.config.max_record_bytes,
-            transactional: false,
-        };
-        let checked = validate(batches, limits).map_err(|r| match r.too_large {
-            Some(size) => Error::RecordTooLarge {
-                size,
-                max: limits.max_record_bytes,
-            },
-            None => Error::InvalidKafkaBatch {
-                topic: topic.to_owned(),
-                partition,
-                position: r.position as u64,
-                kind: r.kind,
-            },
-        })?;
+        let checked = t.validate_foreign(partition, batches, false)?;
         let headers: Vec<_> = checked.iter().map(|c| c.header).collect();
         t.partition(partition)?
             .precheck_producer_batches(&headers)?;

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use super::state::Log;
 use crate::error::{Error, Result};
-use crate::format::batch::foreign::{validate, Limits};
 use crate::format::batch::EncodedBatch;
 use crate::format::txn::TxnStatus;
 use crate::group::offsets::{
@@ -252,22 +251,7 @@ impl Log {
         let inner = &self.inner;
         let t = inner.topic(topic)?;
         let part = t.partition(partition)?.clone();
-        let limits = Limits {
-            max_record_bytes: t.config.max_record_bytes,
-            transactional: true,
-        };
-        let checked = validate(batches, limits).map_err(|r| match r.too_large {
-            Some(size) => Error::RecordTooLarge {
-                size,
-                max: limits.max_record_bytes,
-            },
-            None => Error::InvalidKafkaBatch {
-                topic: topic.to_owned(),
-                partition,
-                position: r.position as u64,
-                kind: r.kind,
-            },
-        })?;
+        let checked = t.validate_foreign(partition, batches, true)?;
         let slot = self.remote_slot(transactional_id, producer_id, epoch)?;
         let st = self.remote_open(&slot, producer_id, epoch)?;
         let added = st

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::format::batch::foreign::{validate, Checked, Limits};
 use crate::partitioner::partition_for_key;
 use crate::storage::partition::Partition;
 
@@ -52,6 +53,43 @@ impl Topic {
 
     pub fn is_internal(&self) -> bool {
         self.name.starts_with(INTERNAL_PREFIX)
+    }
+
+    /// Validates record batches written by an outside client (Kafka's
+    /// bytes) for partition `p` of this topic: refused for an internal
+    /// topic (its records are the log's own: group offsets, transaction
+    /// decisions), and checked batch by batch against the topic's limits.
+    /// `transactional`: whether transactional batches are accepted (only
+    /// through a transaction's own path).
+    pub fn validate_foreign(
+        &self,
+        p: u32,
+        batches: &[u8],
+        transactional: bool,
+    ) -> Result<Vec<Checked>> {
+        self.partition(p)?;
+        if self.is_internal() {
+            return Err(Error::InvalidTopicName {
+                name: self.name.to_string(),
+                reason: "internal topics are written by the log only",
+            });
+        }
+        let limits = Limits {
+            max_record_bytes: self.config.max_record_bytes,
+            transactional,
+        };
+        validate(batches, limits).map_err(|r| match r.too_large {
+            Some(size) => Error::RecordTooLarge {
+                size,
+                max: limits.max_record_bytes,
+            },
+            None => Error::InvalidKafkaBatch {
+                topic: self.name.to_string(),
+                partition: p,
+                position: r.position as u64,
+                kind: r.kind,
+            },
+        })
     }
 
     pub fn partition(&self, p: u32) -> Result<&Arc<Partition>> {
