@@ -76,19 +76,21 @@ fn topic_cfg(partitions: u32) -> TopicConfig {
         .index_interval_bytes(128)
 }
 
+/// The topics both workloads use, and ten input records.
+fn setup(log: &Log) -> streamlog::Result<()> {
+    log.create_topic("a", topic_cfg(2))?;
+    log.create_topic("b", topic_cfg(1))?;
+    log.create_topic("in", topic_cfg(1))?;
+    let p = log.producer();
+    for i in 0..10 {
+        p.send("in", Record::new(format!("in{i}").as_bytes()))?;
+    }
+    Ok(())
+}
+
 /// Runs transactions until the first error (the cut) or the end.
 fn workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
-    let setup = || -> streamlog::Result<()> {
-        log.create_topic("a", topic_cfg(2))?;
-        log.create_topic("b", topic_cfg(1))?;
-        log.create_topic("in", topic_cfg(1))?;
-        let p = log.producer();
-        for i in 0..10 {
-            p.send("in", Record::new(format!("in{i}").as_bytes()))?;
-        }
-        Ok(())
-    };
-    if setup().is_err() {
+    if setup(log).is_err() {
         return;
     }
     let group = log.consumer(ConsumerConfig::new().group("g"));
@@ -187,17 +189,7 @@ fn remote_batch(pid: i64, epoch: i16, seq: i32, values: &[String]) -> Vec<u8> {
 
 /// The workload of `workload`, driven as a remote client drives it.
 fn remote_workload(log: &Log, rng: &mut Rng, txns: &mut Vec<Txn>) {
-    let setup = || -> streamlog::Result<()> {
-        log.create_topic("a", topic_cfg(2))?;
-        log.create_topic("b", topic_cfg(1))?;
-        log.create_topic("in", topic_cfg(1))?;
-        let p = log.producer();
-        for i in 0..10 {
-            p.send("in", Record::new(format!("in{i}").as_bytes()))?;
-        }
-        Ok(())
-    };
-    if setup().is_err() {
+    if setup(log).is_err() {
         return;
     }
     let timeout = Duration::from_secs(60);

@@ -50,12 +50,7 @@ impl Group {
         let now = Instant::now();
         let mut member_id = a.member_id.to_owned();
         if let Some(inst) = a.instance_id {
-            let holder = s
-                .members
-                .values()
-                .find(|m| m.instance_id.as_deref() == Some(inst))
-                .map(|m| m.id.clone());
-            match holder {
+            match s.holder_of(inst) {
                 // A static member coming back: its new id replaces the old,
                 // which is fenced from now on.
                 Some(old) if member_id.is_empty() => {
@@ -340,18 +335,11 @@ impl Group {
     pub fn leave(&self, member_id: &str, instance_id: Option<&str>) -> i16 {
         let mut s = self.lock();
         let id = match instance_id {
-            Some(inst) => {
-                let holder = s
-                    .members
-                    .values()
-                    .find(|m| m.instance_id.as_deref() == Some(inst))
-                    .map(|m| m.id.clone());
-                match holder {
-                    Some(h) if member_id.is_empty() || h == member_id => h,
-                    Some(_) => return e::FENCED_INSTANCE_ID,
-                    None => return e::UNKNOWN_MEMBER_ID,
-                }
-            }
+            Some(inst) => match s.holder_of(inst) {
+                Some(h) if member_id.is_empty() || h == member_id => h,
+                Some(_) => return e::FENCED_INSTANCE_ID,
+                None => return e::UNKNOWN_MEMBER_ID,
+            },
             None => member_id.to_owned(),
         };
         if s.members.remove(&id).is_none() {

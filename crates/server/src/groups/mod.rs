@@ -111,6 +111,16 @@ pub(crate) struct State {
     pub dead: bool,
 }
 
+impl State {
+    /// The id of the member holding static instance id `inst`.
+    pub fn holder_of(&self, inst: &str) -> Option<String> {
+        self.members
+            .values()
+            .find(|m| m.instance_id.as_deref() == Some(inst))
+            .map(|m| m.id.clone())
+    }
+}
+
 /// One remote group.
 pub(crate) struct Group {
     pub id: String,
