@@ -232,6 +232,22 @@ pub enum Error {
         by: &'static str,
     },
 
+    /// An operator's change to a consumer group (deleting it, resetting
+    /// its offsets) was refused because the group has live members, as
+    /// Kafka refuses it for a group that is not empty. Nothing was changed.
+    #[error("consumer group {group:?} has live members; stop them (or wait until they leave) before deleting the group or resetting its offsets")]
+    GroupNotEmpty {
+        /// The group id.
+        group: String,
+    },
+
+    /// No consumer group with this id has committed offsets.
+    #[error("consumer group {group:?} has no committed offsets")]
+    UnknownGroup {
+        /// The group id.
+        group: String,
+    },
+
     /// A producer handle was fenced: a newer handle with the same
     /// transactional id ([`Log::transactional_producer`](crate::Log::transactional_producer))
     /// exists, or a partition already holds a newer epoch of the producer.

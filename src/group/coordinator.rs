@@ -259,6 +259,12 @@ impl Group {
 }
 
 impl GroupState {
+    /// Whether anyone runs the group now: in-process members, or a
+    /// coordinator outside this crate holding a claim.
+    pub fn in_use(&self) -> bool {
+        !self.members.is_empty() || self.external > 0
+    }
+
     /// Checks that `member` (or, for `None`, a consumer outside the group)
     /// may commit offsets for `tps`.
     pub fn check_commit(&self, member: Option<u64>, tps: &[&TopicPartition]) -> Result<(), Fenced> {

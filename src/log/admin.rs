@@ -113,6 +113,45 @@ impl LogInner {
         Ok(())
     }
 
+    pub fn alter_topic_config(&self, name: &str, config: TopicConfig) -> Result<()> {
+        config.validate()?;
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        let topic = self.topic(name)?;
+        if topic.is_internal() {
+            return Err(Error::InvalidTopicName {
+                name: name.to_owned(),
+                reason: "the configs of internal topics are the log's own",
+            });
+        }
+        let have = topic.partitions.len() as u32;
+        if config.partitions != have {
+            return Err(Error::InvalidConfig {
+                what: format!(
+                    "topic {name:?} has {have} partitions, not {}; add partitions with create_partitions",
+                    config.partitions
+                ),
+            });
+        }
+        let cfg = Arc::new(config);
+        let mut next = self.topics.read().clone();
+        next.insert(
+            name.to_owned(),
+            Arc::new(Topic::new(
+                topic.name.clone(),
+                cfg.clone(),
+                topic.partitions.clone(),
+            )),
+        );
+        self.write_registry(&next)
+            .inspect_err(|e| self.shared.poison(e))?;
+        for p in &topic.partitions {
+            p.set_config(cfg.clone());
+        }
+        self.set_topics(next);
+        Ok(())
+    }
+
     /// Creates the directories and first segments of partitions `range`,
     /// durably, before the registry names them. On failure, removes what it
     /// created.

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::state::LogInner;
+use super::state::{Log, LogInner};
 use crate::error::{CorruptionKind, Error, Result};
 use crate::format::batch::v2::ControlType;
 use crate::format::batch::{records_section, RecordIter};
@@ -133,7 +133,12 @@ impl LogInner {
 
     /// Deletes every committed offset of a deleted topic (tombstones).
     pub(super) fn forget_topic_offsets(&self, topic: &str) -> Result<()> {
-        let keys = self.groups.committed_for_topic(topic);
+        self.write_tombstones(self.groups.committed_for_topic(topic))
+    }
+
+    /// Appends a tombstone for each `(group, partition)` offset key and
+    /// removes them from the image.
+    fn write_tombstones(&self, keys: Vec<(String, TopicPartition)>) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -147,6 +152,119 @@ impl LogInner {
             map.remove(&(g, tp.topic, tp.partition));
         }
         Ok(())
+    }
+
+    /// An operator's offset reset: a commit from outside the group,
+    /// refused while the group has live members.
+    pub(super) fn reset_group_offsets(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        crate::group::offsets::validate_group_id(group)?;
+        let g = self.groups.group(group);
+        if g.lock().in_use() {
+            return Err(Error::GroupNotEmpty {
+                group: group.to_owned(),
+            });
+        }
+        // A member joining from here on makes `commit` refuse (it checks
+        // under the group's lock that a commit from outside meets none).
+        self.commit(&g, None, offsets)
+    }
+
+    /// Deletes a group's committed offsets (tombstones), refused while it
+    /// has live members. Returns how many offsets were deleted.
+    pub(super) fn delete_group(&self, group: &str) -> Result<usize> {
+        let g = self.groups.group(group);
+        let state = g.lock();
+        if state.in_use() {
+            return Err(Error::GroupNotEmpty {
+                group: group.to_owned(),
+            });
+        }
+        let keys: Vec<(String, TopicPartition)> = self
+            .groups
+            .group_offsets(group)
+            .into_iter()
+            .map(|(tp, _)| (group.to_owned(), tp))
+            .collect();
+        if keys.is_empty() {
+            return Err(Error::UnknownGroup {
+                group: group.to_owned(),
+            });
+        }
+        let n = keys.len();
+        self.write_tombstones(keys)?;
+        drop(state);
+        Ok(n)
+    }
+}
+
+impl Log {
+    /// Sets consumer group `group`'s committed offsets, as an operator
+    /// does with `kafka-consumer-groups --reset-offsets` (and
+    /// `streamlog groups reset-offsets`): refused while the group has live
+    /// members, in-process consumers or remote Kafka clients served by this
+    /// log. An offset may be anywhere from the partition's start to its end;
+    /// the group's members resume there when they next start.
+    ///
+    /// # Errors
+    /// [`Error::GroupNotEmpty`] while the group has members (nothing is
+    /// written); [`Error::InvalidGroupId`]; [`Error::UnknownTopic`],
+    /// [`Error::UnknownPartition`]; [`Error::OffsetOutOfRange`] past a
+    /// partition's end; [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{ConsumerConfig, Error, Log, OffsetAndMetadata, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// for i in 0..10u8 {
+    ///     log.producer().send("t", Record::new(vec![i]))?;
+    /// }
+    /// let tp = TopicPartition::new("t", 0);
+    /// log.reset_group_offsets("g", &[(tp.clone(), OffsetAndMetadata::new(7))])?;
+    /// let mut c = log.consumer(ConsumerConfig::new().group("g"));
+    /// c.subscribe(&["t"])?;
+    /// let records = c.poll(std::time::Duration::from_secs(1))?;
+    /// assert_eq!(records.iter().next().unwrap().offset(), 7);
+    /// // While `c` is a member, the group cannot be reset.
+    /// let again = log.reset_group_offsets("g", &[(tp, OffsetAndMetadata::new(0))]);
+    /// assert!(matches!(again, Err(Error::GroupNotEmpty { .. })));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn reset_group_offsets(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+    ) -> Result<()> {
+        self.inner.reset_group_offsets(group, offsets)
+    }
+
+    /// Deletes consumer group `group`: tombstones for each of its committed
+    /// offsets in `__consumer_offsets` (compaction removes them later).
+    /// Refused while the group has live members. Returns how many offsets
+    /// were deleted.
+    ///
+    /// # Errors
+    /// [`Error::GroupNotEmpty`] while the group has members;
+    /// [`Error::UnknownGroup`] when it has no committed offsets;
+    /// [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, OffsetAndMetadata, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", Record::new(b"x"))?;
+    /// log.commit_offsets("g", &[(TopicPartition::new("t", 0), OffsetAndMetadata::new(1))])?;
+    /// assert_eq!(log.delete_group("g")?, 1);
+    /// assert!(log.groups().is_empty());
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn delete_group(&self, group: &str) -> Result<usize> {
+        self.inner.delete_group(group)
     }
 }
 

@@ -129,6 +129,38 @@ impl Log {
         self.inner.create_partitions(topic, total)
     }
 
+    /// Replaces the configs of an existing topic (Kafka's
+    /// `IncrementalAlterConfigs`; the CLI's `topics alter`). As in Kafka, a
+    /// changed setting applies from the next decision that reads it:
+    /// `segment_bytes` and `segment_age` at the next roll, the index sizes
+    /// for new segments, retention and compaction settings at the next
+    /// maintenance pass, compression and the record size limit to the next
+    /// send. The new config is durable (the topic registry) before this
+    /// returns.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTopic`](crate::Error::UnknownTopic);
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) for an invalid
+    /// config or a partition count other than the topic's (grow a topic
+    /// with [`create_partitions`](Log::create_partitions));
+    /// [`Error::InvalidTopicName`](crate::Error::InvalidTopicName) for an
+    /// internal topic; [`Error::Io`](crate::Error::Io).
+    ///
+    /// # Example
+    /// ```
+    /// use std::time::Duration;
+    /// use streamlog::{Log, TopicConfig};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", TopicConfig::new().partitions(2))?;
+    /// let cfg = log.topic_config("t")?.retention(Duration::from_secs(3600));
+    /// log.alter_topic_config("t", cfg.clone())?;
+    /// assert_eq!(log.topic_config("t")?, cfg);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn alter_topic_config(&self, topic: &str, config: TopicConfig) -> Result<()> {
+        self.inner.alter_topic_config(topic, config)
+    }
+
     /// Registers topic `name` again from its partition directories, which
     /// the topic registry does not name: after the registry was lost or
     /// damaged, or a topic delete crashed half-way. Such directories are

@@ -214,8 +214,12 @@ impl Partition {
     /// records carrying their own (old) timestamps do not roll every time.
     fn should_roll(&self, w: &Writer, len: u64, next: u64, ts: i64) -> bool {
         let seg = &w.active;
-        let age_ms = self.cfg.segment_age.as_millis().min(i64::MAX as u128) as i64;
-        seg.log.len() + len > self.cfg.segment_bytes
+        let (segment_bytes, age_ms) = {
+            let cfg = self.cfg.read();
+            let age = cfg.segment_age.as_millis().min(i64::MAX as u128) as i64;
+            (cfg.segment_bytes, age)
+        };
+        seg.log.len() + len > segment_bytes
             || seg.log.len() + len > seg.log.capacity()
             || w.cursor
                 .first_ts
@@ -230,8 +234,14 @@ impl Partition {
 
     fn create_segment(&self, base: u64, capacity: u64) -> Result<Arc<Segment>> {
         let fs = &*self.shared.fs;
-        let seg = Segment::create(fs, &self.dir, base, capacity, self.cfg.segment_index_bytes)
-            .map_err(|e| self.poison("create segment in", &self.dir, e))?;
+        let seg = Segment::create(
+            fs,
+            &self.dir,
+            base,
+            capacity,
+            self.cfg.read().segment_index_bytes,
+        )
+        .map_err(|e| self.poison("create segment in", &self.dir, e))?;
         if !self.shared.no_sync {
             fs.sync_dir(&self.dir)
                 .map_err(|e| self.poison("sync directory", &self.dir, e))?;
@@ -254,7 +264,8 @@ impl Partition {
         w.txn_index_dirty = false;
         let next = w.next_offset;
         self.write_snapshot(w, next, true)?;
-        let new = self.create_segment(w.next_offset, self.cfg.segment_bytes.max(batch_len))?;
+        let new =
+            self.create_segment(w.next_offset, self.cfg.read().segment_bytes.max(batch_len))?;
         let mut segs = self.segments.write();
         let mut list = Vec::clone(&segs);
         list.push(new.clone());
@@ -263,7 +274,7 @@ impl Partition {
         // Only now: a syncer picks the last segment of the list.
         old.make_lazy(&self.shared.maps, true);
         w.activate(new);
-        w.cursor = IndexCursor::new(self.cfg.index_interval_bytes, Version::V2);
+        w.cursor = IndexCursor::new(self.cfg.read().index_interval_bytes, Version::V2);
         self.shared
             .metrics
             .segments_rolled

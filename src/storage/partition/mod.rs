@@ -84,7 +84,10 @@ pub(crate) struct Partition {
     pub topic: Arc<str>,
     pub id: u32,
     pub dir: PathBuf,
-    cfg: Arc<TopicConfig>,
+    /// Replaced whole by `set_config` (a topic's configs altered): readers
+    /// take the current one per decision, as Kafka applies a changed config
+    /// at the next roll or maintenance pass.
+    cfg: RwLock<Arc<TopicConfig>>,
     shared: Arc<Shared>,
     segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     writer: Mutex<Writer>,
@@ -162,7 +165,7 @@ impl Partition {
             topic,
             id,
             dir,
-            cfg,
+            cfg: RwLock::new(cfg),
             shared,
             segments: RwLock::new(Arc::new(loaded.segments)),
             writer: Mutex::new(Writer::new(active, loaded.cursor, end)),
@@ -205,8 +208,14 @@ impl Partition {
         self.start.fetch_max(offset, Ordering::AcqRel);
     }
 
-    pub fn config(&self) -> &TopicConfig {
-        &self.cfg
+    /// The partition's current config.
+    pub fn config(&self) -> Arc<TopicConfig> {
+        self.cfg.read().clone()
+    }
+
+    /// Replaces the partition's config (the topic's configs were altered).
+    pub fn set_config(&self, cfg: Arc<TopicConfig>) {
+        *self.cfg.write() = cfg;
     }
 
     pub fn fs(&self) -> Arc<dyn crate::io::FileSystem> {

@@ -108,7 +108,7 @@ impl Partition {
             f();
         }
         let first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
-        let compacted = self.cfg.cleanup_policy != CleanupPolicy::Delete;
+        let compacted = self.cfg.read().cleanup_policy != CleanupPolicy::Delete;
         let (mut bytes, mut records, mut want) = (0usize, 0usize, offset);
         // Where the previous segment's batches ended, to check that the next
         // segment starts exactly there.
