@@ -322,6 +322,18 @@ pub enum Error {
         partition: u32,
     },
 
+    /// [`Log::open_read_only`](crate::Log::open_read_only) was given a path
+    /// that is not a log directory: it does not exist, is not a directory,
+    /// or has no topic registry (`topics.registry`, which a log writes when
+    /// its first topic is created). Nothing was created.
+    #[error("{} is not a streamlog log directory: {reason}", path.display())]
+    NotALog {
+        /// The path given.
+        path: PathBuf,
+        /// Why it is not a log.
+        reason: &'static str,
+    },
+
     /// The log was closed with [`Log::close`](crate::Log::close).
     #[error("the log is closed")]
     Closed,

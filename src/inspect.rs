@@ -16,6 +16,8 @@ use crate::format::index::{
 };
 use crate::io::std_fs::StdFs;
 use crate::io::FileSystem;
+use crate::log::open::{read_checkpoint, read_registry};
+use crate::log::state::{CHECKPOINT_FILE, LOCK_FILE, REGISTRY_FILE};
 use crate::storage::segment::{
     entry_matches, parse_segment_name, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
 };
@@ -95,6 +97,14 @@ pub struct SegmentDump {
 /// [`Error::Io`](crate::Error::Io) if the file cannot be read. Damage is
 /// reported in the result, not as an error.
 pub fn dump_segment(path: &Path) -> Result<SegmentDump> {
+    // A device or a pipe (`/dev/zero`) would be read forever.
+    let meta = std::fs::metadata(path).map_err(io_err("read", path))?;
+    if !meta.is_file() {
+        return Err(io_err("read", path)(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file; a segment is a partition directory's .log file",
+        )));
+    }
     let data = StdFs.read(path).map_err(io_err("read", path))?;
     Ok(dump_bytes(&data))
 }
@@ -204,6 +214,9 @@ pub struct Problem {
     pub path: PathBuf,
     /// Byte position, when it applies.
     pub position: Option<u64>,
+    /// The offset of the damaged batch, or the first offset that could not
+    /// be read, when it applies.
+    pub offset: Option<u64>,
     /// What is wrong.
     pub what: String,
 }
@@ -220,16 +233,46 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
 }
 
-/// Checks every batch's CRC, the offset order within and across segments,
-/// and the consistency of every index, in every partition directory under
-/// `dir`. Zero-filled space at the end of a partition's last segment (left
-/// by a crash) is not a problem.
+/// Checks what [`Log::open`](crate::Log::open) needs (the topic registry,
+/// a directory for every partition it names, the checkpoint), then every
+/// batch's CRC, the offset order within and across segments, and the
+/// consistency of every index, in every partition directory under `dir`.
+/// Zero-filled space at the end of a partition's last segment (left by a
+/// crash) is not a problem. A directory that holds no log (no
+/// `topics.registry` and no `.lock`) is one problem.
 ///
 /// # Errors
-/// [`Error::Io`](crate::Error::Io) if a directory cannot be listed.
+/// [`Error::Io`](crate::Error::Io) if `dir` is not a directory or cannot be
+/// listed.
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
+    verify_dir_with_progress(dir, |_, _| {})
+}
+
+/// [`verify_dir`], calling `progress(bytes_checked, bytes_total)` after
+/// each segment file (for a progress bar).
+///
+/// # Errors
+/// As [`verify_dir`].
+pub fn verify_dir_with_progress(
+    dir: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<VerifyReport> {
     let fs = StdFs;
     let mut report = VerifyReport::default();
+    if !fs.is_dir(dir) {
+        let why = if fs.exists(dir) {
+            "not a directory"
+        } else {
+            "no such directory"
+        };
+        return Err(io_err("verify", dir)(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            why,
+        )));
+    }
+    if !verify_log_files(&fs, dir, &mut report) {
+        return Ok(report);
+    }
     let mut parts: Vec<PathBuf> = fs
         .read_dir(dir)
         .map_err(io_err("list", dir))?
@@ -238,13 +281,80 @@ pub fn verify_dir(dir: &Path) -> Result<VerifyReport> {
         .filter(|p| fs.is_dir(p))
         .collect();
     parts.sort();
+    let total: u64 = parts
+        .iter()
+        .flat_map(|p| {
+            fs.read_dir(p)
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |n| p.join(n))
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == LOG_EXT))
+        .filter_map(|p| std::fs::metadata(p).ok().map(|m| m.len()))
+        .sum();
+    let mut done = 0u64;
     for p in parts {
-        verify_partition(&fs, &p, &mut report)?;
+        verify_partition(&fs, &p, &mut report, &mut |n| {
+            done += n;
+            progress(done, total.max(done));
+        })?;
     }
     Ok(report)
 }
 
-fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) -> Result<()> {
+/// The log's own files, as `Log::open` reads them. Returns false when
+/// `dir` holds no log at all.
+fn verify_log_files(fs: &StdFs, dir: &Path, report: &mut VerifyReport) -> bool {
+    let mut problem = |path: PathBuf, what: String| {
+        report.problems.push(Problem {
+            path,
+            position: None,
+            offset: None,
+            what,
+        })
+    };
+    let registry = dir.join(REGISTRY_FILE);
+    if !fs.exists(&registry) && !fs.exists(&dir.join(LOCK_FILE)) {
+        problem(
+            dir.to_owned(),
+            format!("not a streamlog log directory: no {REGISTRY_FILE} and no {LOCK_FILE}"),
+        );
+        return false;
+    }
+    match read_registry(fs, dir) {
+        Ok(topics) => {
+            for (name, cfg) in topics {
+                for p in 0..cfg.partition_count() {
+                    let pdir = dir.join(format!("{name}-{p}"));
+                    if !fs.is_dir(&pdir) {
+                        problem(
+                            pdir,
+                            format!("partition {p} of topic {name:?} has no directory; the log cannot be opened"),
+                        );
+                    }
+                }
+            }
+        }
+        Err(e) => problem(
+            registry,
+            format!("the topic registry cannot be read; the log cannot be opened: {e}"),
+        ),
+    }
+    if let Err(e) = read_checkpoint(fs, dir) {
+        problem(
+            dir.join(CHECKPOINT_FILE),
+            format!("damaged checkpoint (an open ignores it and scans every segment): {e}"),
+        );
+    }
+    true
+}
+
+fn verify_partition(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    report: &mut VerifyReport,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
     let mut bases: Vec<u64> = fs
         .read_dir(dir)
         .map_err(io_err("list", dir))?
@@ -258,12 +368,14 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
         let path = dir.join(format!("{base:020}.{LOG_EXT}"));
         let data = fs.read(&path).map_err(io_err("read", &path))?;
         let dump = dump_bytes(&data);
+        progress(data.len() as u64);
         report.segments += 1;
         report.batches += dump.batches.len();
-        let mut problem = |position: Option<u64>, what: String| {
+        let mut problem = |position: Option<u64>, offset: Option<u64>, what: String| {
             report.problems.push(Problem {
                 path: path.clone(),
                 position,
+                offset,
                 what,
             })
         };
@@ -271,6 +383,7 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
             if e != base {
                 problem(
                     None,
+                    Some(e),
                     format!("segment starts at {base}, but the previous one ends at {e}"),
                 );
             }
@@ -278,11 +391,12 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
         let mut next = base;
         for b in &dump.batches {
             if !b.crc_ok {
-                problem(Some(b.position), "CRC mismatch".into());
+                problem(Some(b.position), Some(b.base_offset), "CRC mismatch".into());
             }
             if b.base_offset < next {
                 problem(
                     Some(b.position),
+                    Some(b.base_offset),
                     format!("offset {} after {}", b.base_offset, next),
                 );
             }
@@ -291,7 +405,7 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
         if let Some((pos, why)) = &dump.stopped {
             let tail_zeros = why.starts_with("zero-filled");
             if !(last && tail_zeros) {
-                problem(Some(*pos), why.clone());
+                problem(Some(*pos), Some(next), why.clone());
             }
         }
         expected = Some(next);
@@ -305,6 +419,7 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
                 report.problems.push(Problem {
                     path: idx_path.clone(),
                     position: Some((n * OFFSET_ENTRY_LEN) as u64),
+                    offset: None,
                     what: "bytes after the valid entries of a sealed index".into(),
                 });
             }
@@ -317,6 +432,7 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
                     report.problems.push(Problem {
                         path: idx_path.clone(),
                         position: None,
+                        offset: Some(base + u64::from(e.rel)),
                         what: format!(
                             "entry for offset {} points at no such batch (position {})",
                             base + u64::from(e.rel),
@@ -333,6 +449,7 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
                 report.problems.push(Problem {
                     path: time_path.clone(),
                     position: Some((n * TIME_ENTRY_LEN) as u64),
+                    offset: None,
                     what: "bytes after the valid entries of a sealed time index".into(),
                 });
             }
@@ -350,6 +467,7 @@ fn verify_partition(fs: &dyn FileSystem, dir: &Path, report: &mut VerifyReport) 
                         report.problems.push(Problem {
                             path: time_path.clone(),
                             position: None,
+                            offset: Some(at),
                             what: format!(
                                 "entry ({}, offset {at}) names no batch ending there with that largest timestamp",
                                 e.ts

@@ -3,21 +3,21 @@
 //! topic's offsets, and replaying the topic on open. The in-memory state is
 //! the [`GroupStore`](crate::group::store::GroupStore).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
 use super::state::{Log, LogInner};
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::batch::v2::ControlType;
-use crate::format::batch::{records_section, RecordIter};
+use crate::format::batch::v2::{parse_control_key, ControlType};
+use crate::format::batch::{records_section, BatchHeader, RecordIter};
 use crate::format::offsets::{apply, encode_key, encode_value};
 use crate::group::coordinator::{Fenced, Group};
-use crate::group::offsets::{OffsetAndMetadata, OFFSETS_TOPIC};
+use crate::group::offsets::{OffsetAndMetadata, OffsetKey, OFFSETS_TOPIC};
 use crate::group::store::GroupStore;
 use crate::producer::append_records;
 use crate::record::{Record, TopicPartition};
 use crate::storage::partition::read::FetchedBatch;
-use crate::storage::partition::txn::control_kind;
 use crate::storage::recovery::report::{RecoveryReport, SkippedRecord};
 use crate::topic::config::{CleanupPolicy, TopicConfig};
 use crate::topic::Topic;
@@ -314,64 +314,123 @@ pub(super) fn replay_offsets(
                 break;
             }
             for b in &batches {
-                let h = &b.header;
-                if h.is_control() {
-                    pos = h.next_offset();
-                    let records = pending.remove(&h.producer_id).unwrap_or_default();
-                    if control_kind(b)? == Some(ControlType::Commit) {
-                        for (k, v) in records {
-                            if let Err(kind) = apply(&mut map, Some(&k), v.as_deref()) {
-                                report.offsets_skipped.push(SkippedRecord {
-                                    path: b.segment.log.path().to_owned(),
-                                    offset: h.base_offset,
-                                    reason: kind.to_string(),
-                                });
-                            }
-                        }
-                    }
-                    continue;
-                }
-                let mut skip = |offset, k: CorruptionKind| {
-                    report.offsets_skipped.push(SkippedRecord {
-                        path: b.segment.log.path().to_owned(),
-                        offset,
-                        reason: k.to_string(),
-                    })
+                let at = (b.segment.log.path(), b.pos as u64);
+                let replay = OffsetsReplay {
+                    map: &mut map,
+                    pending: &mut pending,
+                    skipped: &mut report.offsets_skipped,
                 };
-                match records_section(h, b.bytes()) {
-                    Err(k) => skip(h.base_offset, k),
-                    Ok(section) => {
-                        for r in RecordIter::new(h, &section) {
-                            let r = match r {
-                                Ok(r) => r,
-                                Err(k) => {
-                                    skip(h.base_offset, k);
-                                    break;
-                                }
-                            };
-                            let offset = h.base_offset + u64::from(r.offset_delta);
-                            if offset < pos {
-                                continue;
-                            }
-                            if h.is_transactional() {
-                                pending.entry(h.producer_id).or_default().push((
-                                    r.key.unwrap_or_default().to_vec(),
-                                    r.value.map(<[u8]>::to_vec),
-                                ));
-                                continue;
-                            }
-                            if let Err(k) = apply(&mut map, r.key, r.value) {
-                                skip(offset, k);
-                            }
-                        }
-                    }
-                }
-                pos = h.next_offset();
+                replay.batch(&b.header, b.bytes(), at, pos)?;
+                pos = b.header.next_offset();
             }
         }
     }
     Ok(pending)
 }
 
+/// Where replaying `__consumer_offsets` puts what it reads: the image of
+/// committed offsets, the records of transactions not decided yet (by
+/// producer id), and the records it could not read. The open's replay and
+/// the read-only reader's (`reader::groups`) share it.
+pub(crate) struct OffsetsReplay<'a> {
+    /// The image: the latest offset per (group, topic, partition).
+    pub map: &'a mut HashMap<OffsetKey, OffsetAndMetadata>,
+    /// Transactional records held until their marker.
+    pub pending: &'a mut PendingOffsets,
+    /// Records skipped as unreadable.
+    pub skipped: &'a mut Vec<SkippedRecord>,
+}
+
+impl OffsetsReplay<'_> {
+    /// Replays one validated batch (`h`, its `bytes`, at byte `at.1` of file
+    /// `at.0`): a non-transactional record applies at once; a
+    /// transactional one is held under its producer id until that
+    /// producer's marker, which applies them (COMMIT) or drops them
+    /// (ABORT). Records below `from` were replayed already and are
+    /// skipped.
+    ///
+    /// # Errors
+    /// [`Error::Corrupted`] for a marker whose record cannot be read.
+    pub(crate) fn batch(
+        self,
+        h: &BatchHeader,
+        bytes: &[u8],
+        at: (&Path, u64),
+        from: u64,
+    ) -> Result<()> {
+        let path = at.0;
+        if h.is_control() {
+            let records = self.pending.remove(&h.producer_id).unwrap_or_default();
+            if marker_kind(h, bytes, at)? == Some(ControlType::Commit) {
+                for (k, v) in records {
+                    if let Err(kind) = apply(self.map, Some(&k), v.as_deref()) {
+                        self.skipped.push(SkippedRecord {
+                            path: path.to_owned(),
+                            offset: h.base_offset,
+                            reason: kind.to_string(),
+                        });
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let mut skip = |offset, k: CorruptionKind| {
+            self.skipped.push(SkippedRecord {
+                path: path.to_owned(),
+                offset,
+                reason: k.to_string(),
+            })
+        };
+        let section = match records_section(h, bytes) {
+            Ok(s) => s,
+            Err(k) => {
+                skip(h.base_offset, k);
+                return Ok(());
+            }
+        };
+        for r in RecordIter::new(h, &section) {
+            let r = match r {
+                Ok(r) => r,
+                Err(k) => {
+                    skip(h.base_offset, k);
+                    break;
+                }
+            };
+            let offset = h.base_offset + u64::from(r.offset_delta);
+            if offset < from {
+                continue;
+            }
+            if h.is_transactional() {
+                self.pending.entry(h.producer_id).or_default().push((
+                    r.key.unwrap_or_default().to_vec(),
+                    r.value.map(<[u8]>::to_vec),
+                ));
+                continue;
+            }
+            if let Err(k) = apply(self.map, r.key, r.value) {
+                skip(offset, k);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The type of the transaction marker in control batch `h` (`bytes`, at
+/// `at`); `None` for a control record of another type.
+pub(crate) fn marker_kind(
+    h: &BatchHeader,
+    bytes: &[u8],
+    at: (&Path, u64),
+) -> Result<Option<ControlType>> {
+    let bad = |k: CorruptionKind| Error::corrupted(at.0, at.1, Some(h.base_offset), k);
+    let section = records_section(h, bytes).map_err(bad)?;
+    let first = RecordIter::new(h, &section).next();
+    match first {
+        Some(Ok(r)) => Ok(r.key.and_then(parse_control_key)),
+        Some(Err(k)) => Err(bad(k)),
+        None => Ok(None),
+    }
+}
+
 /// Offsets records of open transactions, by producer id: (key, value).
-pub(super) type PendingOffsets = std::collections::HashMap<i64, Vec<(Vec<u8>, Option<Vec<u8>>)>>;
+pub(crate) type PendingOffsets = std::collections::HashMap<i64, Vec<(Vec<u8>, Option<Vec<u8>>)>>;

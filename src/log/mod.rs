@@ -18,7 +18,7 @@ use crate::topic::name::validate_user_name;
 
 mod admin;
 pub(crate) mod fetch;
-mod groups;
+pub(crate) mod groups;
 pub(crate) mod maintenance;
 pub(crate) mod metrics;
 pub(crate) mod open;
@@ -61,6 +61,39 @@ impl Log {
     /// ```
     pub fn temporary() -> Result<Log> {
         LogOptions::new().temporary()
+    }
+
+    /// Opens the log in `dir` read-only, for reading it while another
+    /// process (or another `Log` in this one) has it open and writes:
+    /// nothing is written or created, and no lock is taken. See
+    /// [`LogReader`](crate::LogReader) and
+    /// [`PartitionReader`](crate::PartitionReader), and ARCHITECTURE.md
+    /// "Reading a live log" for what it can and cannot see.
+    ///
+    /// # Errors
+    /// [`Error::NotALog`](crate::Error::NotALog) for a path that does not
+    /// exist, is not a directory, or has neither a topic registry
+    /// (`topics.registry`) nor a `.lock` (a log that never had a topic
+    /// reads as one with no topics); [`Error::Corrupted`](crate::Error::Corrupted)
+    /// naming the registry if it is damaged;
+    /// [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion);
+    /// [`Error::Io`](crate::Error::Io).
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Error, Log, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", Record::new(b"x"))?;
+    /// let reader = Log::open_read_only(log.dir())?; // `log` holds the lock
+    /// assert_eq!(reader.partition_info(&TopicPartition::new("t", 0))?.end_offset, 1);
+    /// let missing = Log::open_read_only(log.dir().join("nope"));
+    /// assert!(matches!(missing, Err(Error::NotALog { .. })));
+    /// assert!(!log.dir().join("nope").exists());
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<crate::reader::LogReader> {
+        crate::reader::LogReader::open(dir.as_ref())
     }
 
     /// The log's directory.

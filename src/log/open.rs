@@ -194,7 +194,7 @@ fn create_dir(fs: &dyn FileSystem, dir: &Path, temporary: bool) -> Result<()> {
 }
 
 /// The topics the registry names, with their settings, in file order.
-fn read_registry(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(String, TopicConfig)>> {
+pub(crate) fn read_registry(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(String, TopicConfig)>> {
     let registry_path = dir.join(REGISTRY_FILE);
     let mut configs: Vec<(String, TopicConfig)> = Vec::new();
     if !fs.exists(&registry_path) {
@@ -413,7 +413,9 @@ fn write_session(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
     f.write_at(&bytes, 0).map_err(io_err("write", &path))
 }
 
-fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
+/// Every partition's checkpoint (none when there is no checkpoint file).
+/// Also the read-only reader's.
+pub(crate) fn read_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Checkpoints> {
     let path = dir.join(CHECKPOINT_FILE);
     let mut out = Checkpoints::new();
     if !fs.exists(&path) {

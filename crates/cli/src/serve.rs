@@ -29,17 +29,32 @@ fn wait_for_stop(set: &libc::sigset_t) -> i32 {
     sig
 }
 
-/// Runs `serve DIR --listen ADDR [--partitions N] [--no-auto-create-topics]`.
-pub fn serve(
-    dir: &str,
-    listen: &str,
+/// `streamlog serve DIR --listen ADDR`: serve the log (created if the
+/// directory holds none) to Kafka clients.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// The log directory (created if missing).
+    dir: std::path::PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    listen: String,
+    /// Partitions of auto-created topics.
+    #[arg(long, value_name = "N")]
     partitions: Option<u32>,
-    auto_create: bool,
-) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    /// Refuse produce and metadata requests for unknown topics instead of
+    /// creating them.
+    #[arg(long)]
+    no_auto_create_topics: bool,
+}
+
+/// Runs `serve`: prints `listening on ADDR` once it accepts connections,
+/// stops on SIGINT or SIGTERM and closes the log.
+pub fn run(a: ServeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let set = block_stop_signals();
-    let log = Log::open(dir)?;
-    let mut config = ServerConfig::new().auto_create_topics(auto_create);
-    if let Some(n) = partitions {
+    let log = Log::open(&a.dir)?;
+    let listen = a.listen.as_str();
+    let mut config = ServerConfig::new().auto_create_topics(!a.no_auto_create_topics);
+    if let Some(n) = a.partitions {
         config = config.default_partitions(n);
     }
     let server = Server::start(log.clone(), listen, config)

@@ -47,6 +47,18 @@ pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     }
 }
 
+/// [`peek_header`] when `buf` holds only the batch's fixed header (at most
+/// [`MAX_HEADER_LEN`] bytes), not necessarily the whole batch: bounds and
+/// magic, no CRC, and nothing about the bytes after the header. For
+/// walking a segment through positioned reads without reading the batch
+/// bodies (the read-only reader).
+pub(crate) fn peek_fixed_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    match version_of(buf) {
+        Version::V1 => v1::peek_fixed_header(buf),
+        Version::V2 => v2::peek_fixed_header(buf),
+    }
+}
+
 /// The base offset a batch header at the front of `buf` claims, if the
 /// bytes look like a header of either layout (long enough, the magic in
 /// place), without needing the rest of the batch or checking anything else.

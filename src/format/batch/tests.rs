@@ -244,6 +244,31 @@ fn the_layouts_tell_themselves_apart() {
     assert_eq!(claimed_base_offset(&v1_bytes), Some(0x534c));
 }
 
+/// The fixed header alone is enough for `peek_fixed_header`, in both
+/// layouts, and it reads what `peek_header` reads from the whole batch;
+/// zeros and short buffers are refused as by `peek_header`.
+#[test]
+fn the_fixed_header_alone_peeks_like_the_whole_batch() {
+    let recs: Vec<EncodeRecord<'_>> = (0..20)
+        .map(|i| one(i, 100 + i64::from(i), Some(b"key"), Some(&[7; 50])))
+        .collect();
+    for bytes in [
+        build(&recs, 9, None),
+        v1::encode_batch(&recs, 9, None).unwrap(),
+    ] {
+        let whole = peek_header(&bytes).unwrap();
+        let fixed = peek_fixed_header(&bytes[..MAX_HEADER_LEN]).unwrap();
+        assert_eq!(fixed, whole);
+        assert_eq!(fixed.total_len(), bytes.len());
+        assert!(matches!(
+            peek_header(&bytes[..MAX_HEADER_LEN]),
+            Err(DecodeError::Incomplete { needed }) if needed == bytes.len()
+        ));
+        assert!(peek_fixed_header(&bytes[..whole.header_len() - 1]).is_err());
+    }
+    assert!(peek_fixed_header(&[0; MAX_HEADER_LEN]).is_err());
+}
+
 #[test]
 fn null_and_empty_are_distinct_in_keys_values_and_header_values() {
     let headers: [EncodeHeader<'_>; 2] = [

@@ -67,6 +67,19 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// Bounds and magic of the v1 header at the front of `buf`; no CRC.
 #[inline]
 pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let h = peek_fixed_header(buf)?;
+    if buf.len() < h.total_len() {
+        return Err(DecodeError::Incomplete {
+            needed: h.total_len(),
+        });
+    }
+    Ok(h)
+}
+
+/// [`peek_header`] of a buffer that need only hold the fixed header (64
+/// bytes), not the whole batch.
+#[inline]
+pub(crate) fn peek_fixed_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Incomplete { needed: HEADER_LEN });
     }
@@ -102,9 +115,6 @@ pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
         .is_none()
     {
         return Err(bad("offset range overflows u64"));
-    }
-    if buf.len() < total {
-        return Err(DecodeError::Incomplete { needed: total });
     }
     Ok(h)
 }

@@ -71,6 +71,18 @@ fn i64_at(b: &[u8], at: usize) -> i64 {
 /// magic or the CRC.
 #[inline]
 fn fields(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let h = fixed_fields(buf)?;
+    if buf.len() < h.total_len() {
+        return Err(DecodeError::Incomplete {
+            needed: h.total_len(),
+        });
+    }
+    Ok(h)
+}
+
+/// [`fields`] of a buffer that need only hold the fixed header.
+#[inline]
+fn fixed_fields(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     if buf.len() < HEADER_LEN {
         return Err(DecodeError::Incomplete { needed: HEADER_LEN });
     }
@@ -123,11 +135,6 @@ fn fields(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
             return Err(bad("offset range overflows i64"));
         }
     }
-    if buf.len() < total as usize {
-        return Err(DecodeError::Incomplete {
-            needed: total as usize,
-        });
-    }
     Ok(h)
 }
 
@@ -135,6 +142,21 @@ fn fields(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
 #[inline]
 pub(crate) fn peek_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     let h = fields(buf)?;
+    if h.magic != MAGIC {
+        return Err(CorruptionKind::BadMagic {
+            found: u16::from(h.magic),
+        }
+        .into());
+    }
+    Ok(h)
+}
+
+/// [`peek_header`] of a buffer that need only hold the fixed header (61
+/// bytes), not the whole batch: for walking a segment through positioned
+/// reads without reading batch bodies.
+#[inline]
+pub(crate) fn peek_fixed_header(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
+    let h = fixed_fields(buf)?;
     if h.magic != MAGIC {
         return Err(CorruptionKind::BadMagic {
             found: u16::from(h.magic),
