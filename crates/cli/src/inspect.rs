@@ -13,7 +13,7 @@ use streamlog::inspect::{
     dump_segment, verify_dir_with_progress, BatchInfo, RecordInfo, VerifyReport,
 };
 
-use crate::render::{json_bytes, json_headers, text_bytes};
+use crate::render::{json_bytes, json_headers, text_bytes, text_headers};
 use crate::Res;
 
 /// Inputs larger than this get a progress bar (on a terminal).
@@ -122,11 +122,6 @@ pub fn dump(a: DumpArgs) -> Res<ExitCode> {
                 )?;
                 continue;
             }
-            let headers: Vec<String> = r
-                .headers
-                .iter()
-                .map(|(k, v)| format!("{}={}", k.escape_debug(), text_bytes(v.as_deref())))
-                .collect();
             writeln!(
                 out,
                 "  offset={} timestamp={} key={} value={} headers=[{}]",
@@ -134,7 +129,7 @@ pub fn dump(a: DumpArgs) -> Res<ExitCode> {
                 r.timestamp,
                 text_bytes(r.key.as_deref()),
                 text_bytes(r.value.as_deref()),
-                headers.join(",")
+                text_headers(&r.headers)
             )?;
         }
     }

@@ -101,6 +101,15 @@ pub fn text_bytes(b: Option<&[u8]>) -> String {
     }
 }
 
+/// Headers as one field of a text line: `name=value` pairs joined by `,`.
+pub fn text_headers(headers: &[(String, Option<Vec<u8>>)]) -> String {
+    let pairs: Vec<String> = headers
+        .iter()
+        .map(|(k, v)| format!("{}={}", k.escape_debug(), text_bytes(v.as_deref())))
+        .collect();
+    pairs.join(",")
+}
+
 /// A time given as milliseconds since the epoch or in RFC 3339
 /// (`2026-12-05T10:00:00Z`, `2026-12-05T10:00:00.5+01:00`).
 pub fn parse_time(s: &str) -> Res<i64> {
@@ -154,11 +163,6 @@ impl Printed {
                 writeln!(out, "{v}")
             }
             Format::Text => {
-                let headers: Vec<String> = self
-                    .headers
-                    .iter()
-                    .map(|(k, v)| format!("{}={}", k.escape_debug(), text_bytes(v.as_deref())))
-                    .collect();
                 writeln!(
                     out,
                     "{}-{}\t{}\t{}\t{}\t{}\t{}",
@@ -167,7 +171,7 @@ impl Printed {
                     self.offset,
                     self.timestamp,
                     text_bytes(self.key.as_deref()),
-                    headers.join(","),
+                    text_headers(&self.headers),
                     text_bytes(self.value.as_deref())
                 )
             }
