@@ -201,6 +201,7 @@ impl Consumer {
                         position: None,
                         paused: false,
                         committed: None,
+                        carry: None,
                     };
                     self.adopt_committed(&mut a);
                     self.assigned.push(a);

@@ -9,8 +9,11 @@ use crate::record::TopicPartition;
 use crate::storage::partition::txn::{control_kind, AbortedFilter};
 use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 use isolation::visible_end;
-use records::Records;
+use records::{Carry, Records};
 use state::{Assigned, Consumer};
+
+#[cfg(test)]
+mod tests;
 
 pub(crate) mod config;
 pub(crate) mod group;
@@ -52,6 +55,7 @@ impl Consumer {
                 position: old.and_then(|a| a.position),
                 paused: old.is_some_and(|a| a.paused),
                 committed: old.and_then(|a| a.committed),
+                carry: old.and_then(|a| a.carry.clone()),
             });
             if old.is_none() {
                 self.adopt_committed(next.last_mut().expect("just pushed"));
@@ -93,6 +97,7 @@ impl Consumer {
             });
         }
         a.position = Some(offset);
+        a.carry = None;
         Ok(())
     }
 
@@ -104,6 +109,7 @@ impl Consumer {
         for tp in partitions {
             let a = self.slot(tp)?;
             a.position = Some(a.part.start_offset());
+            a.carry = None;
         }
         Ok(())
     }
@@ -118,6 +124,7 @@ impl Consumer {
         for tp in partitions {
             let a = self.slot(tp)?;
             a.position = Some(visible_end(&a.part, level));
+            a.carry = None;
         }
         Ok(())
     }
@@ -230,8 +237,9 @@ impl Consumer {
             let now = Instant::now();
             let timed_out = deadline.is_some_and(|d| now >= d);
             if (!out.is_empty() && out.batch_bytes() >= self.config.fetch_min_bytes) || timed_out {
-                for (i, pos) in advances {
+                for (i, pos, carry) in advances {
                     self.assigned[i].position = Some(pos);
+                    self.assigned[i].carry = carry;
                 }
                 if !self.assigned.is_empty() {
                     self.rr = (self.rr + 1) % self.assigned.len();
@@ -372,6 +380,27 @@ impl Consumer {
                 blocked = true;
                 continue;
             }
+            let mut p = pos;
+            // The rest of a batch the last poll stopped inside: no fetch, no
+            // second CRC check or decompression of it.
+            if let Some(c) = a.carry.clone().filter(|c| c.next_offset() == pos) {
+                match out.push_carried(&a.topic, a.tp.partition, c, pos, records_left) {
+                    Ok((added, next, rest)) => {
+                        records_left -= added;
+                        p = next;
+                        if rest.is_some() || records_left == 0 {
+                            advances.push((i, p, rest));
+                            continue;
+                        }
+                    }
+                    // A damaged record inside: as for damage found by the
+                    // fetch, what came before is handed out first.
+                    Err(_) if !out.is_empty() => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let from_carry = p != pos;
+            pos = p;
             let max_bytes = self.config.max_partition_fetch_bytes.min(bytes_left).max(1);
             self.batches.clear();
             match a
@@ -393,7 +422,8 @@ impl Consumer {
                 }
                 Err(e) => return Err(e),
             }
-            let mut p = pos;
+            p = pos;
+            let mut carry = None;
             let mut aborted = match level {
                 IsolationLevel::ReadCommitted => AbortedFilter::new(&a.part, pos, bound),
                 IsolationLevel::ReadUncommitted => None,
@@ -408,7 +438,7 @@ impl Consumer {
                         continue;
                     }
                 }
-                let (added, next) =
+                let (added, next, rest) =
                     match out.push_batch(&a.topic, a.tp.partition, b, p, records_left) {
                         Ok(x) => x,
                         // As with damage found by the fetch: hand out what came
@@ -419,9 +449,13 @@ impl Consumer {
                 records_left -= added;
                 bytes_left = bytes_left.saturating_sub(b.header.total_len());
                 p = next;
+                if rest.is_some() {
+                    carry = rest;
+                    break;
+                }
             }
-            if p != pos {
-                advances.push((i, p));
+            if p != pos || from_carry {
+                advances.push((i, p, carry));
             }
         }
         if blocked && out.is_empty() {
@@ -435,7 +469,7 @@ impl Consumer {
 
 /// New positions to adopt (assignment index, offset) and the end offsets
 /// seen, from one pass over the assigned partitions.
-type Filled = (Vec<(usize, u64)>, Vec<u64>);
+type Filled = (Vec<(usize, u64, Option<Carry>)>, Vec<u64>);
 
 fn resolve(a: &mut Assigned, reset: OffsetReset, level: IsolationLevel) -> Result<u64> {
     if let Some(p) = a.position {

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::batch::{records_section, HeaderIter, RecordIter};
+use crate::format::batch::{records_section, HeaderIter, IterState, RecordIter};
 use crate::storage::mapped::View;
 use crate::storage::partition::read::FetchedBatch;
 
@@ -57,8 +57,9 @@ struct Meta {
 enum Backing {
     /// Uncompressed batches are read in place from the mapped segment.
     Segment(View),
-    /// Decompressed records sections.
-    Owned(Vec<u8>),
+    /// Decompressed records sections, shared with the [`Carry`] that goes
+    /// on reading one.
+    Owned(Arc<Vec<u8>>),
 }
 
 impl Backing {
@@ -68,6 +69,34 @@ impl Backing {
             Backing::Owned(v) => v,
         }
     }
+}
+
+/// A batch a poll stopped inside: the rest of it, kept for the next poll
+/// of the partition, with the decompressed records section (if the batch
+/// was compressed) and the decoder's place in it.
+#[derive(Debug, Clone)]
+pub(crate) struct Carry {
+    batch: FetchedBatch,
+    owned: Option<Arc<Vec<u8>>>,
+    state: IterState,
+    /// The offset of the next record to return from it.
+    next: u64,
+}
+
+impl Carry {
+    /// The offset the carried records go on from.
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.next
+    }
+}
+
+fn carry_error(batch: &FetchedBatch, k: CorruptionKind) -> Error {
+    Error::corrupted(
+        batch.segment.log.path(),
+        batch.pos as u64,
+        Some(batch.header.base_offset),
+        k,
+    )
 }
 
 /// The records one `poll` returned, in partition order. Uncompressed
@@ -136,8 +165,10 @@ impl Records {
     }
 
     /// Appends the records of `batch` with offsets `>= from`, at most
-    /// `limit` of them. Returns how many were added and the position after
-    /// the last one taken (the batch's end when all were taken).
+    /// `limit` of them. Returns how many were added, the position after
+    /// the last one taken (the batch's end when all were taken), and, when
+    /// the limit stopped it inside the batch, the [`Carry`] that goes on
+    /// from there.
     pub(crate) fn push_batch(
         &mut self,
         topic: &Arc<str>,
@@ -145,22 +176,44 @@ impl Records {
         batch: &FetchedBatch,
         from: u64,
         limit: usize,
-    ) -> Result<(usize, u64)> {
+    ) -> Result<(usize, u64, Option<Carry>)> {
         let h = &batch.header;
-        let bad = |k: CorruptionKind| {
-            Error::corrupted(
-                batch.segment.log.path(),
-                batch.pos as u64,
-                Some(h.base_offset),
-                k,
-            )
-        };
         // Control batches (transaction markers) are never handed out; their
         // offsets are stepped over like a compaction gap.
         if h.is_control() {
             self.bytes += h.total_len();
-            return Ok((0, h.next_offset()));
+            return Ok((0, h.next_offset(), None));
         }
+        let section = records_section(h, batch.bytes()).map_err(|k| carry_error(batch, k))?;
+        let carry = Carry {
+            batch: batch.clone(),
+            owned: match section {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(v) => Some(Arc::new(v)),
+            },
+            state: RecordIter::new(h, &[]).state(),
+            next: h.base_offset,
+        };
+        self.bytes += h.header_len();
+        self.push_carried(topic, partition, carry, from, limit)
+    }
+
+    /// [`push_batch`](Self::push_batch) going on where an earlier call
+    /// stopped inside a batch: no CRC check, decompression or decoding of
+    /// the records before, so a poll loop reads a batch of any size in
+    /// time linear in it (Kafka's consumer likewise keeps the rest of a
+    /// fetched batch for the next poll).
+    pub(crate) fn push_carried(
+        &mut self,
+        topic: &Arc<str>,
+        partition: u32,
+        mut carry: Carry,
+        from: u64,
+        limit: usize,
+    ) -> Result<(usize, u64, Option<Carry>)> {
+        let batch = &carry.batch;
+        let h = &batch.header;
+        let bad = |k: CorruptionKind| carry_error(batch, k);
         let tp = match self.tps.last() {
             Some((t, p)) if Arc::ptr_eq(t, topic) && *p == partition => self.tps.len() - 1,
             _ => {
@@ -168,10 +221,9 @@ impl Records {
                 self.tps.len() - 1
             }
         } as u32;
-        let section = records_section(h, batch.bytes()).map_err(bad)?;
-        let backing = match section {
-            Cow::Borrowed(_) => Backing::Segment(batch.log.clone()),
-            Cow::Owned(v) => Backing::Owned(v),
+        let backing = match &carry.owned {
+            None => Backing::Segment(batch.log.clone()),
+            Some(v) => Backing::Owned(v.clone()),
         };
         let idx = match (backing, self.backings.last_mut()) {
             // Views of one mapping differ only in how much of it was
@@ -180,6 +232,9 @@ impl Records {
                 if s.len() > l.len() {
                     *l = s;
                 }
+                self.backings.len() - 1
+            }
+            (Backing::Owned(v), Some(Backing::Owned(l))) if Arc::ptr_eq(&v, l) => {
                 self.backings.len() - 1
             }
             (backing, _) => {
@@ -193,16 +248,21 @@ impl Records {
             Backing::Owned(v) => v,
         };
         let start_len = self.metas.len();
-        let mut next = h.next_offset();
-        for r in RecordIter::new(h, section) {
+        let mut it = RecordIter::resume(h, section, carry.state);
+        let started = carry.state.consumed();
+        loop {
+            let before = it.state();
+            let Some(r) = it.next() else { break };
             let r = r.map_err(bad)?;
             let offset = h.base_offset + u64::from(r.offset_delta);
             if offset < from {
                 continue;
             }
             if self.metas.len() - start_len == limit {
-                next = offset;
-                break;
+                self.bytes += before.consumed() - started;
+                carry.state = before;
+                carry.next = offset;
+                return Ok((limit, offset, Some(carry)));
             }
             self.metas.push(Meta {
                 tp,
@@ -215,9 +275,8 @@ impl Records {
                 header_count: r.header_count,
             });
         }
-        let added = self.metas.len() - start_len;
-        self.bytes += h.total_len();
-        Ok((added, next))
+        self.bytes += section.len() - started;
+        Ok((self.metas.len() - start_len, h.next_offset(), None))
     }
 }
 

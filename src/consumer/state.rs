@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::config::ConsumerConfig;
+use super::records::Carry;
 use crate::group::coordinator::Group;
 use crate::log::state::LogInner;
 use crate::record::TopicPartition;
@@ -25,6 +26,9 @@ pub(crate) struct Assigned {
     pub(super) paused: bool,
     /// The last offset this consumer committed (or found committed) here.
     pub(super) committed: Option<u64>,
+    /// The rest of the batch the last poll stopped inside; used while
+    /// `position` is its next offset.
+    pub(super) carry: Option<Carry>,
 }
 
 /// Reads records from partitions.

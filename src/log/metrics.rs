@@ -102,7 +102,7 @@ impl Log {
             end_offset: p.end_offset(),
             durable_offset: p.durable_offset(),
             size_bytes: p.size_bytes(),
-            segments: p.segments().len(),
+            segments: p.segment_count(),
         })
     }
 }

@@ -35,6 +35,12 @@ pub trait Store: Send {
     /// Reads every record from the start, verifying checksums where the
     /// engine has them. Returns (records, payload bytes).
     fn read_all(&mut self) -> (u64, u64);
+    /// [`read_all`](Self::read_all) with the settings a user gets by
+    /// default, where the engine has any (streamlog: `ConsumerConfig::new()`,
+    /// 500 records a poll).
+    fn read_all_defaults(&mut self) -> (u64, u64) {
+        self.read_all()
+    }
 }
 
 pub fn open_store(engine: &str, dir: &Path, mode: Mode, partitions: u32) -> Box<dyn Store> {
@@ -226,7 +232,18 @@ impl Store for Sl {
         self.prod.send_to("t", p, Record::new(v)).unwrap();
     }
     fn read_all(&mut self) -> (u64, u64) {
-        let mut c = self.log.consumer(sl_read_config());
+        self.read_with(sl_read_config())
+    }
+    fn read_all_defaults(&mut self) -> (u64, u64) {
+        self.read_with(
+            ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest).enable_auto_commit(false),
+        )
+    }
+}
+
+impl Sl {
+    fn read_with(&mut self, config: ConsumerConfig) -> (u64, u64) {
+        let mut c = self.log.consumer(config);
         let tps: Vec<TopicPartition> =
             (0..self.partitions).map(|p| TopicPartition::new("t", p)).collect();
         c.assign(&tps).unwrap();

@@ -260,17 +260,19 @@ fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, po
     let measured = sc.pick(1, 3);
     let wl = format!("append-batched {} (os-buffered)", size_name(size));
     let rl = format!("read {} (crc-checked)", size_name(size));
+    let dl = format!("read {} (crc-checked, default consumer settings)", size_name(size));
     for &e in ENGINES.iter() {
         if e == "redb-default" {
             rep.add(&wl, Kind::Rate, e, None);
             rep.add(&rl, Kind::Rate, e, None);
+            rep.add(&dl, Kind::Rate, e, None);
             continue;
         }
         // Pass 0 warms up (appends and a read); each later pass appends a
         // fresh store and reads it twice, the second read measured. The
         // median pass is reported: this machine's noise is larger than a
         // single pass can average out.
-        let (mut appends, mut reads) = (Vec::new(), Vec::new());
+        let (mut appends, mut reads, mut defaults) = (Vec::new(), Vec::new(), Vec::new());
         for pass in 0..=measured {
             settle();
             let d = dirs.fresh(e);
@@ -281,32 +283,37 @@ fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, po
             if pass > 0 {
                 appends.push(el);
             }
-            for read in 0..2 {
+            // A warm-up read, then the harness's settings, then the defaults.
+            for read in 0..3 {
                 let t = Instant::now();
-                let (got, bytes) = st.read_all();
+                let (got, bytes) = if read == 2 { st.read_all_defaults() } else { st.read_all() };
                 let el = t.elapsed().as_secs_f64();
                 assert_eq!(got, n, "{e}: read {got} of {n}");
-                if pass > 0 && read == 1 {
-                    reads.push((el, bytes));
+                match (pass, read) {
+                    (0, _) | (_, 0) => {}
+                    (_, 1) => reads.push((el, bytes)),
+                    _ => defaults.push((el, bytes)),
                 }
             }
             drop(st);
             rm(&d);
         }
         appends.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        reads.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
         let el = appends[appends.len() / 2];
         rep.add(&wl, Kind::Rate, e, Some(Res {
             rps: Some(n as f64 / el),
             mbps: Some((n * size as u64) as f64 / el / 1e6),
             ..Default::default()
         }));
-        let (el, bytes) = reads[reads.len() / 2];
-        rep.add(&rl, Kind::Rate, e, Some(Res {
-            rps: Some(n as f64 / el),
-            mbps: Some(bytes as f64 / el / 1e6),
-            ..Default::default()
-        }));
+        for (label, mut v) in [(&rl, reads), (&dl, defaults)] {
+            v.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+            let (el, bytes) = v[v.len() / 2];
+            rep.add(label, Kind::Rate, e, Some(Res {
+                rps: Some(n as f64 / el),
+                mbps: Some(bytes as f64 / el / 1e6),
+                ..Default::default()
+            }));
+        }
     }
     if !sc.quick {
         rep.note(format!("{wl} / {rl}: median of {measured} measured passes after a warm-up pass, each on a fresh store, after sync(2)"));

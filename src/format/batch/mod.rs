@@ -132,6 +132,7 @@ pub(crate) fn decompress(raw: &[u8], limit: usize) -> Result<Vec<u8>, Corruption
 /// count matches the header. Yields an error once and then stops.
 pub(crate) struct RecordIter<'a> {
     buf: &'a [u8],
+    section_len: usize,
     remaining: u32,
     last_delta: Option<u32>,
     max_delta: u32,
@@ -139,16 +140,55 @@ pub(crate) struct RecordIter<'a> {
     failed: bool,
 }
 
+/// How far a [`RecordIter`] has read its records section: enough to go on
+/// later from there ([`RecordIter::resume`]) without decoding again what
+/// came before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IterState {
+    consumed: usize,
+    remaining: u32,
+    last_delta: Option<u32>,
+}
+
+impl IterState {
+    /// Bytes of the section read so far.
+    pub fn consumed(&self) -> usize {
+        self.consumed
+    }
+}
+
 impl<'a> RecordIter<'a> {
     pub fn new(h: &BatchHeader, section: &'a [u8]) -> Self {
         RecordIter {
             buf: section,
+            section_len: section.len(),
             remaining: h.record_count,
             last_delta: None,
             max_delta: h.last_offset_delta,
             version: h.version,
             failed: false,
         }
+    }
+
+    /// Where the iterator stands, before its next record.
+    pub fn state(&self) -> IterState {
+        IterState {
+            consumed: self.section_len - self.buf.len(),
+            remaining: self.remaining,
+            last_delta: self.last_delta,
+        }
+    }
+
+    /// Goes on reading `section` (the whole records section of the batch
+    /// `h`, as given to [`new`](Self::new)) from `state`, taken from an
+    /// iterator over the same bytes. The checks go on as if it had never
+    /// stopped.
+    pub fn resume(h: &BatchHeader, section: &'a [u8], state: IterState) -> Self {
+        let mut it = RecordIter::new(h, section);
+        it.buf = section.get(state.consumed..).unwrap_or_default();
+        it.remaining = state.remaining;
+        it.last_delta = state.last_delta;
+        it
     }
 
     fn bad(&mut self, reason: &'static str) -> Option<Result<RecordView<'a>, CorruptionKind>> {

@@ -266,11 +266,7 @@ impl Partition {
         self.write_snapshot(w, next, true)?;
         let new =
             self.create_segment(w.next_offset, self.cfg.read().segment_bytes.max(batch_len))?;
-        let mut segs = self.segments.write();
-        let mut list = Vec::clone(&segs);
-        list.push(new.clone());
-        *segs = Arc::new(list);
-        drop(segs);
+        self.segments.write().push(new.clone());
         // Only now: a syncer picks the last segment of the list.
         old.make_lazy(&self.shared.maps, true);
         w.activate(new);
@@ -290,13 +286,9 @@ impl Partition {
             self.shared.poison(e);
         })?;
         let new = self.create_segment(base, batch_len)?;
-        let mut segs = self.segments.write();
-        let mut list = Vec::clone(&segs);
-        if let Some(last) = list.last_mut() {
+        if let Some(last) = self.segments.write().last_mut() {
             *last = new.clone();
         }
-        *segs = Arc::new(list);
-        drop(segs);
         w.activate(new);
         Ok(())
     }

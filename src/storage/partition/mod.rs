@@ -89,7 +89,10 @@ pub(crate) struct Partition {
     /// at the next roll or maintenance pass.
     cfg: RwLock<Arc<TopicConfig>>,
     shared: Arc<Shared>,
-    segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// Changed in place (a roll pushes one, O(1)); readers copy out under
+    /// the read lock only the few segments a read needs
+    /// ([`window`](Self::window)), never the whole list.
+    segments: RwLock<Vec<Arc<Segment>>>,
     writer: Mutex<Writer>,
     start: AtomicU64,
     /// Compaction has cleaned everything below this offset.
@@ -167,7 +170,7 @@ impl Partition {
             dir,
             cfg: RwLock::new(cfg),
             shared,
-            segments: RwLock::new(Arc::new(loaded.segments)),
+            segments: RwLock::new(loaded.segments),
             writer: Mutex::new(Writer::new(active, loaded.cursor, end)),
             start: AtomicU64::new(cp.log_start.max(first_base).min(end)),
             cleaner_point: AtomicU64::new(cp.cleaner_point),
@@ -251,11 +254,7 @@ impl Partition {
         if let Some(n) = &new {
             n.make_lazy(&self.shared.maps, true);
         }
-        let mut list = Vec::with_capacity(segs.len());
-        list.extend_from_slice(&segs[..at]);
-        list.extend(new);
-        list.extend_from_slice(&segs[at + old.len()..]);
-        *segs = Arc::new(list);
+        segs.splice(at..at + old.len(), new);
         true
     }
 
@@ -270,12 +269,49 @@ impl Partition {
         self.durable.load(Ordering::Acquire)
     }
 
-    pub fn segments(&self) -> Arc<Vec<Arc<Segment>>> {
+    /// A copy of the whole list, O(segments): for maintenance passes and
+    /// reports, not for reads (see [`window`](Self::window)).
+    pub fn segments(&self) -> Vec<Arc<Segment>> {
         self.segments.read().clone()
     }
 
+    /// How many segments there are.
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    /// The segments a read from `offset` of up to `max_bytes` starts with:
+    /// the one holding `offset` (the last whose base is at or below it) and
+    /// the next ones, at least two, until their sizes reach `max_bytes`;
+    /// and whether more follow. Cost: a binary search and the copies
+    /// returned, whatever the number of segments.
+    pub fn window(&self, offset: u64, max_bytes: usize) -> (Vec<Arc<Segment>>, bool) {
+        let segs = self.segments.read();
+        let first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
+        let mut out = Vec::with_capacity(2);
+        let mut bytes = 0u64;
+        for s in &segs[first..] {
+            if out.len() >= 2 && bytes >= max_bytes as u64 {
+                return (out, true);
+            }
+            bytes += s.size_bytes();
+            out.push(s.clone());
+        }
+        (out, false)
+    }
+
+    /// Whether `seg` is (still) one of the partition's segments.
+    pub fn holds_segment(&self, seg: &Arc<Segment>) -> bool {
+        let segs = self.segments.read();
+        let at = segs.partition_point(|s| s.base < seg.base);
+        segs[at..]
+            .iter()
+            .take_while(|s| s.base == seg.base)
+            .any(|s| Arc::ptr_eq(s, seg))
+    }
+
     pub fn size_bytes(&self) -> u64 {
-        self.segments().iter().map(|s| s.size_bytes()).sum()
+        self.segments.read().iter().map(|s| s.size_bytes()).sum()
     }
 
     /// What this partition has appended since the log was opened.

@@ -29,6 +29,12 @@ impl FetchedBatch {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Bytes of batches this thread's fetches have checked (CRC included).
+    pub(crate) static VERIFIED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// The end of one read over a snapshot of the segment list.
 enum Read<T> {
     Done(T),
@@ -78,7 +84,7 @@ impl Partition {
             match read()? {
                 Read::Done(t) => return Ok(t),
                 Read::Unmappable(seg, e) => {
-                    let removed = !self.segments().iter().any(|s| Arc::ptr_eq(s, &seg));
+                    let removed = !self.holds_segment(&seg);
                     attempts += 1;
                     if !removed || attempts >= 8 {
                         return Err(Error::io("map", seg.log.path(), e));
@@ -102,17 +108,16 @@ impl Partition {
         if offset == end {
             return Ok(Read::Done(()));
         }
-        let segs = self.segments();
+        let (mut segs, mut more) = self.window(offset, max_bytes);
         #[cfg(test)]
         if let Some(f) = self.after_snapshot.lock().as_mut() {
             f();
         }
-        let first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
         let compacted = self.cfg.read().cleanup_policy != CleanupPolicy::Delete;
         let (mut bytes, mut records, mut want) = (0usize, 0usize, offset);
         // Where the previous segment's batches ended, to check that the next
         // segment starts exactly there.
-        let mut prev: Option<(&Arc<Segment>, usize, u64)> = None;
+        let mut prev: Option<(Arc<Segment>, usize, u64)> = None;
         // Damage ends the fetch: what came before it is returned, and the
         // next fetch, starting at the damage, reports it.
         macro_rules! damaged {
@@ -134,8 +139,38 @@ impl Partition {
                 }
             };
         }
-        for (i, seg) in segs.iter().enumerate().skip(first) {
-            if let Some((p, ppos, reached)) = prev {
+        // The next segment of the window to read, and whether to enter it
+        // at `want` (through its index) rather than at its start.
+        let (mut i, mut locate) = (0, true);
+        loop {
+            if i == segs.len() {
+                let Some((last, _, reached)) = prev.clone() else {
+                    break;
+                };
+                if !more {
+                    break;
+                }
+                // The window is used up: the next one, from where it ended.
+                // The list may have changed meanwhile: look the offset up.
+                (segs, more) = self.window(reached, max_bytes.saturating_sub(bytes));
+                i = 0;
+                match segs.first() {
+                    // No segment starts at `reached`: check the one after.
+                    Some(s) if Arc::ptr_eq(s, &last) => i = 1,
+                    Some(s) if s.base == reached => {}
+                    // A copy that compaction merged the last one into.
+                    Some(s) if s.base < reached => {
+                        (locate, prev) = (true, None);
+                    }
+                    // Retention removed what follows: the next fetch says so.
+                    _ => return Ok(Read::Done(())),
+                }
+                continue;
+            }
+            let seg = segs[i].clone();
+            i += 1;
+            if let Some((p, ppos, reached)) = &prev {
+                let (ppos, reached) = (*ppos, *reached);
                 if reached != seg.base {
                     let kind = CorruptionKind::OffsetOutOfOrder {
                         expected: reached,
@@ -153,8 +188,8 @@ impl Partition {
             // The base offset the next batch must have: exact, unless
             // compaction may have removed whole batches. Unknown for a v1
             // batch found through the index (the index check vouches for it).
-            let (mut pos, mut expected) = if i == first {
-                match seg.start_for(&data, offset) {
+            let (mut pos, mut expected) = if std::mem::take(&mut locate) {
+                match seg.start_for(&data, want) {
                     Ok((p, e)) => (p as usize, e),
                     Err(e) if out.is_empty() => return Ok(Read::Unmappable(seg.clone(), e)),
                     Err(_) => return Ok(Read::Done(())),
@@ -168,8 +203,10 @@ impl Partition {
                 // a damaged header can never make records silently vanish.
                 let h = match decode_batch(&data[pos..]) {
                     Ok(h) => h,
-                    Err(e) => damaged!(self.corrupted(seg, pos, want, e)),
+                    Err(e) => damaged!(self.corrupted(&seg, pos, want, e)),
                 };
+                #[cfg(test)]
+                VERIFIED.with(|v| v.set(v.get() + h.total_len() as u64));
                 // A batch's bytes are published before the end offset moves
                 // past it: never return more than the end read above, so
                 // that a reader's position can never pass the end offset.
