@@ -324,8 +324,9 @@ pub enum Error {
 
     /// [`Log::open_read_only`](crate::Log::open_read_only) was given a path
     /// that is not a log directory: it does not exist, is not a directory,
-    /// or has no topic registry (`topics.registry`, which a log writes when
-    /// its first topic is created). Nothing was created.
+    /// or has neither a topic registry (`topics.registry`, which a log
+    /// writes when its first topic is created) nor a `.lock` (which
+    /// `Log::open` writes). Nothing was created.
     #[error("{} is not a streamlog log directory: {reason}", path.display())]
     NotALog {
         /// The path given.

@@ -18,6 +18,9 @@ use crate::io::std_fs::StdFs;
 use crate::io::FileSystem;
 use crate::log::open::{read_checkpoint, read_registry};
 use crate::log::state::{CHECKPOINT_FILE, LOCK_FILE, REGISTRY_FILE};
+
+/// A compaction's cleaned copy, complete, about to replace its inputs.
+const SWAP_EXT: &str = "log.swap";
 use crate::storage::segment::{
     entry_matches, parse_segment_name, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT,
 };
@@ -60,6 +63,10 @@ pub struct BatchInfo {
     pub crc_ok: bool,
     /// The records, when the batch is valid.
     pub records: Vec<RecordInfo>,
+    /// Why the records of a CRC-valid batch do not decode (a bad record
+    /// or compressed payload), if they do not: the records before the
+    /// damage are in `records`.
+    pub malformed: Option<String>,
 }
 
 /// One record inside a [`BatchInfo`].
@@ -148,13 +155,25 @@ fn dump_bytes(data: &[u8]) -> SegmentDump {
             max_timestamp: h.max_timestamp,
             crc_ok: false,
             records: Vec::new(),
+            malformed: None,
         };
         match decode_batch(rest) {
             Ok(h) => {
                 info.crc_ok = true;
                 let batch = &rest[..h.total_len()];
-                if let Ok(section) = records_section(&h, batch) {
-                    for r in RecordIter::new(&h, &section).map_while(|r| r.ok()) {
+                let section = records_section(&h, batch);
+                if let Err(k) = &section {
+                    info.malformed = Some(k.to_string());
+                }
+                if let Ok(section) = section {
+                    for r in RecordIter::new(&h, &section) {
+                        let r = match r {
+                            Ok(r) => r,
+                            Err(k) => {
+                                info.malformed = Some(k.to_string());
+                                break;
+                            }
+                        };
                         let mut hs = r.header_iter();
                         let mut headers = Vec::new();
                         while let Some((k, v)) = hs.next_checked() {
@@ -355,17 +374,39 @@ fn verify_partition(
     report: &mut VerifyReport,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    let mut bases: Vec<u64> = fs
-        .read_dir(dir)
-        .map_err(io_err("list", dir))?
-        .iter()
-        .filter_map(|n| parse_segment_name(n, LOG_EXT))
-        .collect();
-    bases.sort_unstable();
+    let names = fs.read_dir(dir).map_err(io_err("list", dir))?;
+    // `(base, path, is a compaction's cleaned copy)`. A directory caught in
+    // the middle of a compaction's swap (FORMAT.md §7) holds the cleaned
+    // copy as `<base>.log.swap`, complete and synced, and the segments it
+    // replaces as `.log` or already `.log.deleted`: verify the copy in
+    // their place, as recovery would keep it.
+    let mut segs: Vec<(u64, PathBuf, bool)> = Vec::new();
+    let mut replaced: Vec<std::ops::Range<u64>> = Vec::new();
+    for n in &names {
+        if let Some(base) = parse_segment_name(n, SWAP_EXT) {
+            let path = dir.join(n);
+            let data = fs.read(&path).map_err(io_err("read", &path))?;
+            let end = dump_bytes(&data)
+                .batches
+                .last()
+                .map_or(base, |b| b.last_offset + 1);
+            // Its inputs start at `base` and end by its end.
+            replaced.push(base..end.max(base + 1));
+            segs.push((base, path, true));
+        }
+    }
+    for n in &names {
+        if let Some(base) = parse_segment_name(n, LOG_EXT) {
+            if !replaced.iter().any(|r| r.contains(&base)) {
+                segs.push((base, dir.join(n), false));
+            }
+        }
+    }
+    segs.sort_by_key(|(b, ..)| *b);
     let mut expected: Option<u64> = None;
-    for (i, &base) in bases.iter().enumerate() {
-        let last = i + 1 == bases.len();
-        let path = dir.join(format!("{base:020}.{LOG_EXT}"));
+    for (i, (base, path, swap)) in segs.iter().enumerate() {
+        let (base, swap, path) = (*base, *swap, path.clone());
+        let last = i + 1 == segs.len();
         let data = fs.read(&path).map_err(io_err("read", &path))?;
         let dump = dump_bytes(&data);
         progress(data.len() as u64);
@@ -393,6 +434,9 @@ fn verify_partition(
             if !b.crc_ok {
                 problem(Some(b.position), Some(b.base_offset), "CRC mismatch".into());
             }
+            if let Some(why) = &b.malformed {
+                problem(Some(b.position), Some(b.base_offset), why.clone());
+            }
             if b.base_offset < next {
                 problem(
                     Some(b.position),
@@ -412,8 +456,14 @@ fn verify_partition(
         let version = version_of(&data);
         // Indexes: every valid entry must point at a batch with its offset
         // (v1: the batch's first offset; v2: its last, as Kafka checks).
+        // A cleaned copy's indexes are rebuilt once it is swapped in.
         let idx_path = dir.join(format!("{base:020}.{INDEX_EXT}"));
-        if let Ok(idx) = fs.read(&idx_path) {
+        let idx = if swap {
+            Err(())
+        } else {
+            fs.read(&idx_path).map_err(drop)
+        };
+        if let Ok(idx) = idx {
             let n = valid_offset_entries(&idx, version);
             if !last && n * OFFSET_ENTRY_LEN != idx.len() {
                 report.problems.push(Problem {
@@ -443,7 +493,12 @@ fn verify_partition(
             }
         }
         let time_path = dir.join(format!("{base:020}.{TIME_INDEX_EXT}"));
-        if let Ok(t) = fs.read(&time_path) {
+        let times = if swap {
+            Err(())
+        } else {
+            fs.read(&time_path).map_err(drop)
+        };
+        if let Ok(t) = times {
             let n = valid_time_entries(&t, version);
             if !last && n * TIME_ENTRY_LEN != t.len() {
                 report.problems.push(Problem {

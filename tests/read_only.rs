@@ -1,9 +1,11 @@
 //! `Log::open_read_only`: reading a log another `Log` holds open and
 //! writes, without writing a byte or taking its lock. Following a live
 //! writer here; the files a reader leaves alone or finds damaged in
-//! `read_only/files.rs`; transactions, offsets and timestamps in
+//! `read_only/files.rs`; damage in `read_only/damage.rs`; transactions, offsets and timestamps in
 //! `read_only/txn.rs`.
 mod common;
+#[path = "read_only/damage.rs"]
+mod damage;
 #[path = "read_only/files.rs"]
 mod files;
 #[path = "read_only/txn.rs"]

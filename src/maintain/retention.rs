@@ -60,24 +60,31 @@ pub(crate) fn plan(part: &Partition, now: i64) -> Vec<Arc<Segment>> {
     if cfg.cleanup_policy == CleanupPolicy::Compact {
         return Vec::new();
     }
-    let segs = part.segments();
-    let sealed = &segs[..segs.len().saturating_sub(1)];
-    let mut n = 0;
-    if let Some(age) = cfg.retention {
-        // Judged by each segment's newest record, as Kafka does.
-        let horizon = now.saturating_sub(ms(age));
-        while n < sealed.len() && sealed[n].max_timestamp() < horizon {
-            n += 1;
-        }
+    if cfg.retention.is_none() && cfg.retention_bytes.is_none() {
+        return Vec::new();
     }
-    if let Some(limit) = cfg.retention_bytes {
-        let mut total: u64 = segs.iter().skip(n).map(|s| s.size_bytes()).sum();
-        while n < sealed.len() && total - sealed[n].size_bytes() >= limit {
-            total -= sealed[n].size_bytes();
-            n += 1;
+    // Runs after every roll: it walks only the segments it deletes, never
+    // the whole list.
+    let total = part.size_bytes();
+    part.with_segments(|segs| {
+        let sealed = &segs[..segs.len().saturating_sub(1)];
+        let mut n = 0;
+        if let Some(age) = cfg.retention {
+            // Judged by each segment's newest record, as Kafka does.
+            let horizon = now.saturating_sub(ms(age));
+            while n < sealed.len() && sealed[n].max_timestamp() < horizon {
+                n += 1;
+            }
         }
-    }
-    sealed[..n].to_vec()
+        if let Some(limit) = cfg.retention_bytes {
+            let mut total = total.saturating_sub(sealed[..n].iter().map(|s| s.size_bytes()).sum());
+            while n < sealed.len() && total.saturating_sub(sealed[n].size_bytes()) >= limit {
+                total -= sealed[n].size_bytes();
+                n += 1;
+            }
+        }
+        sealed[..n].to_vec()
+    })
 }
 
 pub(crate) fn ms(d: Duration) -> i64 {

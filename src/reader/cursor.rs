@@ -163,15 +163,17 @@ impl Cursor {
                     }
                     (pos, next)
                 }
-                Walk::End { stop, .. } => {
+                Walk::End { stop, pos, next } => {
                     // A finished segment ends before `want`, yet the next
                     // one starts after it: a listing that missed a file
                     // being renamed, or damage.
                     if attempt + 1 < ATTEMPTS {
                         continue;
                     }
-                    if let Stop::Invalid(e) = stop {
-                        return Err(e);
+                    match stop {
+                        Stop::Invalid(e) => return Err(e),
+                        Stop::Zeros => return Err(zeros(&segs[i].path, pos, next)),
+                        Stop::Eof => {}
                     }
                     let to = segs[i + 1].base;
                     self.skip(want..to);
@@ -196,6 +198,14 @@ impl Cursor {
                 "offset {wanted}: no segment file held it in {ATTEMPTS} listings"
             )),
         ))
+    }
+
+    /// Puts the cursor back before the batch at `pos` with base offset
+    /// `base`, which [`next_batch`](Self::next_batch) just returned: its
+    /// reader could not take it, and the next call returns it again.
+    pub fn rewind(&mut self, pos: u64, base: u64) {
+        self.pos = pos;
+        self.next = base;
     }
 
     /// The next batch, or `None` at the end of the partition for now, and
@@ -237,12 +247,15 @@ impl Cursor {
                 At::Stop(stop) => stop,
             };
             if cur.finished {
-                // The end of a finished segment: on to the next one.
+                // The end of a finished segment: on to the next one. The
+                // writer trims a segment before it starts the next, so
+                // zeros inside a finished one are damage, not space.
                 match stop {
-                    Stop::Eof | Stop::Zeros => {
+                    Stop::Eof => {
                         self.cur = None;
                         continue;
                     }
+                    Stop::Zeros => return Err(zeros(&cur.file.seg.path, self.pos, self.next)),
                     Stop::Invalid(e) => return Err(e),
                 }
             }
@@ -269,4 +282,14 @@ impl Cursor {
             });
         }
     }
+}
+
+/// Zeros where a finished segment should hold its next batch.
+fn zeros(path: &std::path::Path, pos: u64, next: u64) -> Error {
+    Error::corrupted(
+        path,
+        pos,
+        Some(next),
+        CorruptionKind::BadLength { length: 0 },
+    )
 }

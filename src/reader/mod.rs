@@ -201,10 +201,10 @@ impl LogReader {
     /// - `start_offset`: the first segment's base offset, or the
     ///   checkpoint's log start if that is higher (retention records it
     ///   before deleting files);
-    /// - `end_offset`: the valid end: the end of the last whole, CRC-valid
-    ///   batch of the last segment whose base offset continues the one
-    ///   before it (found by reading that segment's batches, never from a
-    ///   file name or length);
+    /// - `end_offset`: the valid end: after the last whole, CRC-valid batch
+    ///   of the last segment that continues exactly from the batch before
+    ///   it (found by reading the last segment's batches, never from a file
+    ///   name or length);
     /// - `durable_offset`: the checkpoint's recovery point (at most the
     ///   end) if the checkpoint records the partition, else the end. The
     ///   writer checkpoints at rolls, flushes and close, so this lags

@@ -252,11 +252,24 @@ impl PartitionReader {
     /// topic was deleted).
     pub fn read(&mut self, max_records: usize) -> Result<Fetched> {
         let mut out = Fetched::default();
+        // An error after records were taken into `out` returns them first;
+        // the reader stays before the batch that failed, so the next call
+        // meets the error again rather than stepping over it.
+        let give = |out: Fetched, e: Error| {
+            if out.records.is_empty() && out.skipped.is_none() {
+                Err(e)
+            } else {
+                Ok(out)
+            }
+        };
         loop {
             if !self.st.release(&mut out, max_records) {
                 break;
             }
-            let step = self.cursor.next_batch()?;
+            let step = match self.cursor.next_batch() {
+                Ok(step) => step,
+                Err(e) => return give(out, e),
+            };
             if let Some(gap) = step.skipped {
                 self.st.skipped(gap)?;
             }
@@ -264,7 +277,11 @@ impl PartitionReader {
                 self.st.release(&mut out, max_records);
                 break;
             };
-            self.st.take(batch)?;
+            let (pos, base) = (batch.pos, batch.header.base_offset);
+            if let Err(e) = self.st.take(batch) {
+                self.cursor.rewind(pos, base);
+                return give(out, e);
+            }
         }
         Ok(out)
     }
@@ -366,8 +383,23 @@ impl State {
             return Ok(());
         }
         let mut now = super::txn::open_at(&*self.fs, &self.dir, end)?;
-        self.queue
-            .retain(|h| h.txn().is_none_or(|p| now.contains_key(&p)));
+        // A held record whose transaction's marker was in the gap is never
+        // returned: it becomes part of what was skipped, reported in its
+        // place (adjacent gaps merged).
+        let mut queue = VecDeque::with_capacity(self.queue.len());
+        for h in self.queue.drain(..) {
+            let h = match h {
+                Held::Record(r, Some(p)) if !now.contains_key(&p) => {
+                    Held::Gap(r.offset..r.offset + 1)
+                }
+                h => h,
+            };
+            match (queue.back_mut(), h) {
+                (Some(Held::Gap(g)), Held::Gap(n)) => g.end = g.end.max(n.end),
+                (_, h) => queue.push_back(h),
+            }
+        }
+        self.queue = queue;
         for (p, first) in now.iter_mut() {
             if let Some(&held) = self.open.get(p) {
                 *first = (*first).min(held);

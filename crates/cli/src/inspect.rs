@@ -73,6 +73,7 @@ fn batch_json(b: &BatchInfo) -> serde_json::Value {
         "transactional": b.transactional,
         "control": b.control,
         "crc_ok": b.crc_ok,
+        "malformed": b.malformed,
         "records": b.records.iter().map(record_json).collect::<Vec<_>>(),
     })
 }
@@ -97,7 +98,7 @@ pub fn dump(a: DumpArgs) -> Res<ExitCode> {
     let d = dump_segment(&a.path)?;
     progress.finish_and_clear();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let bad = d.batches.iter().any(|b| !b.crc_ok);
+    let bad = d.batches.iter().any(|b| !b.crc_ok || b.malformed.is_some());
     for b in &d.batches {
         if a.json {
             writeln!(out, "{}", batch_json(b))?;
@@ -113,6 +114,9 @@ pub fn dump(a: DumpArgs) -> Res<ExitCode> {
             if b.control { " control" } else { "" },
             if b.crc_ok { "ok" } else { "BAD" }
         )?;
+        if let Some(why) = &b.malformed {
+            writeln!(out, "  malformed records: {why}")?;
+        }
         for r in &b.records {
             if let Some(marker) = r.control {
                 writeln!(

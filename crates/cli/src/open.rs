@@ -10,7 +10,7 @@ use crate::Res;
 
 /// Whether `dir` holds a streamlog log: a log writes `.lock` when it is
 /// first opened and `topics.registry` once it has a topic.
-fn is_log(dir: &Path) -> bool {
+pub fn is_log(dir: &Path) -> bool {
     dir.join(".lock").is_file() || dir.join("topics.registry").is_file()
 }
 
@@ -42,10 +42,17 @@ pub fn reader(dir: &Path) -> Res<LogReader> {
 /// Opens the log for writing (takes its lock). Only `create` may make a
 /// new log in a missing or empty directory.
 pub fn writer(dir: &Path, create: bool) -> Res<Log> {
-    if !create {
+    if !create || is_log(dir) {
         existing(dir)?;
     } else if dir.exists() && !dir.is_dir() {
         return Err(format!("{}: not a directory", dir.display()).into());
+    } else if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        return Err(format!(
+            "{}: not empty and not a streamlog log directory; a new log starts in a missing \
+             or empty directory",
+            dir.display()
+        )
+        .into());
     }
     Log::open(dir).map_err(|e| match e {
         Error::Locked { .. } => {
@@ -62,6 +69,24 @@ pub fn writer(dir: &Path, create: bool) -> Res<Log> {
         }
         e => e.into(),
     })
+}
+
+/// Removes the log `Log::open` just made in `dir` (which was empty, or
+/// missing unless `existed`), after its first command failed.
+pub fn remove_new_log(dir: &Path, existed: bool) -> Res<()> {
+    if !existed {
+        std::fs::remove_dir_all(dir)?;
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p)?;
+        } else {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    Ok(())
 }
 
 /// The process holding the log's lock, from `/proc/locks` (Linux): looked

@@ -150,7 +150,15 @@ pub fn run(a: ProduceArgs) -> Res<ExitCode> {
     let producer = log.producer();
     let mut n = 0u64;
     for (i, line) in std::io::stdin().lock().lines().enumerate() {
-        let line = line?;
+        // Lines already read were sent: like Kafka's console producer,
+        // this streams, and stops at the first line it cannot send.
+        let line = line.map_err(|e| {
+            format!(
+                "line {}: {e} (text lines must be UTF-8; send other bytes with --format json \
+                 and {{\"base64\": ...}})",
+                i + 1
+            )
+        })?;
         let parsed = match a.format {
             InputFormat::Text => parse_text(&a, &line),
             InputFormat::Json => parse_json(&line),

@@ -94,9 +94,18 @@ pub fn run(cmd: TopicsCommand) -> Res<ExitCode> {
             configs,
         } => {
             let cfg = with_configs(TopicConfig::new().partitions(partitions), &configs)?;
+            let (fresh, existed) = (!open::is_log(&dir), dir.exists());
             let log = open::writer(&dir, true)?;
-            log.create_topic(&name, cfg)?;
+            let created = log.create_topic(&name, cfg);
             log.close()?;
+            if let Err(e) = created {
+                // A refused first topic leaves no log behind (a mistyped
+                // name must not turn the directory into one).
+                if fresh {
+                    open::remove_new_log(&dir, existed)?;
+                }
+                return Err(e.into());
+            }
             eprintln!("created topic {name:?} with {partitions} partitions");
         }
         TopicsCommand::Delete { dir, name } => {
@@ -113,12 +122,29 @@ pub fn run(cmd: TopicsCommand) -> Res<ExitCode> {
             configs,
         } => {
             let log = open::writer(&dir, false)?;
-            if !configs.is_empty() {
-                let cfg = with_configs(log.topic_config(&name)?, &configs)?;
-                log.alter_topic_config(&name, cfg)?;
+            // Everything is checked before anything changes: a refused
+            // partition count leaves the configs as they were.
+            let current = log.topic_config(&name)?;
+            if let Some(n) = partitions {
+                if n <= current.partition_count() {
+                    return Err(format!(
+                        "topic {name:?} has {} partitions; --partitions can only add some (Kafka \
+                         cannot remove partitions either)",
+                        current.partition_count()
+                    )
+                    .into());
+                }
             }
+            let cfg = match configs.is_empty() {
+                true => None,
+                false => Some(with_configs(current, &configs)?),
+            };
             if let Some(n) = partitions {
                 log.create_partitions(&name, n)?;
+            }
+            if let Some(cfg) = cfg {
+                let n = log.topic_config(&name)?.partition_count();
+                log.alter_topic_config(&name, cfg.partitions(n))?;
             }
             log.close()?;
             eprintln!("altered topic {name:?}");

@@ -313,7 +313,7 @@ fn bad_input_is_refused_with_exit_code_2() {
         (vec!["topics", "alter", d, "t"], "required"),
         (
             vec!["topics", "alter", d, "t", "--partitions", "1"],
-            "larger",
+            "can only add",
         ),
         (vec!["topics", "describe", d, "nope"], "nope"),
         (vec!["topics", "list", s(&file)], "not a directory"),
@@ -363,4 +363,65 @@ fn bad_input_is_refused_with_exit_code_2() {
         0
     );
     log.close().unwrap();
+}
+
+#[test]
+fn regression_refused_changes_change_nothing() {
+    // Bugs (review): `topics alter --partitions 1 --config ...` on a
+    // 2-partition topic exited 2 with the config applied; a refused
+    // `topics create` left a new empty log behind; `topics create` turned
+    // any non-empty directory into a log.
+    let dir = TestDir::new("cli-refused");
+    let d = s(dir.path());
+    ok(&["topics", "create", d, "t", "--partitions", "2"], None);
+    let o = cli(
+        &[
+            "topics",
+            "alter",
+            d,
+            "t",
+            "--partitions",
+            "1",
+            "--config",
+            "retention.ms=5",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("can only add"), "{}", stderr(&o));
+    let described = ok(&["topics", "describe", d, "t"], None);
+    assert!(!described.contains("retention.ms\t5\n"), "{described}");
+    ok(
+        &[
+            "topics",
+            "alter",
+            d,
+            "t",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=5000",
+        ],
+        None,
+    );
+    let described = ok(&["topics", "describe", d, "t"], None);
+    assert!(described.contains("partitions\t3\n"), "{described}");
+    assert!(described.contains("retention.ms\t5000\n"), "{described}");
+
+    let fresh = dir.join("fresh");
+    let o = cli(&["topics", "create", s(&fresh), "bad/name"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!fresh.exists(), "a refused create left a log behind");
+    std::fs::create_dir(&fresh).unwrap();
+    let o = cli(&["topics", "create", s(&fresh), "bad/name"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_dir(&fresh).unwrap().count(), 0);
+
+    let notes = dir.join("notes");
+    std::fs::create_dir(&notes).unwrap();
+    std::fs::write(notes.join("notes.txt"), b"mine").unwrap();
+    let o = cli(&["topics", "create", s(&notes), "t"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_dir(&notes).unwrap().count(), 1);
 }

@@ -266,7 +266,7 @@ impl Partition {
         self.write_snapshot(w, next, true)?;
         let new =
             self.create_segment(w.next_offset, self.cfg.read().segment_bytes.max(batch_len))?;
-        self.segments.write().push(new.clone());
+        self.push_segment(&old, new.clone());
         // Only now: a syncer picks the last segment of the list.
         old.make_lazy(&self.shared.maps, true);
         w.activate(new);

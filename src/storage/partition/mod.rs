@@ -93,6 +93,10 @@ pub(crate) struct Partition {
     /// the read lock only the few segments a read needs
     /// ([`window`](Self::window)), never the whole list.
     segments: RwLock<Vec<Arc<Segment>>>,
+    /// The bytes of every segment but the last (sealed, so their sizes no
+    /// longer change), kept with each change of the list: the partition's
+    /// size without a walk over it.
+    sealed_bytes: AtomicU64,
     writer: Mutex<Writer>,
     start: AtomicU64,
     /// Compaction has cleaned everything below this offset.
@@ -170,6 +174,12 @@ impl Partition {
             dir,
             cfg: RwLock::new(cfg),
             shared,
+            sealed_bytes: AtomicU64::new(
+                loaded.segments[..loaded.segments.len() - 1]
+                    .iter()
+                    .map(|s| s.size_bytes())
+                    .sum(),
+            ),
             segments: RwLock::new(loaded.segments),
             writer: Mutex::new(Writer::new(active, loaded.cursor, end)),
             start: AtomicU64::new(cp.log_start.max(first_base).min(end)),
@@ -254,8 +264,28 @@ impl Partition {
         if let Some(n) = &new {
             n.make_lazy(&self.shared.maps, true);
         }
+        let added = new.as_ref().map_or(0, |n| n.size_bytes());
+        let removed: u64 = old.iter().map(|s| s.size_bytes()).sum();
         segs.splice(at..at + old.len(), new);
+        self.sealed_bytes.fetch_add(added, Ordering::Relaxed);
+        self.sealed_bytes.fetch_sub(removed, Ordering::Relaxed);
         true
+    }
+
+    /// Appends `new` (the new active segment) after `sealed`, the last one
+    /// until now, sealed and trimmed.
+    pub(super) fn push_segment(&self, sealed: &Segment, new: Arc<Segment>) {
+        let mut segs = self.segments.write();
+        self.sealed_bytes
+            .fetch_add(sealed.size_bytes(), Ordering::Relaxed);
+        segs.push(new);
+    }
+
+    /// Runs `f` on the segment list, under its read lock: for a short look
+    /// that must not copy the list (`f` must not take the partition's
+    /// other locks).
+    pub fn with_segments<R>(&self, f: impl FnOnce(&[Arc<Segment>]) -> R) -> R {
+        f(&self.segments.read())
     }
 
     /// The offset the next appended record will get.
@@ -310,8 +340,12 @@ impl Partition {
             .any(|s| Arc::ptr_eq(s, seg))
     }
 
+    /// The bytes of all the partition's files, without a walk over its
+    /// segments.
     pub fn size_bytes(&self) -> u64 {
-        self.segments.read().iter().map(|s| s.size_bytes()).sum()
+        let segs = self.segments.read();
+        let active = segs.last().map_or(0, |s| s.size_bytes());
+        self.sealed_bytes.load(Ordering::Relaxed) + active
     }
 
     /// What this partition has appended since the log was opened.

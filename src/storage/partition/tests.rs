@@ -177,3 +177,53 @@ fn fetches_across_many_small_segments_return_every_batch_once() {
         }
     }
 }
+
+/// The partition's size is kept with each change of the segment list (a
+/// roll, retention, compaction) rather than summed over it: it must stay
+/// the sum of its segments' sizes.
+#[test]
+fn the_kept_size_is_the_sum_of_the_segments() {
+    let dir = test_dir("kept-size");
+    let log = Log::open(&dir).unwrap();
+    let sum = |p: &crate::storage::partition::Partition| -> u64 {
+        p.segments().iter().map(|s| s.size_bytes()).sum()
+    };
+    let cfgs = [
+        (
+            "bytes",
+            TopicConfig::new().segment_bytes(1024).retention_bytes(8192),
+        ),
+        (
+            "compacted",
+            TopicConfig::new()
+                .segment_bytes(1024)
+                .cleanup_policy(crate::CleanupPolicy::Compact)
+                .min_cleanable_dirty_ratio(0.0),
+        ),
+    ];
+    for (name, cfg) in cfgs {
+        log.create_topic(name, cfg).unwrap();
+        let part = log.inner.partition(name, 0).unwrap();
+        for i in 0..400u32 {
+            let key = format!("k{}", i % 5);
+            let v = vec![1u8; 50 + (i as usize % 7) * 30];
+            log.producer()
+                .send(name, Record::new(&v[..]).key(key.as_bytes()))
+                .unwrap();
+            if i % 50 == 49 {
+                log.maintain().unwrap();
+                assert_eq!(part.size_bytes(), sum(&part), "{name} after {i}");
+            }
+        }
+        assert!(part.segment_count() >= 2, "{name}");
+        assert_eq!(part.size_bytes(), sum(&part), "{name}");
+    }
+    log.close().unwrap();
+    let log = Log::open(&dir).unwrap();
+    for name in ["bytes", "compacted"] {
+        let part = log.inner.partition(name, 0).unwrap();
+        assert_eq!(part.size_bytes(), sum(&part), "{name} reopened");
+    }
+    drop(log);
+    let _ = std::fs::remove_dir_all(&dir);
+}
