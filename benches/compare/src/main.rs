@@ -3,6 +3,7 @@
 //!   cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick] [--json PATH]
 
 mod engines;
+mod repeat;
 mod server;
 mod txn;
 
@@ -458,16 +459,20 @@ type SendFn = Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// Builds a thread-safe durable append for an engine (fdatasync or the
 /// engine's own durable commit before return).
-fn durable_sender(e: &str, d: &Path) -> (SendFn, Box<dyn FnOnce() + Send>) {
+/// Counts the fdatasyncs of an engine that reports them (streamlog).
+type SyncCount = Box<dyn Fn() -> Option<u64> + Send>;
+
+fn durable_sender(e: &str, d: &Path) -> (SendFn, Box<dyn FnOnce() + Send>, SyncCount) {
+    let none: SyncCount = Box::new(|| None);
     match e {
         "raw" => {
             let st = Arc::new(Mutex::new(Raw::open(d, Mode::Durable)));
-            (Arc::new(move |v: &[u8]| st.lock().unwrap().append_one(v)), Box::new(|| {}))
+            (Arc::new(move |v: &[u8]| st.lock().unwrap().append_one(v)), Box::new(|| {}), none)
         }
         "streamlog" => {
             let sl = Sl::open(d, Mode::Durable, Compression::None, 1);
             let p = sl.producer();
-            let log = sl.log.clone();
+            let (log, counted) = (sl.log.clone(), sl.log.clone());
             (
                 Arc::new(move |v: &[u8]| {
                     p.send_to("t", 0, Record::new(v)).unwrap();
@@ -475,15 +480,16 @@ fn durable_sender(e: &str, d: &Path) -> (SendFn, Box<dyn FnOnce() + Send>) {
                 Box::new(move || {
                     log.close().unwrap();
                 }),
+                Box::new(move || Some(counted.metrics().fsyncs)),
             )
         }
         "commitlog" => {
             let st = Arc::new(Mutex::new(Cl::open(d, Mode::Durable)));
-            (Arc::new(move |v: &[u8]| st.lock().unwrap().append_one(v)), Box::new(|| {}))
+            (Arc::new(move |v: &[u8]| st.lock().unwrap().append_one(v)), Box::new(|| {}), none)
         }
         "redb-default" => {
             let st = Arc::new(Mutex::new(Rdb::open(d, redb::Durability::Immediate)));
-            (Arc::new(move |v: &[u8]| st.lock().unwrap().append_one(v)), Box::new(|| {}))
+            (Arc::new(move |v: &[u8]| st.lock().unwrap().append_one(v)), Box::new(|| {}), none)
         }
         "fjall" => {
             let fj = Fj::open(d, Mode::Durable);
@@ -496,6 +502,7 @@ fn durable_sender(e: &str, d: &Path) -> (SendFn, Box<dyn FnOnce() + Send>) {
                     db.persist(fjall::PersistMode::SyncData).unwrap();
                 }),
                 Box::new(|| {}),
+                none,
             )
         }
         _ => unreachable!(),
@@ -505,7 +512,7 @@ fn durable_sender(e: &str, d: &Path) -> (SendFn, Box<dyn FnOnce() + Send>) {
 fn w_durable(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool) {
     let dur = Duration::from_millis(sc.pick(600, 2000));
     rep.note(format!("durable {}: load average before: {}", size_name(size), loadavg()));
-    for threads in [1usize, 4, 16] {
+    for threads in [1usize, 2, 4, 8, 16, 32] {
         let wl = format!("durable {} {}t (fdatasync per write)", size_name(size), threads);
         for &e in ENGINES.iter() {
             // commitlog 0.2's flush() calls File::flush (a no-op) on the
@@ -518,7 +525,8 @@ fn w_durable(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool
             for pass in 0..2 {
                 let d = dirs.fresh(e);
                 std::fs::create_dir_all(&d).unwrap();
-                let (send, close) = durable_sender(e, &d);
+                let (send, close, syncs) = durable_sender(e, &d);
+                let syncs_before = syncs();
                 let stop = Arc::new(AtomicBool::new(false));
                 let t = Instant::now();
                 let hs: Vec<_> = (0..threads)
@@ -545,11 +553,15 @@ fn w_durable(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool
                     lats.extend(h.join().unwrap());
                 }
                 let el = t.elapsed().as_secs_f64();
+                let synced = syncs().zip(syncs_before).map(|(a, b)| a - b);
                 drop(send);
                 close();
                 rm(&d);
                 if pass == 1 {
                     let n = lats.len() as f64;
+                    if let Some(f) = synced.filter(|&f| f > 0) {
+                        rep.note(format!("{wl}: {e} {:.1} records per fdatasync", n / f as f64));
+                    }
                     let mut r = lat_res(lats);
                     r.rps = Some(n / el);
                     r.mbps = Some(n * size as f64 / el / 1e6);
@@ -1112,14 +1124,21 @@ fn main() {
     let only: Option<Vec<String>> =
         args.iter().position(|a| a == "--only").map(|i| args[i + 1].split(',').map(String::from).collect());
     let run = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
+    let repeat: usize = args.iter().position(|a| a == "--repeat").map_or(1, |i| args[i + 1].parse().unwrap());
     let sc = Scale { quick };
     let dirs = Dirs::new();
     let mut rep = Report { rows: Vec::new(), notes: Vec::new() };
+    let mut ranges = repeat::Ranges::default();
     let t0 = Instant::now();
     let p100 = Pool::new(100);
     let p1k = Pool::new(1024);
     let started = std::process::Command::new("date").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     eprintln!("streamlog compare ({}) temp dir {}", if quick { "quick" } else { "full" }, dirs.root.display());
+    for pass in 0..repeat {
+    if pass > 0 {
+        eprintln!("pass {} of {repeat}", pass + 1);
+        rep = Report { rows: Vec::new(), notes: Vec::new() };
+    }
     for (size, pool) in [(100usize, &p100), (1024, &p1k)] {
         if run("batched") {
             w_batched_and_read(&mut rep, &dirs, &sc, size, pool);
@@ -1169,16 +1188,22 @@ fn main() {
     if run("memory") {
         w_memory(&mut rep, &sc, &dirs);
     }
+    ranges.add(&rep);
+    }
     let header = format!(
-        "streamlog comparison harness, {} run, started {started}, took {:.0}s; {} CPUs; load average at end: {}\ncommand: cargo run --release --manifest-path benches/compare/Cargo.toml -- {}",
+        "streamlog comparison harness, {} run, started {started}, took {:.0}s; load average at end: {}\n{}\ncommand: cargo run --release --manifest-path benches/compare/Cargo.toml -- {}{}",
         if quick { "--quick" } else { "full" },
         t0.elapsed().as_secs_f64(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
         loadavg(),
-        args[1..].join(" ")
+        repeat::machine(&dirs.root),
+        args[1..].join(" "),
+        if repeat > 1 { "\n(the table is the last pass; the ranges below cover every pass)" } else { "" }
     );
     let table = print_table(&rep, &header);
     println!("{table}");
+    if repeat > 1 {
+        println!("{}", ranges.render());
+    }
     if let Some(p) = json_path {
         std::fs::write(&p, json(&rep)).unwrap();
         eprintln!("wrote {}", p.display());

@@ -1,0 +1,123 @@
+//! What makes one table comparable with another: the machine it ran on,
+//! and with `--repeat N`, the range (min / median / max) of each of
+//! streamlog's ratios over N full passes, so that a README figure is a
+//! range from one session rather than the best run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::{Kind, Report, Res};
+
+/// The measure a row's ratios compare, and whether higher is better.
+fn measure(kind: Kind, r: &Res) -> Option<(f64, bool)> {
+    match kind {
+        Kind::Rate => r.rps.map(|x| (x, true)),
+        Kind::Mbps => r.mbps.map(|x| (x, true)),
+        Kind::P99 => r.p99.map(|x| (x, false)),
+        Kind::Time => r.p50.map(|x| (x, false)),
+        Kind::Mem => r.mbps.map(|x| (x, false)),
+    }
+}
+
+/// streamlog's ratio to each peer in each row of one pass, oriented so
+/// that above 1 means streamlog did better; for the durable rows also
+/// streamlog at N threads against streamlog at one.
+fn ratios(rep: &Report) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let sl = |row: &crate::Row| {
+        row.cells
+            .iter()
+            .find(|(e, _)| e == "streamlog")
+            .and_then(|(_, r)| r.as_ref().and_then(|r| measure(row.kind, r)))
+    };
+    for row in &rep.rows {
+        let Some((mine, higher)) = sl(row) else { continue };
+        for (peer, r) in &row.cells {
+            if peer == "streamlog" {
+                continue;
+            }
+            if let Some((theirs, _)) = r.as_ref().and_then(|r| measure(row.kind, r)) {
+                let x = if higher { mine / theirs } else { theirs / mine };
+                out.push((format!("{} × {peer}", row.workload), x));
+            }
+        }
+        // "durable 100 B 16t (...)" against "durable 100 B 1t (...)".
+        if let Some((head, tail)) = row.workload.split_once("t (") {
+            if let Some((size, threads)) = head.rsplit_once(' ') {
+                if row.workload.starts_with("durable") && threads != "1" {
+                    let one = format!("{size} 1t ({tail}");
+                    let base = rep.rows.iter().find(|r| r.workload == one).and_then(sl);
+                    if let Some((b, _)) = base {
+                        out.push((format!("{} × streamlog 1 thread", row.workload), mine / b));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The ratios of every pass so far.
+#[derive(Default)]
+pub struct Ranges {
+    order: Vec<String>,
+    seen: BTreeMap<String, Vec<f64>>,
+    passes: usize,
+}
+
+impl Ranges {
+    pub fn add(&mut self, rep: &Report) {
+        self.passes += 1;
+        for (k, x) in ratios(rep) {
+            if !self.seen.contains_key(&k) {
+                self.order.push(k.clone());
+            }
+            self.seen.entry(k).or_default().push(x);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "streamlog's ratios over {} full passes (min / median / max; above 1: streamlog better)\n",
+            self.passes
+        );
+        for k in &self.order {
+            let mut v = self.seen[k].clone();
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            out.push_str(&format!(
+                "  {k:<80} {:>6.2} / {:>6.2} / {:>6.2}\n",
+                v[0],
+                v[v.len() / 2],
+                v[v.len() - 1]
+            ));
+        }
+        out
+    }
+}
+
+/// CPU model, cores, kernel and the file system of `dir`.
+pub fn machine(dir: &Path) -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let run = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let kernel = run("uname", &["-sr"]);
+    let fs = run("stat", &["-f", "-c", "%T", &dir.display().to_string()]);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
+        .map_or(String::new(), |kb| format!(", {:.0} GiB memory", kb as f64 / (1 << 20) as f64));
+    format!("machine: {model}, {cores} CPUs{mem}, {kernel}, temp dir on {fs}")
+}
