@@ -112,7 +112,11 @@ pub fn machine(dir: &Path) -> String {
             .unwrap_or_default()
     };
     let kernel = run("uname", &["-sr"]);
-    let fs = run("stat", &["-f", "-c", "%T", &dir.display().to_string()]);
+    // `stat -f` names ext4 "ext2/ext3" (one magic number); findmnt does not.
+    let fs = match run("findmnt", &["-n", "-o", "FSTYPE", "-T", &dir.display().to_string()]) {
+        f if f.is_empty() => run("stat", &["-f", "-c", "%T", &dir.display().to_string()]),
+        f => f,
+    };
     let mem = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
