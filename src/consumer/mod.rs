@@ -2,6 +2,7 @@
 //! membership and commits live in `group.rs`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -48,6 +49,11 @@ impl Consumer {
             let topic = self.inner.topic(&tp.topic)?;
             let part = topic.partition(tp.partition)?.clone();
             let old = self.assigned.iter().find(|a| &a.tp == tp);
+            // Only of this very partition: not of a deleted topic's
+            // partition of the same name.
+            let carry = old
+                .filter(|a| Arc::ptr_eq(&a.part, &part))
+                .and_then(|a| a.carry.clone());
             next.push(Assigned {
                 tp: tp.clone(),
                 topic: topic.name.clone(),
@@ -55,7 +61,7 @@ impl Consumer {
                 position: old.and_then(|a| a.position),
                 paused: old.is_some_and(|a| a.paused),
                 committed: old.and_then(|a| a.committed),
-                carry: old.and_then(|a| a.carry.clone()),
+                carry,
             });
             if old.is_none() {
                 self.adopt_committed(next.last_mut().expect("just pushed"));
@@ -383,12 +389,20 @@ impl Consumer {
             let mut p = pos;
             // The rest of a batch the last poll stopped inside: no fetch, no
             // second CRC check or decompression of it.
-            if let Some(c) = a.carry.clone().filter(|c| c.next_offset() == pos) {
+            // Not below the log start: what retention deleted is out of
+            // range, as for a fetch.
+            let carried = a
+                .carry
+                .clone()
+                .filter(|c| c.next_offset() == pos && pos >= a.part.start_offset());
+            if let Some(c) = carried {
+                let bytes_before = out.batch_bytes();
                 match out.push_carried(&a.topic, a.tp.partition, c, pos, records_left) {
                     Ok((added, next, rest)) => {
                         records_left -= added;
+                        bytes_left = bytes_left.saturating_sub(out.batch_bytes() - bytes_before);
                         p = next;
-                        if rest.is_some() || records_left == 0 {
+                        if rest.is_some() || records_left == 0 || bytes_left == 0 {
                             advances.push((i, p, rest));
                             continue;
                         }
@@ -408,6 +422,12 @@ impl Consumer {
                 .fetch(pos, max_bytes, records_left, &mut self.batches)
             {
                 Ok(()) => {}
+                // The carried records go out now; the next poll fetches
+                // again from after them and meets the error itself.
+                Err(_) if from_carry => {
+                    advances.push((i, pos, None));
+                    continue;
+                }
                 Err(Error::OffsetOutOfRange { .. }) if reset != OffsetReset::None => {
                     // Retention moved the start past our position (or the
                     // position is past the end): apply the reset policy.

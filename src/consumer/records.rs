@@ -250,10 +250,25 @@ impl Records {
         let start_len = self.metas.len();
         let mut it = RecordIter::resume(h, section, carry.state);
         let started = carry.state.consumed();
+        let mut last = None;
         loop {
             let before = it.state();
             let Some(r) = it.next() else { break };
-            let r = r.map_err(bad)?;
+            let r = match (r, last) {
+                (Ok(r), _) => r,
+                // Damage after records were taken: hand them out, and keep
+                // the place before the damage, where the next poll fails.
+                (Err(_), Some(last)) => {
+                    self.bytes += before.consumed() - started;
+                    carry.state = before;
+                    carry.next = last + 1;
+                    return Ok((self.metas.len() - start_len, last + 1, Some(carry)));
+                }
+                (Err(k), None) => {
+                    self.metas.truncate(start_len);
+                    return Err(bad(k));
+                }
+            };
             let offset = h.base_offset + u64::from(r.offset_delta);
             if offset < from {
                 continue;
@@ -274,6 +289,7 @@ impl Records {
                 headers: Span::of(base, Some(r.headers)),
                 header_count: r.header_count,
             });
+            last = Some(offset);
         }
         self.bytes += section.len() - started;
         Ok((self.metas.len() - start_len, h.next_offset(), None))
