@@ -388,13 +388,13 @@ impl Consumer {
             }
             let mut p = pos;
             // The rest of a batch the last poll stopped inside: no fetch, no
-            // second CRC check or decompression of it.
-            // Not below the log start: what retention deleted is out of
-            // range, as for a fetch.
+            // second CRC check or decompression of it. Not below the log
+            // start: what retention deleted is out of range, as for a fetch.
             let carried = a
                 .carry
-                .clone()
-                .filter(|c| c.next_offset() == pos && pos >= a.part.start_offset());
+                .as_ref()
+                .filter(|c| c.next_offset() == pos && pos >= a.part.start_offset())
+                .cloned();
             if let Some(c) = carried {
                 let bytes_before = out.batch_bytes();
                 match out.push_carried(&a.topic, a.tp.partition, c, pos, records_left) {

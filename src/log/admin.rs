@@ -117,13 +117,7 @@ impl LogInner {
         config.validate()?;
         self.shared.check_writable()?;
         let _g = self.admin.lock();
-        let topic = self.topic(name)?;
-        if topic.is_internal() {
-            return Err(Error::InvalidTopicName {
-                name: name.to_owned(),
-                reason: "the configs of internal topics are the log's own",
-            });
-        }
+        let topic = self.user_topic(name, "the configs of internal topics are the log's own")?;
         let have = topic.partitions.len() as u32;
         if config.partitions != have {
             return Err(Error::InvalidConfig {
@@ -268,16 +262,23 @@ impl LogInner {
         Ok(found.len() as u32)
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<()> {
-        self.shared.check_writable()?;
-        let _g = self.admin.lock();
+    /// The topic `name`, refused with `why` if it is one of the log's own
+    /// (internal) topics.
+    fn user_topic(&self, name: &str, why: &'static str) -> Result<Arc<Topic>> {
         let topic = self.topic(name)?;
         if topic.is_internal() {
             return Err(Error::InvalidTopicName {
                 name: name.to_owned(),
-                reason: "internal topics cannot be deleted",
+                reason: why,
             });
         }
+        Ok(topic)
+    }
+
+    pub fn delete_topic(&self, name: &str) -> Result<()> {
+        self.shared.check_writable()?;
+        let _g = self.admin.lock();
+        let topic = self.user_topic(name, "internal topics cannot be deleted")?;
         let mut next = self.topics.read().clone();
         next.remove(name);
         self.write_registry(&next)
