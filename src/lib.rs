@@ -73,7 +73,7 @@ pub use crate::log::state::Log;
 pub use crate::maintain::thread::MaintenanceHandle;
 pub use crate::maintain::MaintenanceReport;
 pub use crate::producer::{PendingAppend, Producer};
-pub use crate::reader::{Fetched, LogReader, PartitionReader, ReadRecord};
+pub use crate::reader::{Fetched, LogReader, PartitionReader, ReadRecord, WriterLock};
 pub use crate::record::{Record, RecordMetadata, TopicPartition};
 pub use crate::storage::policy::{RecoveryMode, SyncPolicy};
 pub use crate::storage::recovery::report::{

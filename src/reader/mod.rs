@@ -119,6 +119,43 @@ impl LogReader {
         &self.dir
     }
 
+    /// Takes the log's writer lock, the one [`Log::open`](crate::Log::open)
+    /// takes, so that no process can open the log for writing while the
+    /// returned guard lives; dropping it releases the lock. For a tool that
+    /// must know every writer is gone and stays gone, such as a mirror's
+    /// cut-over to another system. The only call of a reader that writes:
+    /// it creates the `.lock` file if it is missing.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] while a writer has the log open (no waiting: call
+    /// again to wait); [`Error::Io`].
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Error, Log};
+    /// let dir = std::env::temp_dir().join(format!("lock-out-{}", std::process::id()));
+    /// let log = Log::open(&dir)?;
+    /// let reader = Log::open_read_only(&dir)?;
+    /// assert!(matches!(reader.lock_out_writers(), Err(Error::Locked { .. })));
+    /// log.close()?;
+    /// let guard = reader.lock_out_writers()?;
+    /// assert!(matches!(Log::open(&dir), Err(Error::Locked { .. })));
+    /// drop(guard);
+    /// Log::open(&dir)?.close()?;
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn lock_out_writers(&self) -> Result<WriterLock> {
+        let path = self.dir.join(LOCK_FILE);
+        match self.fs.lock(&path) {
+            Ok(held) => Ok(WriterLock { _held: held }),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::Locked {
+                path: self.dir.clone(),
+            }),
+            Err(e) => Err(Error::io("lock", &path, e)),
+        }
+    }
+
     fn registry(&self) -> Result<Vec<(String, TopicConfig)>> {
         read_registry(&*self.fs, &self.dir)
     }
@@ -436,6 +473,18 @@ impl LogReader {
             .find(|(n, _)| n == OFFSETS_TOPIC)
             .map(|(_, c)| c);
         groups::replay(&self.fs, &self.dir, cfg)
+    }
+}
+
+/// The log's writer lock, held by a reader: see
+/// [`LogReader::lock_out_writers`]. Released on drop.
+pub struct WriterLock {
+    _held: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for WriterLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriterLock")
     }
 }
 

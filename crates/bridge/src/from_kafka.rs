@@ -1,0 +1,2 @@
+pub struct MirrorFromKafka;
+pub struct FromKafkaReport;

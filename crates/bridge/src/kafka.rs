@@ -1,0 +1,251 @@
+//! The Kafka side of the bridge: clients, topics and their configs, and
+//! reading a progress topic, on librdkafka (the `rdkafka` crate).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::admin::{
+    AdminClient, AdminOptions, ConfigResourceResult, NewTopic, ResourceSpecifier, TopicReplication,
+};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::error::{Error, Result};
+
+/// How long a metadata, admin or offsets call may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A librdkafka configuration for `bootstrap`, with `extra` settings on top.
+pub fn config(bootstrap: &str, extra: &[(String, String)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c.set("log_level", "3");
+    for (k, v) in extra {
+        c.set(k, v);
+    }
+    c
+}
+
+/// An admin client.
+pub fn admin(
+    bootstrap: &str,
+    extra: &[(String, String)],
+) -> Result<AdminClient<DefaultClientContext>> {
+    config(bootstrap, extra)
+        .create()
+        .map_err(|e| Error::kafka("create an admin client", e))
+}
+
+/// A consumer outside any group (it never commits), reading
+/// `read_committed` and reporting each partition's end.
+pub fn plain_consumer(bootstrap: &str, extra: &[(String, String)]) -> Result<BaseConsumer> {
+    let mut c = config(bootstrap, extra);
+    c.set("group.id", "streamlog-bridge-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest");
+    c.create().map_err(|e| Error::kafka("create a consumer", e))
+}
+
+/// The partition count of each topic of `names` that exists.
+pub fn partition_counts(consumer: &BaseConsumer, names: &[String]) -> Result<HashMap<String, u32>> {
+    let md = consumer
+        .fetch_metadata(None, CALL_TIMEOUT)
+        .map_err(|e| Error::kafka("fetch the cluster's metadata", e))?;
+    let mut out = HashMap::new();
+    for t in md.topics() {
+        if names.iter().any(|n| n == t.name()) && t.error().is_none() {
+            out.insert(t.name().to_owned(), t.partitions().len() as u32);
+        }
+    }
+    Ok(out)
+}
+
+/// Every topic of the cluster that is not internal (`__*`), sorted.
+pub fn topic_names(consumer: &BaseConsumer) -> Result<Vec<String>> {
+    let md = consumer
+        .fetch_metadata(None, CALL_TIMEOUT)
+        .map_err(|e| Error::kafka("fetch the cluster's metadata", e))?;
+    let mut names: Vec<String> = md
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .filter(|n| !n.starts_with("__"))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A topic the bridge wants on the cluster: its partitions and the
+/// configs that must match.
+#[derive(Debug, Clone)]
+pub struct WantedTopic {
+    /// The name.
+    pub name: String,
+    /// Its partition count.
+    pub partitions: u32,
+    /// Configs to set at creation and to compare with an existing topic.
+    pub configs: Vec<(String, String)>,
+}
+
+/// Creates each topic of `wanted` that does not exist, with its partition
+/// count, configs and `replication` (`None`: the brokers' default), and
+/// checks that each that exists has the same partition count and configs.
+///
+/// # Errors
+/// [`Error::TargetMismatch`] naming every difference of a topic that
+/// exists; [`Error::Kafka`] if the cluster refuses a creation.
+pub fn ensure_topics(
+    admin: &AdminClient<DefaultClientContext>,
+    consumer: &BaseConsumer,
+    wanted: &[WantedTopic],
+    replication: Option<i32>,
+) -> Result<Vec<String>> {
+    let names: Vec<String> = wanted.iter().map(|w| w.name.clone()).collect();
+    let existing = partition_counts(consumer, &names)?;
+    let missing: Vec<&WantedTopic> = wanted
+        .iter()
+        .filter(|w| !existing.contains_key(&w.name))
+        .collect();
+    let mut created = Vec::new();
+    if !missing.is_empty() {
+        let new: Vec<NewTopic<'_>> = missing
+            .iter()
+            .map(|w| {
+                let mut t = NewTopic::new(
+                    &w.name,
+                    w.partitions as i32,
+                    TopicReplication::Fixed(replication.unwrap_or(-1)),
+                );
+                for (k, v) in &w.configs {
+                    t = t.set(k, v);
+                }
+                t
+            })
+            .collect();
+        let opts = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT));
+        let results = futures_executor::block_on(admin.create_topics(&new, &opts))
+            .map_err(|e| Error::kafka("create topics", e))?;
+        for r in results {
+            match r {
+                Ok(name) => created.push(name),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(Error::kafka(
+                        &format!("create topic {name}"),
+                        KafkaError::AdminOp(code),
+                    ))
+                }
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    for w in wanted.iter().filter(|w| existing.contains_key(&w.name)) {
+        let have = existing[&w.name];
+        if have != w.partitions {
+            problems.push(format!(
+                "topic {} has {have} partitions on the cluster, {} on the source",
+                w.name, w.partitions
+            ));
+        }
+        let configs = describe_topic(admin, &w.name)?;
+        for (k, v) in &w.configs {
+            let theirs = configs.get(k).cloned().unwrap_or_default();
+            if !config_matches(k, v, &theirs) {
+                problems.push(format!(
+                    "topic {} has {k}={theirs} on the cluster, the source needs {v}",
+                    w.name
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::TargetMismatch { problems });
+    }
+    Ok(created)
+}
+
+/// Whether an existing topic's `value` of config `name` serves the `wanted`
+/// one: `max.message.bytes` may be larger, `cleanup.policy` may list its
+/// parts in any order, the rest must be equal.
+fn config_matches(name: &str, wanted: &str, value: &str) -> bool {
+    match name {
+        "max.message.bytes" => {
+            matches!((wanted.parse::<u64>(), value.parse::<u64>()), (Ok(w), Ok(v)) if v >= w)
+        }
+        "cleanup.policy" => {
+            let parts = |s: &str| {
+                let mut p: Vec<String> = s.split(',').map(|x| x.trim().to_owned()).collect();
+                p.sort();
+                p
+            };
+            parts(wanted) == parts(value)
+        }
+        _ => wanted == value,
+    }
+}
+
+/// The configs of topic `name` as the cluster reports them (defaults
+/// included).
+pub fn describe_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    name: &str,
+) -> Result<HashMap<String, String>> {
+    let opts = AdminOptions::new().request_timeout(Some(CALL_TIMEOUT));
+    let results: Vec<ConfigResourceResult> = futures_executor::block_on(
+        admin.describe_configs([&ResourceSpecifier::Topic(name)], &opts),
+    )
+    .map_err(|e| Error::kafka("describe topic configs", e))?;
+    let mut out = HashMap::new();
+    for r in results {
+        let r = r.map_err(|code| {
+            Error::kafka(&format!("describe topic {name}"), KafkaError::AdminOp(code))
+        })?;
+        for e in r.entries {
+            if let Some(v) = e.value {
+                out.insert(e.name, v);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads every record of partition 0 of `topic` (a progress topic),
+/// `read_committed`, from its start to its end now, and hands each key and
+/// value to `f`.
+pub fn read_all(
+    consumer: &BaseConsumer,
+    topic: &str,
+    mut f: impl FnMut(&[u8], Option<&[u8]>),
+) -> Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .map_err(|e| Error::kafka("assign", e))?;
+    consumer
+        .assign(&tpl)
+        .map_err(|e| Error::kafka(&format!("assign {topic}"), e))?;
+    let deadline = std::time::Instant::now() + CALL_TIMEOUT * 4;
+    loop {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: format!("reading topic {topic} to its end"),
+            });
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => return Err(Error::kafka(&format!("read {topic}"), e)),
+            Some(Ok(m)) => f(m.key().unwrap_or_default(), m.payload()),
+        }
+    }
+    consumer
+        .unassign()
+        .map_err(|e| Error::kafka(&format!("unassign {topic}"), e))?;
+    Ok(())
+}
