@@ -111,6 +111,7 @@ pub struct MirrorToKafka {
     stop: Option<Arc<AtomicBool>>,
     idle: Duration,
     group_interval: Duration,
+    verbose: bool,
 }
 
 /// What a mirror run did.
@@ -158,6 +159,7 @@ impl MirrorToKafka {
             stop: None,
             idle: Duration::from_millis(5),
             group_interval: Duration::from_millis(500),
+            verbose: false,
         }
     }
 
@@ -228,6 +230,12 @@ impl MirrorToKafka {
     /// boundary when set.
     pub fn stop_flag(mut self, stop: Arc<AtomicBool>) -> Self {
         self.stop = Some(stop);
+        self
+    }
+
+    /// Prints to stderr when it is ready and after each transaction.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
         self
     }
 
@@ -308,6 +316,7 @@ struct Batch {
 
 impl Run {
     fn start(opts: MirrorToKafka) -> Result<Run> {
+        let t0 = Instant::now();
         let reader = Log::open_read_only(&opts.source)?;
         let meta = kafka::plain_consumer(&opts.bootstrap, &opts.client)?;
         let admin = kafka::admin(&opts.bootstrap, &opts.client)?;
@@ -394,6 +403,14 @@ impl Run {
             run.add_topic(&t)?;
         }
         run.report.resumed_from = run.copied.clone();
+        if run.opts.verbose {
+            eprintln!(
+                "mirror {}: ready in {} ms; resuming {} partitions",
+                run.opts.id,
+                t0.elapsed().as_millis(),
+                run.copied.len()
+            );
+        }
         Ok(run)
     }
 
@@ -408,15 +425,15 @@ impl Run {
             self.compacted.insert(topic.to_owned());
         }
         let partitions = cfg.partition_count();
+        let mut unclaimed = Vec::new();
         for p in 0..partitions {
             let tp = TopicPartition::new(topic, p);
             let (low, high) = self
                 .meta
                 .fetch_watermarks(topic, p as i32, CALL_TIMEOUT)
                 .map_err(|e| Error::kafka(&format!("read the offsets of {tp}"), e))?;
-            let next = match self.copied.get(&tp) {
-                Some(&n) => n,
-                None if high > low.max(0) => {
+            if !self.copied.contains_key(&tp) {
+                if high > low.max(0) {
                     return Err(Error::TargetNotEmpty {
                         what: format!(
                             "target partition {tp} holds records (offsets {low}..{high}) but the \
@@ -424,20 +441,60 @@ impl Run {
                              this mirror; use an empty topic or a new mirror id",
                             self.opts.progress_topic()
                         ),
-                    })
+                    });
                 }
-                None => {
-                    self.copied.insert(tp.clone(), 0);
-                    0
-                }
-            };
-            self.target_start.insert(tp.clone(), high.max(0) as u64);
-            let r = self
-                .reader
-                .partition_reader(&tp, next, IsolationLevel::ReadCommitted)?;
+                unclaimed.push(tp.clone());
+            }
+            self.target_start.insert(tp, high.max(0) as u64);
+        }
+        if !unclaimed.is_empty() {
+            self.claim(&unclaimed)?;
+        }
+        for p in 0..partitions {
+            let tp = TopicPartition::new(topic, p);
+            let r = self.reader.partition_reader(
+                &tp,
+                self.copied[&tp],
+                IsolationLevel::ReadCommitted,
+            )?;
             self.readers.insert(tp, r);
         }
         self.topics.push(topic.to_owned());
+        Ok(())
+    }
+
+    /// Records position 0 for partitions the mirror has not written yet,
+    /// in a transaction of its own, before it copies a record there. From
+    /// then on a partition without a position is one nothing was copied
+    /// to, even by a transaction that was aborted, so "holds records but
+    /// has no position" reliably means records another writer put there.
+    fn claim(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        let topic = self.opts.progress_topic();
+        let id = self.opts.id.clone();
+        let never = |what: &str, e: KafkaError| match classify(&id, what, e) {
+            Retry::Later(e) | Retry::Never(e) => e,
+        };
+        self.producer
+            .begin_transaction()
+            .map_err(|e| never("begin a transaction", e))?;
+        for tp in tps {
+            let key = progress::position_key(tp);
+            let r: BaseRecord<'_, str, str, usize> = BaseRecord::with_opaque_to(&topic, usize::MAX)
+                .partition(0)
+                .key(key.as_str())
+                .payload("0");
+            if let Err(e) = self.send(r) {
+                self.abort();
+                return Err(never("produce a progress record", e));
+            }
+        }
+        if let Err(e) = self.producer.commit_transaction(CALL_TIMEOUT * 2) {
+            self.abort();
+            return Err(never("commit a transaction", e));
+        }
+        for tp in tps {
+            self.copied.insert(tp.clone(), 0);
+        }
         Ok(())
     }
 
@@ -601,6 +658,15 @@ impl Run {
         }
         self.report.transactions += 1;
         self.report.records += batch.records.len() as u64;
+        if self.opts.verbose {
+            eprintln!(
+                "mirror {}: transaction {} committed {} records ({} in all)",
+                self.opts.id,
+                self.report.transactions,
+                batch.records.len(),
+                self.report.records
+            );
+        }
         for (tp, p) in &batch.positions {
             self.copied.insert(tp.clone(), *p);
         }

@@ -1,5 +1,6 @@
 //! The cluster scenarios, in the order they run.
 
+mod kill;
 mod to_kafka;
 
 use crate::support::cluster::Cluster;
@@ -14,9 +15,16 @@ pub const ALL: &[(&str, fn(&mut Cluster))] = &[
         "refuses_a_target_that_does_not_match",
         to_kafka::refuses_a_target_that_does_not_match,
     ),
+    (
+        "mirror_killed_30_times_copies_exactly",
+        kill::mirror_killed_30_times_copies_exactly,
+    ),
 ];
 
 /// What a child process does, by role.
 pub fn child(role: &str) {
-    panic!("unknown BRIDGE_TEST_ROLE {role}");
+    match role {
+        "mirror-to-kafka" => kill::mirror_child(),
+        _ => panic!("unknown BRIDGE_TEST_ROLE {role}"),
+    }
 }

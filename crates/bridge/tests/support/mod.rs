@@ -133,3 +133,116 @@ pub fn assert_same(dir: &Path, bootstrap: &str, topic: &str) -> usize {
     }
     n
 }
+
+/// A small xorshift generator, seeded from the clock (the seed is printed
+/// so a failure can be replayed with `BRIDGE_TEST_SEED`).
+pub struct Rng(u64, u64);
+
+impl Rng {
+    pub fn from_time() -> Rng {
+        let seed = std::env::var("BRIDGE_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            })
+            | 1;
+        Rng(seed, seed)
+    }
+    pub fn seed(&self) -> u64 {
+        self.1
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+/// One record as Kafka's console consumer prints it with the properties
+/// `assert_same_java` sets.
+fn console_line(p: u32, r: &Rec) -> String {
+    let text = |b: &Option<Vec<u8>>| {
+        b.as_ref().map_or("null".to_owned(), |v| {
+            String::from_utf8_lossy(v).into_owned()
+        })
+    };
+    let headers = if r.3.is_empty() {
+        "NO_HEADERS".to_owned()
+    } else {
+        r.3.iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}:{}",
+                    v.as_ref()
+                        .map_or("null".to_owned(), |v| String::from_utf8_lossy(v)
+                            .into_owned())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    format!(
+        "CreateTime:{}\tPartition:{p}\t{headers}\t{}\t{}",
+        r.2,
+        text(&r.0),
+        text(&r.1)
+    )
+}
+
+/// Asserts with Apache Kafka's Java consumer (its console consumer,
+/// `read_committed`) that the cluster holds exactly the Log's committed
+/// records of `topic`, in order per partition; returns a summary.
+pub fn assert_same_java(dir: &Path, bootstrap: &str, topic: &str) -> String {
+    let want = log_records(dir, topic);
+    let total: usize = want.values().map(Vec::len).sum();
+    let out = cluster::java("org.apache.kafka.tools.consumer.ConsoleConsumer")
+        .args([
+            "--bootstrap-server",
+            bootstrap,
+            "--topic",
+            topic,
+            "--from-beginning",
+        ])
+        .args([
+            "--isolation-level",
+            "read_committed",
+            "--timeout-ms",
+            "15000",
+        ])
+        .args(["--max-messages", &total.to_string()])
+        .args(["--formatter-property", "print.timestamp=true"])
+        .args(["--formatter-property", "print.partition=true"])
+        .args(["--formatter-property", "print.headers=true"])
+        .args(["--formatter-property", "print.key=true"])
+        .args(["--formatter-property", "print.value=true"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("run Kafka's console consumer");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut got: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let p = line
+            .split('\t')
+            .find_map(|f| f.strip_prefix("Partition:"))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected console consumer line {line:?}"));
+        got.entry(p).or_default().push(line.to_owned());
+    }
+    for (p, recs) in &want {
+        let theirs = got.remove(p).unwrap_or_default();
+        let ours: Vec<String> = recs.iter().map(|r| console_line(*p, r)).collect();
+        assert_eq!(theirs.len(), ours.len(), "Java client: {topic}-{p} count");
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(a, b, "Java client: {topic}-{p} record #{i}");
+        }
+    }
+    assert!(
+        got.is_empty(),
+        "Java client read partitions the Log does not have"
+    );
+    format!("{total} records through the Java client")
+}
