@@ -1,5 +1,6 @@
 //! The cluster scenarios, in the order they run.
 
+mod groups;
 mod kill;
 mod to_kafka;
 
@@ -18,6 +19,10 @@ pub const ALL: &[(&str, fn(&mut Cluster))] = &[
     (
         "mirror_killed_30_times_copies_exactly",
         kill::mirror_killed_30_times_copies_exactly,
+    ),
+    (
+        "group_offsets_translate_to_the_next_record",
+        groups::group_offsets_translate_to_the_next_record,
     ),
 ];
 
