@@ -59,6 +59,33 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// A record whose value is `value`, null when `None` (with a
+    /// [`key`](Self::key), a null value is a tombstone; without one, Kafka
+    /// allows it too). For copying records from elsewhere, whose value may
+    /// be null either way.
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", Record::from_value(None::<Vec<u8>>))?;
+    /// log.producer().send("t", Record::from_value(Some(b"v".to_vec())))?;
+    /// let reader = Log::open_read_only(log.dir())?;
+    /// let mut p = reader.partition_reader(&TopicPartition::new("t", 0), 0, Default::default())?;
+    /// let values: Vec<_> = p.read(10)?.into_iter().map(|r| r.value).collect();
+    /// assert_eq!(values, vec![None, Some(b"v".to_vec())]);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn from_value(value: Option<impl Into<Cow<'a, [u8]>>>) -> Self {
+        Record {
+            key: None,
+            value: value.map(Into::into),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
     /// Sets the key. Keyed records always go to the same partition.
     ///
     /// # Example

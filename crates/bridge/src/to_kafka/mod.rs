@@ -674,6 +674,9 @@ impl Run {
     }
 
     fn abort(&self) {
+        // A base producer aborts only once every delivery report is
+        // served; records that failed report here too.
+        let _ = self.producer.flush(CALL_TIMEOUT);
         if let Err(e) = self.producer.abort_transaction(CALL_TIMEOUT * 2) {
             eprintln!("mirror: aborting a transaction failed: {e}");
         }

@@ -1,5 +1,6 @@
 //! The cluster scenarios, in the order they run.
 
+mod from_kafka;
 mod groups;
 mod kill;
 mod to_kafka;
@@ -24,12 +25,17 @@ pub const ALL: &[(&str, fn(&mut Cluster))] = &[
         "group_offsets_translate_to_the_next_record",
         groups::group_offsets_translate_to_the_next_record,
     ),
+    (
+        "copy_from_kafka_killed_copies_exactly",
+        from_kafka::copy_from_kafka_killed_copies_exactly,
+    ),
 ];
 
 /// What a child process does, by role.
 pub fn child(role: &str) {
     match role {
         "mirror-to-kafka" => kill::mirror_child(),
+        "mirror-from-kafka" => from_kafka::from_kafka_child(),
         _ => panic!("unknown BRIDGE_TEST_ROLE {role}"),
     }
 }

@@ -235,10 +235,10 @@ pub fn assert_same_java(dir: &Path, bootstrap: &str, topic: &str) -> String {
     for (p, recs) in &want {
         let theirs = got.remove(p).unwrap_or_default();
         let ours: Vec<String> = recs.iter().map(|r| console_line(*p, r)).collect();
-        assert_eq!(theirs.len(), ours.len(), "Java client: {topic}-{p} count");
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             assert_eq!(a, b, "Java client: {topic}-{p} record #{i}");
         }
+        assert_eq!(theirs.len(), ours.len(), "Java client: {topic}-{p} count");
     }
     assert!(
         got.is_empty(),

@@ -1,0 +1,206 @@
+//! Kafka → Log under kill -9: the Log's read_committed copy is exactly the
+//! cluster's committed records.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use streamlog_bridge::kafka::{ensure_topics, WantedTopic};
+use streamlog_bridge::MirrorFromKafka;
+
+use super::to_kafka::{log_dir, unique};
+use crate::support::cluster::{die_with_parent, Cluster};
+use crate::support::{assert_same_java, kafka_records, log_records, Rng};
+
+/// How many times the copy is killed.
+const CYCLES: usize = 15;
+
+/// Produces `n` records from `from` into `topic` (3 partitions) on the
+/// cluster in transactions of 1-40 records, every fourth aborted; keys,
+/// null values, headers with null values and explicit timestamps.
+fn produce(p: &BaseProducer, topic: &str, from: u64, n: u64, rng: &mut Rng) -> u64 {
+    let mut i = from;
+    while i < from + n {
+        p.begin_transaction().expect("begin");
+        let size = 1 + rng.below(40);
+        let abort = rng.below(4) == 0;
+        for _ in 0..size {
+            let key = format!("key-{}", i % 17);
+            let value = format!("value {i}");
+            let mut headers = OwnedHeaders::new().insert(Header {
+                key: "seq",
+                value: Some(&i.to_string()),
+            });
+            if i % 5 == 0 {
+                headers = headers.insert(Header::<&str> {
+                    key: "none",
+                    value: None,
+                });
+            }
+            let mut r = BaseRecord::<str, str>::to(topic)
+                .partition((i % 3) as i32)
+                .timestamp(1_600_000_000_000 + i as i64)
+                .headers(headers);
+            if i % 4 != 0 {
+                r = r.key(&key);
+            }
+            if i % 9 != 0 {
+                r = r.payload(&value);
+            }
+            let mut r = r;
+            loop {
+                match p.send(r) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        p.poll(Duration::from_millis(10));
+                        r = back;
+                    }
+                }
+            }
+            i += 1;
+        }
+        p.flush(Duration::from_secs(30)).expect("flush");
+        if abort {
+            p.abort_transaction(Duration::from_secs(30)).expect("abort");
+        } else {
+            p.commit_transaction(Duration::from_secs(30))
+                .expect("commit");
+        }
+    }
+    i
+}
+
+pub fn copy_from_kafka_killed_copies_exactly(cluster: &mut Cluster) {
+    let topic = unique("from");
+    let admin = streamlog_bridge::kafka::admin(&cluster.bootstrap, &[]).expect("admin");
+    let meta = streamlog_bridge::kafka::plain_consumer(&cluster.bootstrap, &[]).expect("meta");
+    ensure_topics(
+        &admin,
+        &meta,
+        &[WantedTopic {
+            name: topic.clone(),
+            partitions: 3,
+            // The records' timestamps are from 2020: without this,
+            // Kafka's retention (7 days by default) deletes them.
+            configs: vec![("retention.ms".into(), "-1".into())],
+        }],
+        None,
+    )
+    .expect("create");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &cluster.bootstrap)
+        .set("transactional.id", unique("source-producer"))
+        .set("linger.ms", "2")
+        .set("log_level", "3")
+        .create()
+        .expect("producer");
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .expect("init");
+    let mut rng = Rng::from_time();
+    println!("  seed {}", rng.seed());
+    let first = produce(&producer, &topic, 0, 3_000, &mut rng);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (topic, stop) = (topic.clone(), stop.clone());
+        let mut rng = Rng::from_time();
+        std::thread::spawn(move || {
+            let mut next = first;
+            while !stop.load(Ordering::SeqCst) {
+                next = produce(&producer, &topic, next, 100, &mut rng);
+            }
+            next
+        })
+    };
+    let dir = log_dir("edge");
+    let id = unique("edge");
+    for cycle in 0..CYCLES {
+        let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
+        cmd.env("BRIDGE_TEST_ROLE", "mirror-from-kafka")
+            .env("BRIDGE_DIR", &dir)
+            .env("BRIDGE_BOOTSTRAP", &cluster.bootstrap)
+            .env("BRIDGE_ID", &id)
+            .env("BRIDGE_TOPIC", &topic)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn");
+        let ms = if cycle == 0 {
+            3_000
+        } else {
+            200 + rng.below(3_000)
+        };
+        std::thread::sleep(Duration::from_millis(ms));
+        child.kill().expect("kill -9");
+        child.wait().expect("reap");
+    }
+    stop.store(true, Ordering::SeqCst);
+    let sent = writer.join().expect("writer");
+    let report = MirrorFromKafka::new(&cluster.bootstrap, &dir)
+        .id(&id)
+        .topics([topic.clone()])
+        .run()
+        .expect("final copy");
+    let java = assert_same_java(&dir, &cluster.bootstrap, &topic);
+    let want = kafka_records(&cluster.bootstrap, &topic);
+    let got = log_records(&dir, &topic);
+    let mut n = 0;
+    for (p, recs) in &want {
+        let ours = &got[p];
+        let seq = |r: &crate::support::Rec| {
+            String::from_utf8_lossy(r.3[0].1.as_deref().unwrap_or_default()).into_owned()
+        };
+        for (i, ((o, theirs), mine)) in recs.iter().zip(ours).enumerate() {
+            assert_eq!(
+                theirs,
+                mine,
+                "partition {p} record #{i} (Kafka offset {o}): Kafka seq {}, Log seq {}",
+                seq(theirs),
+                seq(mine)
+            );
+        }
+        if ours.len() != recs.len() {
+            let extra: Vec<String> = ours[recs.len().min(ours.len())..].iter().map(seq).collect();
+            let last: Vec<String> = recs
+                .iter()
+                .rev()
+                .take(3)
+                .map(|(o, r)| format!("{o}:{}", seq(r)))
+                .collect();
+            println!("  extra on the Log: {extra:?}; Kafka's last: {last:?}");
+            let again = kafka_records(&cluster.bootstrap, &topic);
+            println!("  Kafka read again: {} records", again[p].len());
+        }
+        assert_eq!(
+            ours.len(),
+            recs.len(),
+            "partition {p}: Log {} vs Kafka {}",
+            ours.len(),
+            recs.len()
+        );
+        n += recs.len();
+    }
+    println!(
+        "  {CYCLES} kills; {sent} records sent to Kafka (a quarter in aborted transactions), {n} committed; \
+         the Log's read_committed copy is exactly them (the last run copied {}); so says the Java client ({java})",
+        report.records
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The child's side: copy and follow until killed.
+pub fn from_kafka_child() {
+    let var = |k: &str| std::env::var(k).expect(k);
+    MirrorFromKafka::new(var("BRIDGE_BOOTSTRAP"), var("BRIDGE_DIR"))
+        .id(var("BRIDGE_ID"))
+        .topics([var("BRIDGE_TOPIC")])
+        .follow(true)
+        .max_transaction_records(500)
+        .verbose(std::env::var_os("BRIDGE_TEST_VERBOSE").is_some())
+        .run()
+        .expect("copy child");
+}
