@@ -27,7 +27,9 @@ pub mod kafka;
 pub mod progress;
 pub mod to_kafka;
 
-pub use clients::{Consume, ConsumedRecord, KafkaConsumer, KafkaProducer, Produce};
+pub use clients::{
+    Consume, ConsumerRecord, KafkaConsumer, KafkaProducer, Produce, ProducerRecord, RecordPosition,
+};
 pub use error::{Error, Result};
 pub use from_kafka::{FromKafkaReport, MirrorFromKafka};
 pub use to_kafka::{GroupTranslation, MirrorReport, MirrorToKafka};

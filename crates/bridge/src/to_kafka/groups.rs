@@ -153,7 +153,7 @@ impl Translator {
                     )
                     .map_err(|e| Error::kafka("build an offset list", e))?;
                 if let Some(mut e) = write.find_partition(&tp.topic, tp.partition as i32) {
-                    let _ = e.set_metadata(om.metadata_str());
+                    e.set_metadata(om.metadata_str());
                 }
                 t.written.push(tp.clone());
             }

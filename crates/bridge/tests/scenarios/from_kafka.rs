@@ -35,7 +35,7 @@ fn produce(p: &BaseProducer, topic: &str, from: u64, n: u64, rng: &mut Rng) -> u
                 key: "seq",
                 value: Some(&i.to_string()),
             });
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 headers = headers.insert(Header::<&str> {
                     key: "none",
                     value: None,
@@ -45,10 +45,10 @@ fn produce(p: &BaseProducer, topic: &str, from: u64, n: u64, rng: &mut Rng) -> u
                 .partition((i % 3) as i32)
                 .timestamp(1_600_000_000_000 + i as i64)
                 .headers(headers);
-            if i % 4 != 0 {
+            if !i.is_multiple_of(4) {
                 r = r.key(&key);
             }
-            if i % 9 != 0 {
+            if !i.is_multiple_of(9) {
                 r = r.payload(&value);
             }
             let mut r = r;

@@ -194,12 +194,10 @@ pub fn group_offsets_translate_to_the_next_record(cluster: &mut Cluster) {
             .expect("committed"),
     )
     .expect("assign");
-    let first = loop {
-        match c.poll(Duration::from_secs(30)) {
-            Some(Ok(m)) => break m.payload().map(<[u8]>::to_vec),
-            Some(Err(e)) => panic!("{e}"),
-            None => panic!("nothing read"),
-        }
+    let first = match c.poll(Duration::from_secs(30)) {
+        Some(Ok(m)) => m.payload().map(<[u8]>::to_vec),
+        Some(Err(e)) => panic!("{e}"),
+        None => panic!("nothing read"),
     };
     assert_eq!(first, log_values_from(&dir, &tps[0], 217)[0]);
 

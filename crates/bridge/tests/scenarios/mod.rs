@@ -1,5 +1,6 @@
 //! The cluster scenarios, in the order they run.
 
+mod example;
 mod from_kafka;
 mod groups;
 mod kill;
@@ -7,8 +8,11 @@ mod to_kafka;
 
 use crate::support::cluster::Cluster;
 
+/// A scenario's body.
+pub type Scenario = fn(&mut Cluster);
+
 /// Every scenario: its name and body.
-pub const ALL: &[(&str, fn(&mut Cluster))] = &[
+pub const ALL: &[(&str, Scenario)] = &[
     (
         "copies_every_committed_record_exactly",
         to_kafka::copies_every_committed_record_exactly,
@@ -28,6 +32,10 @@ pub const ALL: &[(&str, fn(&mut Cluster))] = &[
     (
         "copy_from_kafka_killed_copies_exactly",
         from_kafka::copy_from_kafka_killed_copies_exactly,
+    ),
+    (
+        "example_runs_on_a_log_and_on_kafka",
+        example::example_runs_on_a_log_and_on_kafka,
     ),
 ];
 

@@ -41,7 +41,7 @@ pub fn fill(log: &Log, topic: &str, from: u64, n: u64) {
         .expect("txn producer");
     let mut i = from;
     while i < from + n {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let mut txn = tp.begin_transaction().expect("begin");
             for j in 0..5u64 {
                 let v = format!("txn {i}.{j}");
@@ -52,7 +52,7 @@ pub fn fill(log: &Log, topic: &str, from: u64, n: u64) {
                 )
                 .expect("txn send");
             }
-            if (i / 10) % 3 == 0 {
+            if (i / 10).is_multiple_of(3) {
                 txn.abort().expect("abort");
             } else {
                 txn.commit().expect("commit");
@@ -63,13 +63,13 @@ pub fn fill(log: &Log, topic: &str, from: u64, n: u64) {
         let mut r = Record::new(format!("value {i}").into_bytes())
             .timestamp(1_700_000_000_000 + i as i64)
             .header("seq", i.to_string().into_bytes());
-        if keyed || i % 3 != 0 {
+        if keyed || !i.is_multiple_of(3) {
             r = r.key(format!("key-{}", i % 11).into_bytes());
         }
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             r = r.null_header("empty");
         }
-        if i % 13 == 0 {
+        if i.is_multiple_of(13) {
             r = Record::tombstone(format!("key-{}", i % 11).into_bytes());
         }
         producer
