@@ -19,6 +19,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 mod consume;
 mod groups;
 mod inspect;
+mod mirror;
 mod open;
 mod produce;
 mod render;
@@ -62,6 +63,9 @@ enum Command {
     /// Serve the log to Kafka clients over Kafka's wire protocol until
     /// SIGINT or SIGTERM.
     Serve(serve::ServeArgs),
+    /// Copy the log into a Kafka cluster (--to), or a cluster's topics
+    /// into the log (--from), exactly once.
+    Mirror(mirror::MirrorArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell).
     Completions {
@@ -90,6 +94,7 @@ fn main() -> ExitCode {
         Command::Dump(a) => inspect::dump(a),
         Command::Verify(a) => inspect::verify(a),
         Command::Serve(a) => serve::run(a),
+        Command::Mirror(a) => mirror::run(a),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "streamlog", &mut std::io::stdout());

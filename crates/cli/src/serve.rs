@@ -8,7 +8,7 @@ use streamlog_server::{Server, ServerConfig};
 
 /// Blocks SIGINT and SIGTERM in this thread and every thread started after
 /// it, so that only `wait_for_stop`'s `sigwait` receives them.
-fn block_stop_signals() -> libc::sigset_t {
+pub(crate) fn block_stop_signals() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset initialises it before
     // use, and pthread_sigmask only reads it.
     unsafe {
@@ -21,7 +21,7 @@ fn block_stop_signals() -> libc::sigset_t {
     }
 }
 
-fn wait_for_stop(set: &libc::sigset_t) -> i32 {
+pub(crate) fn wait_for_stop(set: &libc::sigset_t) -> i32 {
     let mut sig = 0;
     // SAFETY: `set` was initialised by block_stop_signals; sigwait writes
     // the signal number into `sig`.
