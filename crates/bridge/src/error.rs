@@ -58,6 +58,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether trying again later may succeed: the cluster was briefly
+    /// unreachable or a leader was moving (a broker restarting, say).
+    pub fn is_transient(&self) -> bool {
+        use rdkafka::error::KafkaError as K;
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Kafka { source, .. } => match source {
+                K::MetadataFetch(_) | K::OffsetFetch(_) | K::GroupListFetch(_) => true,
+                K::AdminOp(c) => crate::kafka::transient(&K::MessageConsumption(*c)),
+                K::Transaction(t) => !t.is_fatal() && t.is_retriable(),
+                e => crate::kafka::transient(e),
+            },
+            _ => false,
+        }
+    }
+
     pub(crate) fn kafka(doing: &str, source: rdkafka::error::KafkaError) -> Error {
         Error::Kafka {
             doing: doing.to_owned(),

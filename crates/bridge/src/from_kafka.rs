@@ -227,8 +227,12 @@ impl MirrorFromKafka {
         // One consumer per topic: librdkafka reports a partition's end by
         // its number alone.
         let mut consumers = Vec::new();
+        // A record deleted on the cluster before it was copied is an error,
+        // never a silent jump to the earliest offset.
+        let mut strict = self.client.clone();
+        strict.push(("auto.offset.reset".into(), "error".into()));
         for t in &topics {
-            let c = kafka::plain_consumer(&self.bootstrap, &self.client)?;
+            let c = kafka::plain_consumer(&self.bootstrap, &strict)?;
             let mut tpl = TopicPartitionList::new();
             for p in 0..counts[t] {
                 let tp = TopicPartition::new(t, p);
@@ -262,6 +266,7 @@ impl MirrorFromKafka {
                             Some(Err(KafkaError::PartitionEOF(p))) => {
                                 eof.insert(p as u32);
                             }
+                            Some(Err(e)) if kafka::transient(&e) => break,
                             Some(Err(e)) => return Err(Error::kafka(&format!("read {topic}"), e)),
                             Some(Ok(m)) => {
                                 got = true;

@@ -30,6 +30,33 @@ pub fn config(bootstrap: &str, extra: &[(String, String)]) -> ClientConfig {
     c
 }
 
+/// Whether a consumer's error is one librdkafka recovers from by itself
+/// (a broker down or restarting, a leader moving): the caller polls on.
+pub fn transient(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e,
+        KafkaError::MessageConsumption(
+            C::BrokerTransportFailure
+                | C::AllBrokersDown
+                | C::OperationTimedOut
+                | C::RequestTimedOut
+                | C::NetworkException
+                | C::NotLeaderForPartition
+                | C::LeaderNotAvailable
+                | C::ReplicaNotAvailable
+                | C::NotCoordinator
+                | C::CoordinatorNotAvailable
+                | C::Resolve
+                | C::UnknownLeaderEpoch
+                | C::FencedLeaderEpoch
+                | C::OffsetNotAvailable
+                | C::KafkaStorageError
+                | C::NotEnoughReplicas
+        )
+    )
+}
+
 /// An admin client.
 pub fn admin(
     bootstrap: &str,
@@ -43,13 +70,16 @@ pub fn admin(
 /// A consumer outside any group (it never commits), reading
 /// `read_committed` and reporting each partition's end.
 pub fn plain_consumer(bootstrap: &str, extra: &[(String, String)]) -> Result<BaseConsumer> {
-    let mut c = config(bootstrap, extra);
+    let mut c = config(bootstrap, &[]);
     c.set("group.id", "streamlog-bridge-reader")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest");
+    for (k, v) in extra {
+        c.set(k, v);
+    }
     c.create().map_err(|e| Error::kafka("create a consumer", e))
 }
 
@@ -240,6 +270,7 @@ pub fn read_all(
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) if transient(&e) => {}
             Some(Err(e)) => return Err(Error::kafka(&format!("read {topic}"), e)),
             Some(Ok(m)) => f(m.key().unwrap_or_default(), m.payload()),
         }

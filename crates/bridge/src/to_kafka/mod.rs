@@ -255,7 +255,19 @@ impl MirrorToKafka {
     /// [`Error::Log`] for the source; [`Error::Kafka`] for what the cluster
     /// refused in a way that retrying cannot fix.
     pub fn run(self) -> Result<MirrorReport> {
-        Run::start(self)?.go()
+        let mut attempt = 0;
+        loop {
+            match Run::start(self.clone()) {
+                Ok(run) => return run.go(),
+                // A broker restarting while the mirror starts.
+                Err(e) if e.is_transient() && attempt < MAX_FAILURES => {
+                    attempt += 1;
+                    eprintln!("mirror {}: starting failed, retrying: {e}", self.id);
+                    std::thread::sleep(Duration::from_millis(100 << attempt.min(5)));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! The cluster scenarios, in the order they run.
 
+mod broker;
 mod example;
 mod from_kafka;
 mod groups;
@@ -36,6 +37,10 @@ pub const ALL: &[(&str, Scenario)] = &[
     (
         "example_runs_on_a_log_and_on_kafka",
         example::example_runs_on_a_log_and_on_kafka,
+    ),
+    (
+        "broker_killed_during_mirroring",
+        broker::broker_killed_during_mirroring,
     ),
 ];
 
