@@ -1,0 +1,529 @@
+//! The running mirror: start-up (topics, fencing, progress), the copy
+//! loop, and one transaction's records with their progress.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use streamlog::{IsolationLevel, Log, LogReader, PartitionReader, ReadRecord, TopicPartition};
+
+use super::txn::{classify, txn_error, Deliveries, Retry};
+use super::{groups, target_configs, MirrorReport, MirrorToKafka, MAX_FAILURES};
+use crate::error::{Error, Result};
+use crate::kafka::{self, WantedTopic, CALL_TIMEOUT};
+use crate::progress::{self, OffsetMap, Progress};
+
+/// A running mirror.
+pub(super) struct Run {
+    opts: MirrorToKafka,
+    reader: LogReader,
+    producer: BaseProducer<Deliveries>,
+    meta: BaseConsumer,
+    topics: Vec<String>,
+    /// The mirrored topics whose cleanup policy compacts.
+    compacted: std::collections::HashSet<String>,
+    readers: BTreeMap<TopicPartition, PartitionReader>,
+    /// The committed next source offset of each partition.
+    copied: BTreeMap<TopicPartition, u64>,
+    /// Each partition's target high watermark before this mirror wrote
+    /// to it (zero for a topic it created).
+    target_start: HashMap<TopicPartition, u64>,
+    map: OffsetMap,
+    /// The runs of the transaction in flight, kept once it commits.
+    pending_runs: Vec<(TopicPartition, progress::Run)>,
+    groups: groups::Translator,
+    report: MirrorReport,
+}
+
+/// What one transaction carries.
+struct Batch {
+    records: Vec<(TopicPartition, ReadRecord)>,
+    /// Each read partition's position after what it read.
+    positions: BTreeMap<TopicPartition, u64>,
+}
+
+impl Run {
+    pub(super) fn start(opts: MirrorToKafka) -> Result<Run> {
+        let t0 = Instant::now();
+        let reader = Log::open_read_only(&opts.source)?;
+        let meta = kafka::plain_consumer(&opts.bootstrap, &opts.client)?;
+        let admin = kafka::admin(&opts.bootstrap, &opts.client)?;
+        let topics = match &opts.topics {
+            Some(t) => t.clone(),
+            None => reader.topics()?,
+        };
+        let mut wanted = Vec::new();
+        let mut max_message = 1_000_000u64;
+        for t in &topics {
+            let cfg = reader.topic_config(t)?;
+            let configs = target_configs(&cfg);
+            for (k, v) in &configs {
+                if k == "max.message.bytes" {
+                    max_message = max_message.max(v.parse().unwrap_or(0));
+                }
+            }
+            wanted.push(WantedTopic {
+                name: t.clone(),
+                partitions: cfg.partition_count(),
+                configs,
+            });
+        }
+        wanted.push(WantedTopic {
+            name: opts.progress_topic(),
+            partitions: 1,
+            configs: vec![("cleanup.policy".into(), "compact".into())],
+        });
+        let created = kafka::ensure_topics(&admin, &meta, &wanted, opts.replication)?;
+
+        let mut pc = kafka::config(&opts.bootstrap, &opts.client);
+        pc.set("transactional.id", &opts.id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set(
+                "message.max.bytes",
+                max_message.min(1_000_000_000).to_string(),
+            )
+            .set("transaction.timeout.ms", "60000");
+        let producer: BaseProducer<Deliveries> = pc
+            .create_with_context(Deliveries::default())
+            .map_err(|e| Error::kafka("create the transactional producer", e))?;
+        // Fences any older mirror with this id and aborts what it left open,
+        // so the progress read next is final.
+        producer
+            .init_transactions(CALL_TIMEOUT * 2)
+            .map_err(|e| txn_error(&opts.id, "initialise transactions", e))?;
+
+        let mut copied = BTreeMap::new();
+        let mut map = OffsetMap::default();
+        kafka::read_all(
+            &meta,
+            &opts.progress_topic(),
+            |k, v| match progress::decode(k, v) {
+                Some(Progress::Position(tp, next)) => {
+                    copied.insert(tp, next);
+                }
+                Some(Progress::Sync(tp, run)) => map.insert(&tp, run),
+                None => {}
+            },
+        )?;
+
+        let groups = groups::Translator::new(&opts)?;
+        let mut run = Run {
+            reader,
+            producer,
+            meta,
+            topics: Vec::new(),
+            compacted: Default::default(),
+            readers: BTreeMap::new(),
+            copied,
+            target_start: HashMap::new(),
+            map,
+            pending_runs: Vec::new(),
+            groups,
+            report: MirrorReport {
+                topics_created: created,
+                ..Default::default()
+            },
+            opts,
+        };
+        for t in topics {
+            run.add_topic(&t)?;
+        }
+        run.report.resumed_from = run.copied.clone();
+        if run.opts.verbose {
+            eprintln!(
+                "mirror {}: ready in {} ms; resuming {} partitions",
+                run.opts.id,
+                t0.elapsed().as_millis(),
+                run.copied.len()
+            );
+        }
+        Ok(run)
+    }
+
+    /// Starts following a topic: a reader per partition from its progress.
+    /// A partition with no progress must be empty on the target.
+    fn add_topic(&mut self, topic: &str) -> Result<()> {
+        let cfg = self.reader.topic_config(topic)?;
+        if cfg
+            .kafka_config("cleanup.policy")
+            .is_some_and(|p| p.contains("compact"))
+        {
+            self.compacted.insert(topic.to_owned());
+        }
+        let partitions = cfg.partition_count();
+        let mut unclaimed = Vec::new();
+        for p in 0..partitions {
+            let tp = TopicPartition::new(topic, p);
+            let (low, high) = self
+                .meta
+                .fetch_watermarks(topic, p as i32, CALL_TIMEOUT)
+                .map_err(|e| Error::kafka(&format!("read the offsets of {tp}"), e))?;
+            if !self.copied.contains_key(&tp) {
+                if high > low.max(0) {
+                    return Err(Error::TargetNotEmpty {
+                        what: format!(
+                            "target partition {tp} holds records (offsets {low}..{high}) but the \
+                             progress topic {} has no position for it: it was not written by \
+                             this mirror; use an empty topic or a new mirror id",
+                            self.opts.progress_topic()
+                        ),
+                    });
+                }
+                unclaimed.push(tp.clone());
+            }
+            self.target_start.insert(tp, high.max(0) as u64);
+        }
+        if !unclaimed.is_empty() {
+            self.claim(&unclaimed)?;
+        }
+        for p in 0..partitions {
+            let tp = TopicPartition::new(topic, p);
+            let r = self.reader.partition_reader(
+                &tp,
+                self.copied[&tp],
+                IsolationLevel::ReadCommitted,
+            )?;
+            self.readers.insert(tp, r);
+        }
+        self.topics.push(topic.to_owned());
+        Ok(())
+    }
+
+    /// Records position 0 for partitions the mirror has not written yet,
+    /// in a transaction of its own, before it copies a record there. From
+    /// then on a partition without a position is one nothing was copied
+    /// to, even by a transaction that was aborted, so "holds records but
+    /// has no position" reliably means records another writer put there.
+    fn claim(&mut self, tps: &[TopicPartition]) -> Result<()> {
+        let topic = self.opts.progress_topic();
+        let id = self.opts.id.clone();
+        let never = |what: &str, e: KafkaError| match classify(&id, what, e) {
+            Retry::Later(e) | Retry::Never(e) => e,
+        };
+        self.producer
+            .begin_transaction()
+            .map_err(|e| never("begin a transaction", e))?;
+        for tp in tps {
+            let key = progress::position_key(tp);
+            let r: BaseRecord<'_, str, str, usize> = BaseRecord::with_opaque_to(&topic, usize::MAX)
+                .partition(0)
+                .key(key.as_str())
+                .payload("0");
+            if let Err(e) = self.send(r) {
+                self.abort();
+                return Err(never("produce a progress record", e));
+            }
+        }
+        if let Err(e) = self.producer.commit_transaction(CALL_TIMEOUT * 2) {
+            self.abort();
+            return Err(never("commit a transaction", e));
+        }
+        for tp in tps {
+            self.copied.insert(tp.clone(), 0);
+        }
+        Ok(())
+    }
+
+    fn stopped(&self) -> bool {
+        self.opts
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+
+    pub(super) fn go(mut self) -> Result<MirrorReport> {
+        let mut lock = None;
+        let mut last_groups = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            let batch = self.gather()?;
+            if !batch.records.is_empty()
+                || batch.positions.iter().any(|(tp, p)| self.copied[tp] != *p)
+            {
+                match self.copy(&batch) {
+                    Ok(()) => failures = 0,
+                    Err(Retry::Later(e)) if failures >= MAX_FAILURES => return Err(e),
+                    Err(Retry::Later(e)) => {
+                        failures += 1;
+                        self.report.retried += 1;
+                        eprintln!("mirror: transaction aborted, retrying: {e}");
+                        self.rewind()?;
+                        std::thread::sleep(Duration::from_millis(100 << failures.min(5)));
+                    }
+                    Err(Retry::Never(e)) => return Err(e),
+                }
+                if last_groups.elapsed() >= self.opts.group_interval {
+                    self.translate_groups()?;
+                    last_groups = Instant::now();
+                }
+                continue;
+            }
+            // Caught up with what is readable now.
+            if lock.is_some() {
+                self.translate_groups()?;
+                self.report.cut_over = self.report.groups.iter().all(|g| g.complete());
+                break;
+            }
+            if self.opts.cutover {
+                match self.reader.lock_out_writers() {
+                    Ok(l) => {
+                        // No writer now nor later: one more pass copies
+                        // whatever the last one appended.
+                        lock = Some(l);
+                        continue;
+                    }
+                    Err(streamlog::Error::Locked { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if last_groups.elapsed() >= self.opts.group_interval || !self.opts.follow {
+                self.translate_groups()?;
+                last_groups = Instant::now();
+            }
+            if !(self.opts.follow || self.opts.cutover) || self.stopped() {
+                break;
+            }
+            if self.opts.topics.is_none() {
+                for t in self.reader.topics()? {
+                    if !self.topics.contains(&t) {
+                        self.add_topic(&t)?;
+                    }
+                }
+            }
+            std::thread::sleep(self.opts.idle);
+        }
+        drop(lock);
+        self.report.copied_to = self.copied.clone();
+        Ok(self.report)
+    }
+
+    /// Reads the next transaction's records, a share from each partition
+    /// in turn.
+    fn gather(&mut self) -> Result<Batch> {
+        let mut batch = Batch {
+            records: Vec::new(),
+            positions: BTreeMap::new(),
+        };
+        let mut bytes = 0usize;
+        let share = (self.opts.max_txn_records / self.readers.len().max(1)).max(1);
+        let mut progressed = true;
+        while progressed
+            && batch.records.len() < self.opts.max_txn_records
+            && bytes < self.opts.max_txn_bytes
+        {
+            progressed = false;
+            for (tp, r) in &mut self.readers {
+                let want = share.min(self.opts.max_txn_records - batch.records.len());
+                if want == 0 {
+                    break;
+                }
+                let fetched = r.read(want)?;
+                if let Some(gap) = &fetched.skipped {
+                    self.report.lost_to_retention += gap.end - gap.start;
+                    eprintln!(
+                        "mirror: {tp} offsets {}..{} were deleted by retention before they were copied",
+                        gap.start, gap.end
+                    );
+                }
+                progressed |= !fetched.is_empty();
+                for rec in fetched {
+                    if rec.key.is_none() && self.compacted.contains(&tp.topic) {
+                        return Err(Error::Unmirrorable {
+                            what: format!(
+                                "record {tp}@{} has no key, and Kafka refuses keyless records in a \
+                                 compacted topic (cleanup.policy compact); streamlog keeps them",
+                                rec.offset
+                            ),
+                        });
+                    }
+                    bytes += rec.value.as_ref().map_or(0, Vec::len)
+                        + rec.key.as_ref().map_or(0, Vec::len)
+                        + 24;
+                    batch.records.push((tp.clone(), rec));
+                }
+                batch.positions.insert(tp.clone(), r.position());
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Puts every reader back at its partition's committed position.
+    fn rewind(&mut self) -> Result<()> {
+        for (tp, r) in &mut self.readers {
+            *r =
+                self.reader
+                    .partition_reader(tp, self.copied[tp], IsolationLevel::ReadCommitted)?;
+        }
+        Ok(())
+    }
+
+    /// Copies one batch in one Kafka transaction, with its progress.
+    fn copy(&mut self, batch: &Batch) -> Result<(), Retry> {
+        let id = self.opts.id.clone();
+        let fail = |what: &str, e: KafkaError| classify(&id, what, e);
+        self.pending_runs.clear();
+        self.producer
+            .begin_transaction()
+            .map_err(|e| fail("begin a transaction", e))?;
+        let result = self.copy_in_transaction(batch);
+        match result {
+            Ok(()) => {
+                if let Err(e) = self.producer.commit_transaction(CALL_TIMEOUT * 2) {
+                    let r = fail("commit a transaction", e);
+                    self.abort();
+                    return Err(r);
+                }
+            }
+            Err(e) => {
+                self.abort();
+                return Err(e);
+            }
+        }
+        for (tp, run) in self.pending_runs.drain(..) {
+            self.map.insert(&tp, run);
+        }
+        self.report.transactions += 1;
+        self.report.records += batch.records.len() as u64;
+        if self.opts.verbose {
+            eprintln!(
+                "mirror {}: transaction {} committed {} records ({} in all)",
+                self.opts.id,
+                self.report.transactions,
+                batch.records.len(),
+                self.report.records
+            );
+        }
+        for (tp, p) in &batch.positions {
+            self.copied.insert(tp.clone(), *p);
+        }
+        Ok(())
+    }
+
+    fn abort(&self) {
+        // A base producer aborts only once every delivery report is
+        // served; records that failed report here too.
+        let _ = self.producer.flush(CALL_TIMEOUT);
+        if let Err(e) = self.producer.abort_transaction(CALL_TIMEOUT * 2) {
+            eprintln!("mirror: aborting a transaction failed: {e}");
+        }
+    }
+
+    fn copy_in_transaction(&mut self, batch: &Batch) -> Result<(), Retry> {
+        let id = self.opts.id.clone();
+        let fail = |what: &str, e: KafkaError| classify(&id, what, e);
+        let n = batch.records.len();
+        *self
+            .producer
+            .context()
+            .results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = vec![None; n];
+        for (i, (tp, rec)) in batch.records.iter().enumerate() {
+            let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+            for (k, v) in &rec.headers {
+                headers = headers.insert(Header {
+                    key: k.as_str(),
+                    value: v.as_deref(),
+                });
+            }
+            let mut r: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(&tp.topic, i)
+                .partition(tp.partition as i32)
+                .timestamp(rec.timestamp)
+                .headers(headers);
+            if let Some(k) = &rec.key {
+                r = r.key(k.as_slice());
+            }
+            if let Some(v) = &rec.value {
+                r = r.payload(v.as_slice());
+            }
+            self.send(r).map_err(|e| fail("produce a record", e))?;
+        }
+        self.producer
+            .flush(CALL_TIMEOUT * 2)
+            .map_err(|e| fail("deliver a transaction's records", e))?;
+        let results = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let mut pairs: BTreeMap<&TopicPartition, Vec<(u64, u64)>> = BTreeMap::new();
+        for ((tp, rec), res) in batch.records.iter().zip(results) {
+            let target = match res {
+                Some(Ok(o)) if o >= 0 => o as u64,
+                Some(Err(e)) => return Err(fail("deliver a record", e)),
+                _ => {
+                    return Err(Retry::Later(Error::Kafka {
+                        doing: format!("learn the offset of {tp}@{} on the cluster", rec.offset),
+                        source: KafkaError::MessageProduction(RDKafkaErrorCode::Fail),
+                    }))
+                }
+            };
+            pairs.entry(tp).or_default().push((rec.offset, target));
+        }
+        let topic = self.opts.progress_topic();
+        let mut progress: Vec<(String, String)> = Vec::new();
+        for (tp, pairs) in &pairs {
+            for run in progress::runs_of(pairs) {
+                progress.push((progress::sync_key(tp, run.source_first), run.value()));
+            }
+        }
+        for (tp, p) in &batch.positions {
+            if self.copied[tp] != *p || pairs.contains_key(tp) {
+                progress.push((progress::position_key(tp), p.to_string()));
+            }
+        }
+        for (k, v) in &progress {
+            let r: BaseRecord<'_, str, str, usize> = BaseRecord::with_opaque_to(&topic, usize::MAX)
+                .partition(0)
+                .key(k.as_str())
+                .payload(v.as_str());
+            self.send(r)
+                .map_err(|e| fail("produce a progress record", e))?;
+        }
+        // The runs are kept once the transaction commits (`copy`).
+        for (tp, pairs) in pairs {
+            for run in progress::runs_of(&pairs) {
+                self.pending_runs.push((tp.clone(), run));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one record, waiting while librdkafka's queue is full.
+    fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
+        &self,
+        mut r: BaseRecord<'_, K, P, usize>,
+    ) -> Result<(), KafkaError> {
+        loop {
+            match self.producer.send(r) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    self.producer.poll(Duration::from_millis(10));
+                    r = back;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    fn translate_groups(&mut self) -> Result<()> {
+        let g = self.groups.translate(
+            &self.reader,
+            &self.readers,
+            &self.copied,
+            &self.target_start,
+            &self.map,
+        )?;
+        self.report.groups = g;
+        Ok(())
+    }
+}
