@@ -129,14 +129,13 @@ impl OffsetMap {
     ///
     /// `copied_to` is the partition's next source offset to copy: every
     /// committed source record below it has been copied. A committed
-    /// offset past it cannot be translated yet (`None`). At or below it,
-    /// the answer is one past the target offset of the last copied record
-    /// before `committed`: between that record and the next copied one the
-    /// target holds only transaction markers, which consumers skip, so the
-    /// next record a consumer reads from there is the first at or after
-    /// `committed`, even one not copied yet. With no copied record before
-    /// `committed`, the answer is the first run's target offset
-    /// (`target_start` if nothing was copied yet).
+    /// offset past it cannot be translated yet (`None`). When no copied
+    /// record lies at or after `committed` (the group has read everything
+    /// copied so far), the answer is one past the last copied record
+    /// before it: the target holds only transaction markers after that
+    /// record, which consumers skip, so the next record a consumer reads
+    /// from there is the next one the mirror copies. With nothing copied
+    /// at all, it is `target_start`.
     ///
     /// # Example
     /// ```
@@ -149,7 +148,7 @@ impl OffsetMap {
     /// map.insert(&tp, Run { source_first: 0, target_first: 0, count: 10 });
     /// map.insert(&tp, Run { source_first: 12, target_first: 11, count: 3 });
     /// assert_eq!(map.translate(&tp, 4, 15, 0), Some(4)); // a copied record
-    /// assert_eq!(map.translate(&tp, 11, 15, 0), Some(10)); // in the gap: after record 9
+    /// assert_eq!(map.translate(&tp, 11, 15, 0), Some(11)); // in the gap: record 12 is next
     /// assert_eq!(map.translate(&tp, 15, 15, 0), Some(14)); // all read
     /// assert_eq!(map.translate(&tp, 16, 15, 0), None); // not copied yet
     /// ```
@@ -166,17 +165,14 @@ impl OffsetMap {
         let Some(runs) = self.runs.get(tp) else {
             return Some(target_start);
         };
-        match runs.range(..committed).next_back() {
-            Some((_, r)) if committed < r.source_first + r.count => {
-                Some(r.target_first + (committed - r.source_first))
-            }
-            Some((_, r)) => Some(r.target_first + r.count),
-            None => Some(
-                runs.values()
-                    .next()
-                    .map_or(target_start, |r| r.target_first),
-            ),
+        let before = runs.range(..committed).next_back().map(|(_, r)| r);
+        if let Some(r) = before.filter(|r| committed < r.source_first + r.count) {
+            return Some(r.target_first + (committed - r.source_first));
         }
+        if let Some((_, next)) = runs.range(committed..).next() {
+            return Some(next.target_first);
+        }
+        Some(before.map_or(target_start, |r| r.target_first + r.count))
     }
 
     /// How many runs it holds, over all partitions.
@@ -262,9 +258,10 @@ mod tests {
         assert_eq!(t(0), Some(0)); // before the first copied record
         assert_eq!(t(3), Some(0));
         assert_eq!(t(5), Some(2));
-        assert_eq!(t(6), Some(3)); // the marker; a consumer skips it to 4
+        assert_eq!(t(6), Some(4)); // source 6 and 7 are gaps: record 8 is next
+        assert_eq!(t(7), Some(4));
         assert_eq!(t(8), Some(4));
-        assert_eq!(t(9), Some(5));
+        assert_eq!(t(9), Some(5)); // all read: past the last record (and its marker)
         assert_eq!(t(10), None);
         assert_eq!(map.len(), 2);
     }
