@@ -1,0 +1,219 @@
+//! The mirror's benchmark (BENCHMARKS.md's rules: ratios against a peer in
+//! one run, on one machine), against a three-broker Kafka cluster it
+//! starts on loopback:
+//!
+//! - **Throughput, Log → Kafka**, 100 B and 1 KiB records: `MirrorToKafka`
+//!   copying a filled Log, beside Kafka's own `kafka-producer-perf-test`
+//!   (`ProducerPerformance`) writing the same number of records of the
+//!   same size into the same cluster with the same acks (`all`), the same
+//!   idempotence and transactions of about the same duration: the ceiling
+//!   for that cluster.
+//! - **Lag of `--follow`**: a record appended on the Log until a
+//!   `read_committed` consumer on the cluster receives it, p50 and p99.
+//!
+//! ```text
+//! cargo bench -p streamlog-bridge --bench mirror
+//! ```
+//! The cluster's JVMs share the machine's cores with the mirror and the
+//! perf test alike.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use streamlog::{Log, Record, TopicConfig};
+use streamlog_bridge::MirrorToKafka;
+use support::cluster::{java, Cluster};
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Copies `n` records of `size` bytes from a fresh Log; records/s and the
+/// mean transaction duration.
+fn mirror_throughput(cluster: &Cluster, n: u64, size: usize, run: u32) -> (f64, Duration) {
+    let dir = std::env::temp_dir().join(format!("mirror-bench-{}-{size}-{run}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = Log::open(&dir).expect("open");
+    let topic = format!("mirror-{size}-{run}");
+    log.create_topic(&topic, TopicConfig::new().partitions(3)).expect("create");
+    let p = log.producer();
+    let value = vec![b'x'; size];
+    let mut batch = Vec::new();
+    for i in 0..n {
+        batch.push(Record::new(value.as_slice()).key(i.to_le_bytes().to_vec()));
+        if batch.len() == 10_000 {
+            p.send_batch(&topic, std::mem::take(&mut batch)).expect("send");
+        }
+    }
+    if !batch.is_empty() {
+        p.send_batch(&topic, batch).expect("send");
+    }
+    log.close().expect("close");
+    let t0 = Instant::now();
+    let r = MirrorToKafka::new(&dir, &cluster.bootstrap)
+        .id(format!("bench-{size}-{run}"))
+        .run()
+        .expect("mirror");
+    let took = t0.elapsed();
+    assert_eq!(r.records, n);
+    std::fs::remove_dir_all(&dir).ok();
+    (
+        n as f64 / took.as_secs_f64(),
+        took / r.transactions.max(1) as u32,
+    )
+}
+
+/// Kafka's producer perf test: `n` records of `size` bytes, acks=all,
+/// idempotent, in transactions of `txn`; records/s.
+fn perf_test(cluster: &Cluster, n: u64, size: usize, txn: Duration, run: u32) -> f64 {
+    let topic = format!("perf-{size}-{run}");
+    let admin = streamlog_bridge::kafka::admin(&cluster.bootstrap, &[]).expect("admin");
+    let meta = streamlog_bridge::kafka::plain_consumer(&cluster.bootstrap, &[]).expect("meta");
+    streamlog_bridge::kafka::ensure_topics(
+        &admin,
+        &meta,
+        &[streamlog_bridge::kafka::WantedTopic {
+            name: topic.clone(),
+            partitions: 3,
+            configs: vec![],
+        }],
+        None,
+    )
+    .expect("create");
+    let t0 = Instant::now();
+    let out = java("org.apache.kafka.tools.ProducerPerformance")
+        .args(["--topic", &topic, "--num-records", &n.to_string()])
+        .args(["--record-size", &size.to_string(), "--throughput", "-1"])
+        .args(["--transactional-id", &format!("perf-{size}-{run}")])
+        .args(["--transaction-duration-ms", &txn.as_millis().max(1).to_string()])
+        .args(["--producer-props", &format!("bootstrap.servers={}", cluster.bootstrap)])
+        .args(["acks=all", "enable.idempotence=true"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("run ProducerPerformance");
+    let took = t0.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Its own figure, from the final line: "N records sent, X records/sec ...".
+    let own = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("records sent"))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|f| f.split(' ').next())
+        .and_then(|f| f.parse::<f64>().ok());
+    own.unwrap_or(n as f64 / took.as_secs_f64())
+}
+
+/// Appends records on a Log one at a time while a following mirror copies
+/// them; the time from append to receipt by a read_committed consumer.
+fn follow_lag(cluster: &Cluster, samples: usize) -> (Duration, Duration) {
+    let dir = std::env::temp_dir().join(format!("mirror-lag-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = Log::open(&dir).expect("open");
+    log.create_topic("lag", TopicConfig::new()).expect("create");
+    log.producer().send("lag", Record::new(b"warm".to_vec())).expect("send");
+    let stop = Arc::new(AtomicBool::new(false));
+    let mirror = {
+        let (dir, b, stop) = (dir.clone(), cluster.bootstrap.clone(), stop.clone());
+        std::thread::spawn(move || {
+            MirrorToKafka::new(dir, b)
+                .id("bench-lag")
+                .follow(true)
+                .stop_flag(stop)
+                .run()
+                .expect("follow")
+        })
+    };
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cluster.bootstrap)
+        .set("group.id", "bench-lag")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "5")
+        .set("log_level", "3")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("lag", 0, Offset::Beginning).expect("tpl");
+    // The topic exists once the mirror has started.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if consumer.fetch_metadata(Some("lag"), Duration::from_secs(5)).is_ok_and(|m| {
+            m.topics().first().is_some_and(|t| !t.partitions().is_empty())
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the mirror never created the topic");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    consumer.assign(&tpl).expect("assign");
+    let wait_for = |value: &[u8]| loop {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_secs(10)) {
+            if m.payload() == Some(value) {
+                return;
+            }
+        }
+    };
+    wait_for(b"warm");
+    let producer = log.producer();
+    let mut lags = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let v = format!("sample {i} {}", now_ms());
+        let t0 = Instant::now();
+        producer.send("lag", Record::new(v.as_bytes())).expect("send");
+        wait_for(v.as_bytes());
+        lags.push(t0.elapsed());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::SeqCst);
+    mirror.join().expect("mirror thread");
+    log.close().expect("close");
+    std::fs::remove_dir_all(&dir).ok();
+    lags.sort();
+    (lags[lags.len() / 2], lags[lags.len() * 99 / 100])
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let cluster = Cluster::start();
+    println!(
+        "cluster: three KRaft brokers on loopback, up in {:.1} s",
+        cluster.started_in.as_secs_f64()
+    );
+    let passes: u32 = std::env::var("MIRROR_BENCH_PASSES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
+    for (size, n) in [(100usize, 1_000_000u64), (1024, 300_000)] {
+        for pass in 0..passes {
+            let (mirror, txn) = mirror_throughput(&cluster, n, size, pass);
+            let perf = perf_test(&cluster, n, size, txn, pass);
+            println!(
+                "{size} B x {n}: mirror {:.0} records/s ({:.1} MB/s; transactions of {} ms), \
+                 kafka-producer-perf-test {:.0} records/s: {:.2}x",
+                mirror,
+                mirror * size as f64 / 1e6,
+                txn.as_millis(),
+                perf,
+                mirror / perf
+            );
+        }
+    }
+    let (p50, p99) = follow_lag(&cluster, 500);
+    println!(
+        "--follow lag, append on the Log to receipt on Kafka (read_committed), 500 samples: p50 {:.1} ms, p99 {:.1} ms",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3
+    );
+}
