@@ -381,9 +381,7 @@ impl Produce for KafkaProducer {
     }
 
     fn flush(&self) -> Result<()> {
-        self.inner
-            .flush(CALL_TIMEOUT * 4)
-            .map_err(|e| Error::kafka("flush", e))
+        kafka::drain(&self.inner, CALL_TIMEOUT * 4).map_err(|e| Error::kafka("flush", e))
     }
 }
 

@@ -309,6 +309,9 @@ impl MirrorFromKafka {
                     );
                 }
                 next.extend(touched);
+                if self.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) {
+                    break;
+                }
                 continue;
             }
             let all_at_end = consumers

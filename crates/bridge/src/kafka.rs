@@ -57,6 +57,27 @@ pub fn transient(e: &KafkaError) -> bool {
     )
 }
 
+/// Waits until every record `producer` was given is delivered or failed,
+/// serving delivery reports. Unlike `Producer::flush` of the `rdkafka`
+/// crate, which polls in steps of up to 100 ms and so often sleeps ~100 ms
+/// after the last report came, this returns within a millisecond of it
+/// (measured: a one-record transaction's copy went from 200 ms to a few
+/// ms on loopback).
+pub fn drain<C: rdkafka::producer::ProducerContext>(
+    producer: &rdkafka::producer::BaseProducer<C>,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    use rdkafka::producer::Producer as _;
+    let deadline = std::time::Instant::now() + timeout;
+    while producer.in_flight_count() > 0 {
+        if std::time::Instant::now() >= deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
+        producer.poll(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
 /// An admin client.
 pub fn admin(
     bootstrap: &str,

@@ -47,14 +47,20 @@ pub const MIRRORED_CONFIGS: &[&str] = &[
 /// cluster refuses fails every one).
 const MAX_FAILURES: u32 = 30;
 
+/// Kafka's default `max.message.bytes` (1 MiB plus a batch header's 12
+/// bytes of log overhead).
+pub const KAFKA_MAX_MESSAGE_BYTES: u64 = 1_048_588;
+
 /// Room for a record batch's framing on top of the largest record, in a
 /// target topic's `max.message.bytes` (Kafka limits batches, streamlog
 /// records): the 61-byte batch header and a record's own varint framing.
 pub const BATCH_FRAMING: u64 = 1024;
 
 /// The configs a target topic gets from its source topic `cfg`, under
-/// Kafka's names: [`MIRRORED_CONFIGS`], with `max.message.bytes` raised by
-/// [`BATCH_FRAMING`].
+/// Kafka's names: [`MIRRORED_CONFIGS`], with `max.message.bytes` the
+/// source's largest record plus [`BATCH_FRAMING`], and never below Kafka's
+/// default ([`KAFKA_MAX_MESSAGE_BYTES`]): the mirror's client packs records
+/// into batches of up to a megabyte, and a batch must fit.
 ///
 /// # Example
 /// ```
@@ -71,7 +77,8 @@ pub fn target_configs(cfg: &streamlog::TopicConfig) -> Vec<(String, String)> {
         .map(|name| {
             let mut v = cfg.kafka_config(name).unwrap_or_default();
             if *name == "max.message.bytes" {
-                v = (v.parse::<u64>().unwrap_or(1 << 20) + BATCH_FRAMING).to_string();
+                let largest = v.parse::<u64>().unwrap_or(1 << 20) + BATCH_FRAMING;
+                v = largest.max(KAFKA_MAX_MESSAGE_BYTES).to_string();
             }
             ((*name).to_owned(), v)
         })

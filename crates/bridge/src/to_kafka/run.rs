@@ -84,6 +84,7 @@ impl Run {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
+            .set("socket.nagle.disable", "true")
             .set(
                 "message.max.bytes",
                 max_message.min(1_000_000_000).to_string(),
@@ -220,7 +221,9 @@ impl Run {
                 return Err(never("produce a progress record", e));
             }
         }
-        if let Err(e) = self.producer.commit_transaction(CALL_TIMEOUT * 2) {
+        let committed = kafka::drain(&self.producer, CALL_TIMEOUT * 2)
+            .and_then(|()| self.producer.commit_transaction(CALL_TIMEOUT * 2));
+        if let Err(e) = committed {
             self.abort();
             return Err(never("commit a transaction", e));
         }
@@ -261,6 +264,12 @@ impl Run {
                 if last_groups.elapsed() >= self.opts.group_interval {
                     self.translate_groups()?;
                     last_groups = Instant::now();
+                }
+                // Stopped mid-stream: at this transaction boundary, with
+                // the groups translated as far as the copy goes.
+                if self.stopped() {
+                    self.translate_groups()?;
+                    break;
                 }
                 continue;
             }
@@ -374,7 +383,11 @@ impl Run {
         let result = self.copy_in_transaction(batch);
         match result {
             Ok(()) => {
-                if let Err(e) = self.producer.commit_transaction(CALL_TIMEOUT * 2) {
+                // The progress records delivered first: `commit_transaction`
+                // of the rdkafka crate flushes in 100 ms steps otherwise.
+                let committed = kafka::drain(&self.producer, CALL_TIMEOUT * 2)
+                    .and_then(|()| self.producer.commit_transaction(CALL_TIMEOUT * 2));
+                if let Err(e) = committed {
                     let r = fail("commit a transaction", e);
                     self.abort();
                     return Err(r);
@@ -408,7 +421,7 @@ impl Run {
     fn abort(&self) {
         // A base producer aborts only once every delivery report is
         // served; records that failed report here too.
-        let _ = self.producer.flush(CALL_TIMEOUT);
+        let _ = kafka::drain(&self.producer, CALL_TIMEOUT);
         if let Err(e) = self.producer.abort_transaction(CALL_TIMEOUT * 2) {
             eprintln!("mirror: aborting a transaction failed: {e}");
         }
@@ -444,8 +457,7 @@ impl Run {
             }
             self.send(r).map_err(|e| fail("produce a record", e))?;
         }
-        self.producer
-            .flush(CALL_TIMEOUT * 2)
+        kafka::drain(&self.producer, CALL_TIMEOUT * 2)
             .map_err(|e| fail("deliver a transaction's records", e))?;
         let results = std::mem::take(
             &mut *self
