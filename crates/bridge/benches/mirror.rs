@@ -63,10 +63,16 @@ fn mirror_throughput(cluster: &Cluster, n: u64, size: usize, run: u32) -> (f64, 
     }
     log.close().expect("close");
     let t0 = Instant::now();
-    let r = MirrorToKafka::new(&dir, &cluster.bootstrap)
-        .id(format!("bench-{size}-{run}"))
-        .run()
-        .expect("mirror");
+    let mut m = MirrorToKafka::new(&dir, &cluster.bootstrap).id(format!("bench-{size}-{run}"));
+    if let Some(n) = std::env::var("MIRROR_BENCH_TXN_RECORDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        m = m
+            .max_transaction_records(n)
+            .max_transaction_bytes(n * (size + 64));
+    }
+    let r = m.run().expect("mirror");
     let took = t0.elapsed();
     assert_eq!(r.records, n);
     std::fs::remove_dir_all(&dir).ok();
@@ -226,12 +232,11 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     let only = std::env::var("MIRROR_BENCH_ONLY").unwrap_or_default();
-    let sizes: &[(usize, u64)] = if only == "lag" {
-        &[]
-    } else {
-        &[(100, 1_000_000), (1024, 300_000)]
-    };
-    for &(size, n) in sizes {
+    let sizes: Vec<(usize, u64)> = [(100, 1_000_000), (1024, 300_000)]
+        .into_iter()
+        .filter(|(size, _)| only.is_empty() || only == size.to_string())
+        .collect();
+    for &(size, n) in &sizes {
         for pass in 0..passes {
             let (mirror, txn) = mirror_throughput(&cluster, n, size, pass);
             let perf = perf_test(&cluster, n, size, txn, pass, &[]);
@@ -258,6 +263,9 @@ fn main() {
                 mirror / ceiling
             );
         }
+    }
+    if !(only.is_empty() || only == "lag") {
+        return;
     }
     let (p50, p99) = follow_lag(&cluster, 500);
     println!(

@@ -41,7 +41,8 @@ pub(super) struct Run {
 
 /// What one transaction carries.
 struct Batch {
-    records: Vec<(TopicPartition, ReadRecord)>,
+    /// The records, each naming its topic and partition.
+    records: Vec<ReadRecord>,
     /// Each read partition's position after what it read.
     positions: BTreeMap<TopicPartition, u64>,
 }
@@ -354,7 +355,7 @@ impl Run {
                     bytes += rec.value.as_ref().map_or(0, Vec::len)
                         + rec.key.as_ref().map_or(0, Vec::len)
                         + 24;
-                    batch.records.push((tp.clone(), rec));
+                    batch.records.push(rec);
                 }
                 batch.positions.insert(tp.clone(), r.position());
             }
@@ -437,18 +438,21 @@ impl Run {
             .results
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = vec![None; n];
-        for (i, (tp, rec)) in batch.records.iter().enumerate() {
-            let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
-            for (k, v) in &rec.headers {
-                headers = headers.insert(Header {
-                    key: k.as_str(),
-                    value: v.as_deref(),
-                });
+        for (i, rec) in batch.records.iter().enumerate() {
+            let mut r: BaseRecord<'_, [u8], [u8], usize> =
+                BaseRecord::with_opaque_to(&rec.topic, i)
+                    .partition(rec.partition as i32)
+                    .timestamp(rec.timestamp);
+            if !rec.headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
+                for (k, v) in &rec.headers {
+                    headers = headers.insert(Header {
+                        key: k.as_str(),
+                        value: v.as_deref(),
+                    });
+                }
+                r = r.headers(headers);
             }
-            let mut r: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(&tp.topic, i)
-                .partition(tp.partition as i32)
-                .timestamp(rec.timestamp)
-                .headers(headers);
             if let Some(k) = &rec.key {
                 r = r.key(k.as_slice());
             }
@@ -467,29 +471,39 @@ impl Run {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
         );
-        let mut pairs: BTreeMap<&TopicPartition, Vec<(u64, u64)>> = BTreeMap::new();
-        for ((tp, rec), res) in batch.records.iter().zip(results) {
+        let mut pairs: BTreeMap<(&str, u32), Vec<(u64, u64)>> = BTreeMap::new();
+        for (rec, res) in batch.records.iter().zip(results) {
             let target = match res {
                 Some(Ok(o)) if o >= 0 => o as u64,
                 Some(Err(e)) => return Err(fail("deliver a record", e)),
                 _ => {
                     return Err(Retry::Later(Error::Kafka {
-                        doing: format!("learn the offset of {tp}@{} on the cluster", rec.offset),
+                        doing: format!(
+                            "learn the offset of {}-{}@{} on the cluster",
+                            rec.topic, rec.partition, rec.offset
+                        ),
                         source: KafkaError::MessageProduction(RDKafkaErrorCode::Fail),
                     }))
                 }
             };
-            pairs.entry(tp).or_default().push((rec.offset, target));
+            pairs
+                .entry((rec.topic.as_str(), rec.partition))
+                .or_default()
+                .push((rec.offset, target));
         }
         let topic = self.opts.progress_topic();
         let mut progress: Vec<(String, String)> = Vec::new();
+        let pairs: Vec<(TopicPartition, Vec<(u64, u64)>)> = pairs
+            .into_iter()
+            .map(|((t, p), v)| (TopicPartition::new(t, p), v))
+            .collect();
         for (tp, pairs) in &pairs {
             for run in progress::runs_of(pairs) {
                 progress.push((progress::sync_key(tp, run.source_first), run.value()));
             }
         }
         for (tp, p) in &batch.positions {
-            if self.copied[tp] != *p || pairs.contains_key(tp) {
+            if self.copied[tp] != *p || pairs.iter().any(|(t, _)| t == tp) {
                 progress.push((progress::position_key(tp), p.to_string()));
             }
         }
