@@ -281,7 +281,9 @@ pub fn read_all(
     consumer
         .assign(&tpl)
         .map_err(|e| Error::kafka(&format!("assign {topic}"), e))?;
-    let deadline = std::time::Instant::now() + CALL_TIMEOUT * 4;
+    // However long the topic, it gives up only after this long without a
+    // record.
+    let mut deadline = std::time::Instant::now() + CALL_TIMEOUT * 2;
     loop {
         if std::time::Instant::now() > deadline {
             return Err(Error::Timeout {
@@ -293,7 +295,10 @@ pub fn read_all(
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             Some(Err(e)) if transient(&e) => {}
             Some(Err(e)) => return Err(Error::kafka(&format!("read {topic}"), e)),
-            Some(Ok(m)) => f(m.key().unwrap_or_default(), m.payload()),
+            Some(Ok(m)) => {
+                f(m.key().unwrap_or_default(), m.payload());
+                deadline = std::time::Instant::now() + CALL_TIMEOUT * 2;
+            }
         }
     }
     consumer

@@ -23,6 +23,7 @@ pub(super) struct Run {
     reader: LogReader,
     producer: BaseProducer<Deliveries>,
     meta: BaseConsumer,
+    admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
     topics: Vec<String>,
     /// The mirrored topics whose cleanup policy compacts.
     compacted: std::collections::HashSet<String>,
@@ -60,18 +61,13 @@ impl Run {
         let mut wanted = Vec::new();
         let mut max_message = 1_000_000u64;
         for t in &topics {
-            let cfg = reader.topic_config(t)?;
-            let configs = target_configs(&cfg);
-            for (k, v) in &configs {
+            let w = wanted_topic(&reader, t)?;
+            for (k, v) in &w.configs {
                 if k == "max.message.bytes" {
                     max_message = max_message.max(v.parse().unwrap_or(0));
                 }
             }
-            wanted.push(WantedTopic {
-                name: t.clone(),
-                partitions: cfg.partition_count(),
-                configs,
-            });
+            wanted.push(w);
         }
         wanted.push(WantedTopic {
             name: opts.progress_topic(),
@@ -119,6 +115,7 @@ impl Run {
             reader,
             producer,
             meta,
+            admin,
             topics: Vec::new(),
             compacted: Default::default(),
             readers: BTreeMap::new(),
@@ -245,7 +242,23 @@ impl Run {
         let mut lock = None;
         let mut last_groups = Instant::now();
         let mut failures = 0u32;
+        let mut last_topics = Instant::now();
         loop {
+            if (self.opts.follow || self.opts.cutover)
+                && self.opts.topics.is_none()
+                && last_topics.elapsed() >= self.opts.group_interval
+            {
+                match self.discover_topics() {
+                    Ok(()) => last_topics = Instant::now(),
+                    Err(e) if e.is_transient() => {
+                        eprintln!(
+                            "mirror {}: looking for new topics failed, retrying: {e}",
+                            self.opts.id
+                        )
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             let batch = self.gather()?;
             if !batch.records.is_empty()
                 || batch.positions.iter().any(|(tp, p)| self.copied[tp] != *p)
@@ -263,20 +276,20 @@ impl Run {
                     Err(Retry::Never(e)) => return Err(e),
                 }
                 if last_groups.elapsed() >= self.opts.group_interval {
-                    self.translate_groups()?;
+                    self.translate_groups_soon()?;
                     last_groups = Instant::now();
                 }
                 // Stopped mid-stream: at this transaction boundary, with
                 // the groups translated as far as the copy goes.
                 if self.stopped() {
-                    self.translate_groups()?;
+                    self.translate_groups_final()?;
                     break;
                 }
                 continue;
             }
             // Caught up with what is readable now.
             if lock.is_some() {
-                self.translate_groups()?;
+                self.translate_groups_final()?;
                 self.report.cut_over = self.report.groups.iter().all(|g| g.complete());
                 break;
             }
@@ -292,19 +305,14 @@ impl Run {
                     Err(e) => return Err(e.into()),
                 }
             }
-            if last_groups.elapsed() >= self.opts.group_interval || !self.opts.follow {
-                self.translate_groups()?;
-                last_groups = Instant::now();
-            }
-            if !(self.opts.follow || self.opts.cutover) || self.stopped() {
+            let last = !(self.opts.follow || self.opts.cutover) || self.stopped();
+            if last {
+                self.translate_groups_final()?;
                 break;
             }
-            if self.opts.topics.is_none() {
-                for t in self.reader.topics()? {
-                    if !self.topics.contains(&t) {
-                        self.add_topic(&t)?;
-                    }
-                }
+            if last_groups.elapsed() >= self.opts.group_interval {
+                self.translate_groups_soon()?;
+                last_groups = Instant::now();
             }
             std::thread::sleep(self.opts.idle);
         }
@@ -541,15 +549,76 @@ impl Run {
         }
     }
 
+    /// Topics the application created since the mirror started: made on
+    /// the cluster (or checked), then followed.
+    fn discover_topics(&mut self) -> Result<()> {
+        for t in self.reader.topics()? {
+            if !self.topics.contains(&t) {
+                let w = wanted_topic(&self.reader, &t)?;
+                let created =
+                    kafka::ensure_topics(&self.admin, &self.meta, &[w], self.opts.replication)?;
+                self.report.topics_created.extend(created);
+                self.add_topic(&t)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One pass of group translation. A transient cluster failure (a
+    /// broker restarting) is reported and leaves the last pass's result:
+    /// the next pass retries.
     fn translate_groups(&mut self) -> Result<()> {
-        let g = self.groups.translate(
+        match self.groups.translate(
             &self.reader,
             &self.readers,
             &self.copied,
             &self.target_start,
             &self.map,
-        )?;
-        self.report.groups = g;
-        Ok(())
+        ) {
+            Ok(g) => {
+                self.report.groups = g;
+                Ok(())
+            }
+            Err(e) if e.is_transient() => {
+                eprintln!(
+                    "mirror {}: translating group offsets failed, retrying: {e}",
+                    self.opts.id
+                );
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
+
+    /// A pass of group translation that a transient failure only delays.
+    fn translate_groups_soon(&mut self) -> Result<()> {
+        match self.translate_groups() {
+            Err(e) if e.is_transient() => Ok(()),
+            r => r,
+        }
+    }
+
+    /// The last pass, retried until it is done.
+    fn translate_groups_final(&mut self) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.translate_groups() {
+                Err(e) if e.is_transient() && attempt < MAX_FAILURES => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(100 << attempt.min(5)));
+                }
+                r => return r,
+            }
+        }
+    }
+}
+
+/// The target topic the source topic `t` needs.
+fn wanted_topic(reader: &LogReader, t: &str) -> Result<WantedTopic> {
+    let cfg = reader.topic_config(t)?;
+    Ok(WantedTopic {
+        name: t.to_owned(),
+        partitions: cfg.partition_count(),
+        configs: target_configs(&cfg),
+    })
 }

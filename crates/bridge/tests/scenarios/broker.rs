@@ -78,6 +78,12 @@ pub fn broker_killed_during_mirroring(cluster: &mut Cluster) {
     cluster.restart(leader);
     cluster.wait_brokers(3);
     std::thread::sleep(Duration::from_secs(3));
+    // A topic the application creates while the mirror follows is made on
+    // the cluster and copied too.
+    let late = unique("late");
+    log.create_topic(&late, TopicConfig::new().partitions(2))
+        .expect("create");
+    fill(&log, &late, 0, 1_000);
     writing.store(false, Ordering::SeqCst);
     let sent = writer.join().expect("writer");
     std::thread::sleep(Duration::from_secs(2));
@@ -91,9 +97,15 @@ pub fn broker_killed_during_mirroring(cluster: &mut Cluster) {
         .run()
         .expect("final");
     let n = assert_same(&dir, &cluster.bootstrap, &topic);
+    assert!(
+        report.topics_created.contains(&late),
+        "{:?}",
+        report.topics_created
+    );
+    let late_n = assert_same(&dir, &cluster.bootstrap, &late);
     println!(
         "  {sent} sends; the following mirror copied {} records in {} transactions, {} aborted and retried \
-         while the broker was down; the last run copied {}; the cluster holds exactly the {n} committed records",
+         while the broker was down; the last run copied {}; the cluster holds exactly the {n} committed records, and the {late_n} of a topic created meanwhile",
         report.records, report.transactions, report.retried, last.records
     );
     log.close().expect("close");
