@@ -406,9 +406,11 @@ pub struct KafkaConsumer {
 }
 
 /// The consumer's positions, shared with librdkafka's rebalance callback:
-/// before partitions are taken away, their positions are committed, so
-/// that a rebalance re-delivers nothing this member processed (the Log's
-/// consumer does the same).
+/// before partitions are taken away, their positions are committed. One
+/// `poll` gathers many messages from librdkafka, which may revoke
+/// partitions in the middle of it; without this, what the member was
+/// handed of them just before would be delivered again to their next
+/// owner.
 #[derive(Default)]
 struct GroupContext {
     /// The next offset of each partition after what `poll` returned.

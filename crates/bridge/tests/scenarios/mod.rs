@@ -39,6 +39,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         example::example_runs_on_a_log_and_on_kafka,
     ),
     (
+        "keyed_records_land_in_the_same_partitions",
+        example::keyed_records_land_in_the_same_partitions,
+    ),
+    (
         "broker_killed_during_mirroring",
         broker::broker_killed_during_mirroring,
     ),
