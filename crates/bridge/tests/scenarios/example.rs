@@ -21,19 +21,7 @@ pub fn keyed_records_land_in_the_same_partitions(cluster: &mut Cluster) {
     let log = Log::temporary().expect("log");
     log.create_topic(&topic, TopicConfig::new().partitions(7))
         .expect("create");
-    let admin = streamlog_bridge::kafka::admin(&cluster.bootstrap, &[]).expect("admin");
-    let meta = streamlog_bridge::kafka::plain_consumer(&cluster.bootstrap, &[]).expect("meta");
-    streamlog_bridge::kafka::ensure_topics(
-        &admin,
-        &meta,
-        &[streamlog_bridge::kafka::WantedTopic {
-            name: topic.clone(),
-            partitions: 7,
-            configs: vec![],
-        }],
-        None,
-    )
-    .expect("create");
+    streamlog_bridge::kafka::create_topic(&cluster.bootstrap, &topic, 7, &[]).expect("create");
     let records: Vec<ProducerRecord> = (0..500u32)
         .map(|i| ProducerRecord::new(b"v".to_vec()).key(format!("customer-{i}").into_bytes()))
         .collect();

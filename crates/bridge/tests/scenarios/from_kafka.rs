@@ -9,7 +9,7 @@ use std::time::Duration;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
-use streamlog_bridge::kafka::{ensure_topics, WantedTopic};
+use streamlog_bridge::kafka::create_topic;
 use streamlog_bridge::MirrorFromKafka;
 
 use super::to_kafka::{log_dir, unique};
@@ -76,19 +76,13 @@ fn produce(p: &BaseProducer, topic: &str, from: u64, n: u64, rng: &mut Rng) -> u
 
 pub fn copy_from_kafka_killed_copies_exactly(cluster: &mut Cluster) {
     let topic = unique("from");
-    let admin = streamlog_bridge::kafka::admin(&cluster.bootstrap, &[]).expect("admin");
-    let meta = streamlog_bridge::kafka::plain_consumer(&cluster.bootstrap, &[]).expect("meta");
-    ensure_topics(
-        &admin,
-        &meta,
-        &[WantedTopic {
-            name: topic.clone(),
-            partitions: 3,
-            // The records' timestamps are from 2020: without this,
-            // Kafka's retention (7 days by default) deletes them.
-            configs: vec![("retention.ms".into(), "-1".into())],
-        }],
-        None,
+    // The records' timestamps are from 2020: without retention.ms=-1,
+    // Kafka's retention (7 days by default) deletes them.
+    create_topic(
+        &cluster.bootstrap,
+        &topic,
+        3,
+        &[("retention.ms".into(), "-1".into())],
     )
     .expect("create");
     let producer: BaseProducer = ClientConfig::new()

@@ -156,17 +156,11 @@ pub fn refuses_a_target_that_does_not_match(cluster: &mut Cluster) {
         .send(&t, Record::new(b"x".to_vec()))
         .expect("send");
     // The same name on the cluster with 3 partitions and compaction.
-    let admin = streamlog_bridge::kafka::admin(&cluster.bootstrap, &[]).expect("admin");
-    let meta = streamlog_bridge::kafka::plain_consumer(&cluster.bootstrap, &[]).expect("meta");
-    streamlog_bridge::kafka::ensure_topics(
-        &admin,
-        &meta,
-        &[streamlog_bridge::kafka::WantedTopic {
-            name: t.clone(),
-            partitions: 3,
-            configs: vec![("cleanup.policy".into(), "compact".into())],
-        }],
-        None,
+    streamlog_bridge::kafka::create_topic(
+        &cluster.bootstrap,
+        &t,
+        3,
+        &[("cleanup.policy".into(), "compact".into())],
     )
     .expect("create the other topic");
     let err = MirrorToKafka::new(&dir, &cluster.bootstrap)
@@ -199,15 +193,11 @@ pub fn refuses_a_target_that_does_not_match(cluster: &mut Cluster) {
     let mut p = rdkafka::ClientConfig::new();
     p.set("bootstrap.servers", &cluster.bootstrap);
     let producer: rdkafka::producer::BaseProducer = p.create().expect("producer");
-    streamlog_bridge::kafka::ensure_topics(
-        &admin,
-        &meta,
-        &[streamlog_bridge::kafka::WantedTopic {
-            name: u.clone(),
-            partitions: 1,
-            configs: streamlog_bridge::to_kafka::target_configs(&TopicConfig::new()),
-        }],
-        None,
+    streamlog_bridge::kafka::create_topic(
+        &cluster.bootstrap,
+        &u,
+        1,
+        &streamlog_bridge::to_kafka::target_configs(&TopicConfig::new()),
     )
     .expect("create");
     producer
