@@ -2,7 +2,11 @@
 //! 1. a batch header claiming ~4 billion records (with a valid CRC) made the
 //!    reader allocate for all of them up front (9.7 GB) before parsing any;
 //! 2. a v1 batch with producer id/epoch/sequence other than -1 was accepted,
-//!    although v1 reserves those fields (and re-encoding changed its bytes).
+//!    although v1 reserves those fields (and re-encoding changed its bytes);
+//! 3. records with timestamp 0 at a segment's first offset made the index
+//!    rule write the time entry (0, 0), which reads as zero fill: the
+//!    segment scan's rebuilt time index was invalid (segment_scan, in CI),
+//!    and every open rebuilt that segment's indexes.
 mod common;
 
 use common::{copy_dir, crc32, segment_files, TestDir};
@@ -146,4 +150,54 @@ fn a_recreated_topic_does_not_bring_back_the_deleted_ones_records() {
         info.end_offset, 0,
         "the new topic holds the deleted one's record"
     );
+}
+
+/// 3. records with timestamp 0 at a segment's first offset made the index
+/// rule write the time entry (0, 0), which reads as zero fill, so every
+/// open rebuilt the indexes (and the fuzzer's rebuilt index was invalid).
+#[test]
+fn timestamp_zero_at_the_first_offset_writes_no_unreadable_time_entry() {
+    let dir = TestDir::new("ts-zero");
+    let tp = TopicPartition::new("t", 0);
+    let config = || {
+        TopicConfig::new()
+            .segment_bytes(4096)
+            .index_interval_bytes(64)
+    };
+    {
+        let log = Log::open(dir.path()).unwrap();
+        log.create_topic("t", config()).unwrap();
+        let p = log.producer();
+        // Three records at timestamp 0, then larger ones: the first index
+        // point comes while the largest timestamp is 0, at offset 0.
+        for i in 0..300i64 {
+            let ts = (i - 2).max(0) * 10;
+            p.send("t", Record::new(vec![b'v'; 40]).timestamp(ts))
+                .unwrap();
+        }
+        log.close().unwrap();
+    }
+    for _ in 0..2 {
+        let log = Log::open(dir.path()).unwrap();
+        let report = log.recovery_report();
+        assert!(
+            report.indexes_rebuilt.is_empty(),
+            "a clean open rebuilt {:?}",
+            report.indexes_rebuilt
+        );
+        assert_eq!(log.offset_for_timestamp(&tp, 0).unwrap(), Some(0));
+        assert_eq!(log.offset_for_timestamp(&tp, 5).unwrap(), Some(3));
+        assert_eq!(log.offset_for_timestamp(&tp, 1000).unwrap(), Some(102));
+        assert_eq!(log.offset_for_timestamp(&tp, 2970).unwrap(), Some(299));
+        assert_eq!(log.offset_for_timestamp(&tp, 2971).unwrap(), None);
+        log.close().unwrap();
+    }
+    for seg in segment_files(&dir.path().join("t-0"), "timeindex") {
+        let bytes = std::fs::read(&seg).unwrap();
+        assert!(
+            bytes.len() < 12 || bytes[..12] != [0u8; 12],
+            "{} starts with the entry (0, 0)",
+            seg.display()
+        );
+    }
 }

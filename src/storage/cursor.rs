@@ -10,7 +10,8 @@
 //!   included) grew past the last time entry's, a time entry `(that
 //!   timestamp, the last offset of the first batch that reached it)`. At
 //!   roll, one more time entry of the same kind if the largest timestamp
-//!   grew since. Timestamps below 0 are never indexed.
+//!   grew since. Timestamps below 0 are never indexed, nor timestamp 0 at
+//!   relative offset 0 (the entry `(0, 0)` reads as zero fill).
 //! - **v1**: before a batch at `p > 0` when `p − last ≥ interval`, an
 //!   offset entry `(the batch's first offset, p)` and, if the largest
 //!   timestamp of the batches before grew, a time entry `(it, the batch's
@@ -160,8 +161,17 @@ impl IndexCursor {
     /// v2: the time entry for the largest timestamp so far, if it grew
     /// past the last one (and is not negative: Kafka's index starts from
     /// "no timestamp", −1).
+    ///
+    /// One entry Kafka would write is left out: `(0, 0)`, timestamp 0 at
+    /// the segment's first offset. It reads as zero fill (FORMAT.md §4.2),
+    /// and it tells a lookup nothing that starting at the segment's first
+    /// batch does not, so the segment is indexed as if its timestamps
+    /// were all negative until a larger one arrives.
     fn v2_time_entry(&mut self) -> Option<TimeEntry> {
-        if self.max_ts < 0 || self.last_time_ts.is_some_and(|t| self.max_ts <= t) {
+        if self.max_ts < 0
+            || (self.max_ts, self.max_rel) == (0, 0)
+            || self.last_time_ts.is_some_and(|t| self.max_ts <= t)
+        {
             return None;
         }
         self.last_time_ts = Some(self.max_ts);
@@ -232,5 +242,24 @@ mod tests {
             (Some(OffsetEntry { rel: 1, pos: 10 }), None)
         );
         assert_eq!(c.seal_entry(2), None);
+    }
+
+    /// Timestamp 0 at relative offset 0 is not indexed: the entry would
+    /// read as zero fill. Any larger timestamp is, as usual.
+    #[test]
+    fn v2_cursor_never_writes_the_entry_zero_zero() {
+        let mut c = IndexCursor::new(0, Version::V2);
+        assert_eq!(c.place(0, 0, 0, 0, 0), (None, None));
+        assert_eq!(
+            c.place(70, 1, 1, 0, 0),
+            (Some(OffsetEntry { rel: 1, pos: 70 }), None)
+        );
+        assert_eq!(c.seal_entry(2), None);
+        let (_, t) = c.place(140, 2, 2, 7, 7);
+        assert_eq!(t, Some(TimeEntry { ts: 7, rel: 2 }));
+        // Timestamp 0 at a later offset is an ordinary entry.
+        let mut c = IndexCursor::new(0, Version::V2);
+        c.place(0, 0, 0, -1, -1);
+        assert_eq!(c.place(70, 1, 1, 0, 0).1, Some(TimeEntry { ts: 0, rel: 1 }));
     }
 }
