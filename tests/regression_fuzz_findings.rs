@@ -152,9 +152,10 @@ fn a_recreated_topic_does_not_bring_back_the_deleted_ones_records() {
     );
 }
 
-/// 3. records with timestamp 0 at a segment's first offset made the index
-/// rule write the time entry (0, 0), which reads as zero fill, so every
-/// open rebuilt the indexes (and the fuzzer's rebuilt index was invalid).
+/// Finding 3: records with timestamp 0 at a segment's first offset made
+/// the index rule write the time entry (0, 0), which reads as zero fill, so
+/// every open rebuilt the indexes (and the fuzzer's rebuilt index was
+/// invalid).
 #[test]
 fn timestamp_zero_at_the_first_offset_writes_no_unreadable_time_entry() {
     let dir = TestDir::new("ts-zero");

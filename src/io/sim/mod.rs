@@ -29,6 +29,7 @@ use super::{FileHandle, FileSystem, OpenMode};
 
 mod file;
 mod state;
+mod tree;
 
 use file::SimFile;
 pub use state::Image;
@@ -171,9 +172,7 @@ impl FileSystem for SimFs {
             match s.live.get(&p) {
                 Some(Entry::Dir) => {}
                 Some(Entry::File(_)) => return Err(io::Error::other("a file is in the way")),
-                None => {
-                    s.live.insert(p.clone(), Entry::Dir);
-                }
+                None => s.live.insert(&p, Entry::Dir),
             }
         }
         Ok(())
@@ -182,22 +181,21 @@ impl FileSystem for SimFs {
     fn read_dir(&self, path: &Path) -> io::Result<Vec<String>> {
         let mut s = self.state.lock();
         s.op()?;
-        if s.live.get(path) != Some(&Entry::Dir) {
+        if s.live.get(path) != Some(Entry::Dir) {
             return Err(not_found(path));
         }
         Ok(s.live
-            .keys()
-            .filter(|k| k.parent() == Some(path))
-            .filter_map(|k| k.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .children(path)
+            .filter_map(|(k, _)| k.file_name().and_then(|n| n.to_str()).map(str::to_owned))
             .collect())
     }
 
     fn is_dir(&self, path: &Path) -> bool {
-        self.state.lock().live.get(path) == Some(&Entry::Dir)
+        self.state.lock().live.get(path) == Some(Entry::Dir)
     }
 
     fn exists(&self, path: &Path) -> bool {
-        self.state.lock().live.contains_key(path)
+        self.state.lock().live.contains(path)
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -211,10 +209,10 @@ impl FileSystem for SimFs {
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
         s.op()?;
-        if !s.live.contains_key(path) {
+        if !s.live.contains(path) {
             return Err(not_found(path));
         }
-        s.live.retain(|k, _| !k.starts_with(path));
+        s.live.remove_all(path);
         Ok(())
     }
 
@@ -222,45 +220,48 @@ impl FileSystem for SimFs {
         let mut s = self.state.lock();
         s.op()?;
         let e = s.live.remove(from).ok_or_else(|| not_found(from))?;
-        s.live.insert(to.to_owned(), e);
+        s.live.insert(to, e);
         Ok(())
     }
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.state.lock();
         s.op()?;
-        if s.live.get(path) != Some(&Entry::Dir) {
+        if s.live.get(path) != Some(Entry::Dir) {
             return Err(not_found(path));
         }
-        let children: Vec<(PathBuf, Entry)> = s
-            .live
-            .iter()
-            .filter(|(k, _)| k.parent() == Some(path))
-            .map(|(k, v)| (k.clone(), *v))
-            .collect();
+        let children: Vec<(PathBuf, Entry)> = s.live.children(path).collect();
+        // The durable entries directly inside `path` become the live ones.
         // A child directory whose removal becomes durable takes everything
         // durable below it along: nothing under a removed directory can
         // come back at a reboot.
-        let gone: Vec<PathBuf> = s
+        let mut gone = Vec::new();
+        for (k, e) in s.durable.children(path) {
+            if e == Entry::Dir && s.live.get(&k) != Some(Entry::Dir) {
+                gone.push(k);
+            }
+        }
+        let stale: Vec<PathBuf> = s
             .durable
-            .iter()
-            .filter(|(k, e)| {
-                k.parent() == Some(path)
-                    && **e == Entry::Dir
-                    && !children.iter().any(|(c, ce)| c == *k && *ce == Entry::Dir)
-            })
-            .map(|(k, _)| k.clone())
+            .children(path)
+            .map(|(k, _)| k.to_owned())
             .collect();
-        s.durable
-            .retain(|k, _| k.parent() != Some(path) && !gone.iter().any(|g| k.starts_with(g)));
-        s.durable.extend(children);
+        for k in &gone {
+            s.durable.remove_all(k);
+        }
+        for k in &stale {
+            s.durable.remove(k);
+        }
+        for (k, e) in &children {
+            s.durable.insert(k, *e);
+        }
         Ok(())
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn FileHandle>> {
         let mut s = self.state.lock();
         s.op()?;
-        let ino = match (mode, s.live.get(path).copied()) {
+        let ino = match (mode, s.live.get(path)) {
             (_, Some(Entry::Dir)) => return Err(io::Error::other("is a directory")),
             (OpenMode::CreateTruncate, Some(Entry::File(i))) => {
                 s.inodes[i].data.clear();
@@ -272,7 +273,7 @@ impl FileSystem for SimFs {
                 }
                 s.inodes.push(Inode::default());
                 let i = s.inodes.len() - 1;
-                s.live.insert(path.to_owned(), Entry::File(i));
+                s.live.insert(path, Entry::File(i));
                 i
             }
             (_, Some(Entry::File(i))) => i,

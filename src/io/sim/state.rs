@@ -2,9 +2,11 @@
 //! bytes, the live and durable directory entries, the operation counter
 //! that decides where a cut or a kill lands, and the image a cut takes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use super::tree::Tree;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Entry {
@@ -25,7 +27,7 @@ pub(super) const PAGE: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct Image {
     pub(super) inodes: Vec<Inode>,
-    pub(super) entries: BTreeMap<PathBuf, Entry>,
+    pub(super) entries: Tree,
     pub(super) lost_pages: usize,
 }
 
@@ -40,8 +42,8 @@ impl Image {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) inodes: Vec<Inode>,
-    pub(super) live: BTreeMap<PathBuf, Entry>,
-    pub(super) durable: BTreeMap<PathBuf, Entry>,
+    pub(super) live: Tree,
+    pub(super) durable: Tree,
     pub(super) ops: u64,
     pub(super) cut_at: Option<u64>,
     pub(super) image: Option<Image>,
@@ -163,14 +165,14 @@ impl State {
 
     pub(super) fn file(&self, p: &Path) -> io::Result<usize> {
         match self.live.get(p) {
-            Some(Entry::File(i)) => Ok(*i),
+            Some(Entry::File(i)) => Ok(i),
             _ => Err(not_found(p)),
         }
     }
 
     pub(super) fn parent_exists(&self, p: &Path) -> bool {
         match p.parent() {
-            Some(d) if !d.as_os_str().is_empty() => self.live.get(d) == Some(&Entry::Dir),
+            Some(d) if !d.as_os_str().is_empty() => self.live.get(d) == Some(Entry::Dir),
             _ => true,
         }
     }
