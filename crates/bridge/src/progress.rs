@@ -14,6 +14,14 @@
 //!   compaction keeps every run: together they map any source offset the
 //!   mirror copied to the target offset of the same record, which is what
 //!   translating a group's committed offset needs.
+//! - `sync/<topic>/<partition>/<source offset>` → null (a tombstone): the
+//!   run was pruned. Every mirror transaction ends a run (its commit
+//!   marker takes a target offset), so runs would grow with the
+//!   mirror's lifetime; a run whose records all lie below the source
+//!   partition's log start offset (retention deleted them, so no source
+//!   consumer can read them again) is deleted, except a partition's
+//!   newest. The runs kept grow with the source's retained data, not with
+//!   time.
 //!
 //! Topic names cannot hold `/` (Kafka allows `[a-zA-Z0-9._-]`, streamlog
 //! the same), so the keys split unambiguously.
@@ -39,23 +47,32 @@ pub enum Progress {
     Position(TopicPartition, u64),
     /// A run of copied records (see the module docs).
     Sync(TopicPartition, Run),
+    /// The run of this partition starting at this source offset was
+    /// pruned.
+    Pruned(TopicPartition, u64),
 }
 
 /// Decodes a progress record; `None` for a record that is not one (a
-/// tombstone, or a key of another kind), which a reader skips.
+/// position's tombstone, or a key of another kind), which a reader skips.
 pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Progress> {
     let key = std::str::from_utf8(key).ok()?;
-    let value = std::str::from_utf8(value?).ok()?;
     let mut parts = key.split('/');
     let kind = parts.next()?;
     let tp = TopicPartition::new(parts.next()?, parts.next()?.parse().ok()?);
+    let value = match value {
+        Some(v) => Some(std::str::from_utf8(v).ok()?),
+        None => None,
+    };
     match kind {
-        "pos" if parts.next().is_none() => Some(Progress::Position(tp, value.parse().ok()?)),
+        "pos" if parts.next().is_none() => Some(Progress::Position(tp, value?.parse().ok()?)),
         "sync" => {
             let source_first = parts.next()?.parse().ok()?;
             if parts.next().is_some() {
                 return None;
             }
+            let Some(value) = value else {
+                return Some(Progress::Pruned(tp, source_first));
+            };
             let (target, count) = value.split_once(' ')?;
             let run = Run {
                 source_first,
@@ -175,6 +192,59 @@ impl OffsetMap {
         Some(before.map_or(target_start, |r| r.target_first + r.count))
     }
 
+    /// Applies a progress record read back: a run is added, a pruned one
+    /// removed; a position is ignored.
+    pub fn apply(&mut self, p: &Progress) {
+        match p {
+            Progress::Sync(tp, run) => self.insert(tp, *run),
+            Progress::Pruned(tp, first) => self.remove(tp, *first),
+            Progress::Position(..) => {}
+        }
+    }
+
+    /// Removes the run of `tp` that starts at source offset `source_first`.
+    pub fn remove(&mut self, tp: &TopicPartition, source_first: u64) {
+        if let Some(runs) = self.runs.get_mut(tp) {
+            runs.remove(&source_first);
+        }
+    }
+
+    /// The first source offsets of at most `max` runs of `tp` that may be
+    /// pruned now that the source partition starts at `log_start`: those
+    /// whose records all lie below it, oldest first, never the newest run
+    /// (translating an offset past every run needs it).
+    ///
+    /// Translation stays exact for every offset a source consumer can
+    /// still read: a group whose committed offset fell below `log_start`
+    /// would be reset on the source, and translates to the first record
+    /// at or after it that the map still holds.
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::TopicPartition;
+    /// use streamlog_bridge::progress::{OffsetMap, Run};
+    /// let tp = TopicPartition::new("t", 0);
+    /// let mut map = OffsetMap::default();
+    /// map.insert(&tp, Run { source_first: 0, target_first: 0, count: 10 });
+    /// map.insert(&tp, Run { source_first: 10, target_first: 11, count: 10 });
+    /// map.insert(&tp, Run { source_first: 20, target_first: 22, count: 10 });
+    /// assert_eq!(map.prunable(&tp, 15, 100), vec![0]); // 10..20 is still readable
+    /// assert_eq!(map.prunable(&tp, 30, 100), vec![0, 10]); // never the newest
+    /// assert_eq!(map.prunable(&tp, 30, 1), vec![0]);
+    /// ```
+    pub fn prunable(&self, tp: &TopicPartition, log_start: u64, max: usize) -> Vec<u64> {
+        let Some(runs) = self.runs.get(tp) else {
+            return Vec::new();
+        };
+        let newest = runs.keys().next_back().copied();
+        runs.values()
+            .take_while(|r| r.source_first + r.count <= log_start)
+            .map(|r| r.source_first)
+            .filter(|&f| Some(f) != newest)
+            .take(max)
+            .collect()
+    }
+
     /// How many runs it holds, over all partitions.
     pub fn len(&self) -> usize {
         self.runs.values().map(BTreeMap::len).sum()
@@ -207,6 +277,10 @@ mod tests {
             Some(Progress::Sync(tp.clone(), run))
         );
         assert_eq!(decode(b"pos/t/0", None), None);
+        assert_eq!(
+            decode(b"sync/t/0/5", None),
+            Some(Progress::Pruned(TopicPartition::new("t", 0), 5))
+        );
         assert_eq!(decode(b"pos/t/x", Some(b"1")), None);
         assert_eq!(decode(b"pos/t/0/1", Some(b"1")), None);
         assert_eq!(decode(b"sync/t/0/1", Some(b"1 0")), None);
@@ -264,5 +338,46 @@ mod tests {
         assert_eq!(t(9), Some(5)); // all read: past the last record (and its marker)
         assert_eq!(t(10), None);
         assert_eq!(map.len(), 2);
+    }
+
+    /// Runs wholly below the log start go, and translation of every offset
+    /// from the log start on is unchanged; read back, a tombstone removes
+    /// its run.
+    #[test]
+    fn pruning_keeps_every_readable_offset_exact() {
+        let tp = TopicPartition::new("t", 0);
+        let mut map = OffsetMap::default();
+        // Ten transactions of ten records each, a marker after each.
+        for i in 0..10u64 {
+            let pairs: Vec<(u64, u64)> = (0..10).map(|j| (i * 10 + j, i * 11 + j)).collect();
+            for run in runs_of(&pairs) {
+                map.apply(&Progress::Sync(tp.clone(), run));
+            }
+        }
+        let before: Vec<_> = (0..=100).map(|c| map.translate(&tp, c, 100, 0)).collect();
+        let log_start = 45;
+        let doomed = map.prunable(&tp, log_start, usize::MAX);
+        assert_eq!(doomed, vec![0, 10, 20, 30]);
+        for first in doomed {
+            map.apply(&Progress::Pruned(tp.clone(), first));
+        }
+        assert_eq!(map.len(), 6);
+        for c in log_start..=100 {
+            assert_eq!(
+                map.translate(&tp, c, 100, 0),
+                before[c as usize],
+                "offset {c}"
+            );
+        }
+        // Below the log start: the first record still held.
+        assert_eq!(map.translate(&tp, 12, 100, 0), Some(44));
+        // Everything deleted: the newest run stays, so a group that read
+        // all still lands past it.
+        let doomed = map.prunable(&tp, 100, usize::MAX);
+        assert_eq!(doomed.len(), 5);
+        for first in doomed {
+            map.remove(&tp, first);
+        }
+        assert_eq!(map.translate(&tp, 100, 100, 0), before[100]);
     }
 }

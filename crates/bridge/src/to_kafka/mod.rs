@@ -13,6 +13,7 @@
 //! `init_transactions` (same transactional id) aborts what was open and
 //! fences the old one, and it resumes from the progress it reads back.
 
+mod copy;
 mod groups;
 mod run;
 mod txn;

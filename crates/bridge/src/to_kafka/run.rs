@@ -6,8 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use streamlog::{IsolationLevel, Log, LogReader, PartitionReader, ReadRecord, TopicPartition};
 
@@ -19,33 +18,37 @@ use crate::progress::{self, OffsetMap, Progress};
 
 /// A running mirror.
 pub(super) struct Run {
-    opts: MirrorToKafka,
-    reader: LogReader,
-    producer: BaseProducer<Deliveries>,
-    meta: BaseConsumer,
-    admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
-    topics: Vec<String>,
+    pub(super) opts: MirrorToKafka,
+    pub(super) reader: LogReader,
+    pub(super) producer: BaseProducer<Deliveries>,
+    pub(super) meta: BaseConsumer,
+    pub(super) admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    pub(super) topics: Vec<String>,
     /// The mirrored topics whose cleanup policy compacts.
-    compacted: std::collections::HashSet<String>,
-    readers: BTreeMap<TopicPartition, PartitionReader>,
+    pub(super) compacted: std::collections::HashSet<String>,
+    pub(super) readers: BTreeMap<TopicPartition, PartitionReader>,
     /// The committed next source offset of each partition.
-    copied: BTreeMap<TopicPartition, u64>,
+    pub(super) copied: BTreeMap<TopicPartition, u64>,
     /// Each partition's target high watermark before this mirror wrote
     /// to it (zero for a topic it created).
-    target_start: HashMap<TopicPartition, u64>,
-    map: OffsetMap,
+    pub(super) target_start: HashMap<TopicPartition, u64>,
+    pub(super) map: OffsetMap,
     /// The runs of the transaction in flight, kept once it commits.
-    pending_runs: Vec<(TopicPartition, progress::Run)>,
-    groups: groups::Translator,
-    report: MirrorReport,
+    pub(super) pending_runs: Vec<(TopicPartition, progress::Run)>,
+    /// The runs the transaction in flight prunes, dropped once it commits.
+    pub(super) pending_prunes: Vec<(TopicPartition, u64)>,
+    /// When the next transaction looks for runs to prune.
+    pub(super) prune_due: Instant,
+    pub(super) groups: groups::Translator,
+    pub(super) report: MirrorReport,
 }
 
 /// What one transaction carries.
-struct Batch {
+pub(super) struct Batch {
     /// The records, each naming its topic and partition.
-    records: Vec<ReadRecord>,
+    pub(super) records: Vec<ReadRecord>,
     /// Each read partition's position after what it read.
-    positions: BTreeMap<TopicPartition, u64>,
+    pub(super) positions: BTreeMap<TopicPartition, u64>,
 }
 
 impl Run {
@@ -105,7 +108,7 @@ impl Run {
                 Some(Progress::Position(tp, next)) => {
                     copied.insert(tp, next);
                 }
-                Some(Progress::Sync(tp, run)) => map.insert(&tp, run),
+                Some(p) => map.apply(&p),
                 None => {}
             },
         )?;
@@ -123,6 +126,8 @@ impl Run {
             target_start: HashMap::new(),
             map,
             pending_runs: Vec::new(),
+            pending_prunes: Vec::new(),
+            prune_due: Instant::now(),
             groups,
             report: MirrorReport {
                 topics_created: created,
@@ -379,174 +384,6 @@ impl Run {
                     .partition_reader(tp, self.copied[tp], IsolationLevel::ReadCommitted)?;
         }
         Ok(())
-    }
-
-    /// Copies one batch in one Kafka transaction, with its progress.
-    fn copy(&mut self, batch: &Batch) -> Result<(), Retry> {
-        let id = self.opts.id.clone();
-        let fail = |what: &str, e: KafkaError| classify(&id, what, e);
-        self.pending_runs.clear();
-        self.producer
-            .begin_transaction()
-            .map_err(|e| fail("begin a transaction", e))?;
-        let result = self.copy_in_transaction(batch);
-        match result {
-            Ok(()) => {
-                // The progress records delivered first: `commit_transaction`
-                // of the rdkafka crate flushes in 100 ms steps otherwise.
-                let committed = kafka::drain(&self.producer, CALL_TIMEOUT * 2)
-                    .and_then(|()| self.producer.commit_transaction(CALL_TIMEOUT * 2));
-                if let Err(e) = committed {
-                    let r = fail("commit a transaction", e);
-                    self.abort();
-                    return Err(r);
-                }
-            }
-            Err(e) => {
-                self.abort();
-                return Err(e);
-            }
-        }
-        for (tp, run) in self.pending_runs.drain(..) {
-            self.map.insert(&tp, run);
-        }
-        self.report.transactions += 1;
-        self.report.records += batch.records.len() as u64;
-        if self.opts.verbose {
-            eprintln!(
-                "mirror {}: transaction {} committed {} records ({} in all)",
-                self.opts.id,
-                self.report.transactions,
-                batch.records.len(),
-                self.report.records
-            );
-        }
-        for (tp, p) in &batch.positions {
-            self.copied.insert(tp.clone(), *p);
-        }
-        Ok(())
-    }
-
-    fn abort(&self) {
-        // A base producer aborts only once every delivery report is
-        // served; records that failed report here too.
-        let _ = kafka::drain(&self.producer, CALL_TIMEOUT);
-        if let Err(e) = self.producer.abort_transaction(CALL_TIMEOUT * 2) {
-            eprintln!("mirror: aborting a transaction failed: {e}");
-        }
-    }
-
-    fn copy_in_transaction(&mut self, batch: &Batch) -> Result<(), Retry> {
-        let id = self.opts.id.clone();
-        let fail = |what: &str, e: KafkaError| classify(&id, what, e);
-        let n = batch.records.len();
-        *self
-            .producer
-            .context()
-            .results
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = vec![None; n];
-        for (i, rec) in batch.records.iter().enumerate() {
-            let mut r: BaseRecord<'_, [u8], [u8], usize> =
-                BaseRecord::with_opaque_to(&rec.topic, i)
-                    .partition(rec.partition as i32)
-                    .timestamp(rec.timestamp);
-            if !rec.headers.is_empty() {
-                let mut headers = OwnedHeaders::new_with_capacity(rec.headers.len());
-                for (k, v) in &rec.headers {
-                    headers = headers.insert(Header {
-                        key: k.as_str(),
-                        value: v.as_deref(),
-                    });
-                }
-                r = r.headers(headers);
-            }
-            if let Some(k) = &rec.key {
-                r = r.key(k.as_slice());
-            }
-            if let Some(v) = &rec.value {
-                r = r.payload(v.as_slice());
-            }
-            self.send(r).map_err(|e| fail("produce a record", e))?;
-        }
-        kafka::drain(&self.producer, CALL_TIMEOUT * 2)
-            .map_err(|e| fail("deliver a transaction's records", e))?;
-        let results = std::mem::take(
-            &mut *self
-                .producer
-                .context()
-                .results
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        let mut pairs: BTreeMap<(&str, u32), Vec<(u64, u64)>> = BTreeMap::new();
-        for (rec, res) in batch.records.iter().zip(results) {
-            let target = match res {
-                Some(Ok(o)) if o >= 0 => o as u64,
-                Some(Err(e)) => return Err(fail("deliver a record", e)),
-                _ => {
-                    return Err(Retry::Later(Error::Kafka {
-                        doing: format!(
-                            "learn the offset of {}-{}@{} on the cluster",
-                            rec.topic, rec.partition, rec.offset
-                        ),
-                        source: KafkaError::MessageProduction(RDKafkaErrorCode::Fail),
-                    }))
-                }
-            };
-            pairs
-                .entry((rec.topic.as_str(), rec.partition))
-                .or_default()
-                .push((rec.offset, target));
-        }
-        let topic = self.opts.progress_topic();
-        let mut progress: Vec<(String, String)> = Vec::new();
-        let pairs: Vec<(TopicPartition, Vec<(u64, u64)>)> = pairs
-            .into_iter()
-            .map(|((t, p), v)| (TopicPartition::new(t, p), v))
-            .collect();
-        for (tp, pairs) in &pairs {
-            for run in progress::runs_of(pairs) {
-                progress.push((progress::sync_key(tp, run.source_first), run.value()));
-            }
-        }
-        for (tp, p) in &batch.positions {
-            if self.copied[tp] != *p || pairs.iter().any(|(t, _)| t == tp) {
-                progress.push((progress::position_key(tp), p.to_string()));
-            }
-        }
-        for (k, v) in &progress {
-            let r: BaseRecord<'_, str, str, usize> = BaseRecord::with_opaque_to(&topic, usize::MAX)
-                .partition(0)
-                .key(k.as_str())
-                .payload(v.as_str());
-            self.send(r)
-                .map_err(|e| fail("produce a progress record", e))?;
-        }
-        // The runs are kept once the transaction commits (`copy`).
-        for (tp, pairs) in pairs {
-            for run in progress::runs_of(&pairs) {
-                self.pending_runs.push((tp.clone(), run));
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends one record, waiting while librdkafka's queue is full.
-    fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
-        &self,
-        mut r: BaseRecord<'_, K, P, usize>,
-    ) -> Result<(), KafkaError> {
-        loop {
-            match self.producer.send(r) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    self.producer.poll(Duration::from_millis(10));
-                    r = back;
-                }
-                Err((e, _)) => return Err(e),
-            }
-        }
     }
 
     /// Topics the application created since the mirror started: made on

@@ -7,7 +7,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use streamlog::{IsolationLevel, Log, OffsetAndMetadata, TopicConfig, TopicPartition};
-use streamlog_bridge::MirrorToKafka;
+use streamlog_bridge::{progress, MirrorToKafka};
 
 use super::to_kafka::{fill, log_dir, unique};
 use crate::support::cluster::Cluster;
@@ -216,6 +216,135 @@ pub fn group_offsets_translate_to_the_next_record(cluster: &mut Cluster) {
         .find(|(o, _)| *o >= t)
         .map(|(_, r)| r.1.clone());
     assert_eq!(next, Some(log_values_from(&dir, &tps[0], 400)[0].clone()));
+    log.close().expect("close");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The runs (source → target offset maps) of the progress topic, read
+/// back from the cluster as a mirror reads them; and how many tombstones.
+fn progress_runs(bootstrap: &str, progress_topic: &str) -> (progress::OffsetMap, usize) {
+    let mut map = progress::OffsetMap::default();
+    let mut pruned = 0;
+    for (_, (k, v, ..)) in kafka_records(bootstrap, progress_topic)
+        .remove(&0)
+        .expect("partition 0")
+    {
+        if std::env::var_os("BRIDGE_TEST_VERBOSE").is_some() {
+            println!(
+                "  progress {:?} = {:?}",
+                String::from_utf8_lossy(k.as_deref().unwrap_or_default()),
+                v.as_deref().map(String::from_utf8_lossy)
+            );
+        }
+        if let Some(p) = progress::decode(&k.unwrap_or_default(), v.as_deref()) {
+            pruned += usize::from(matches!(p, progress::Progress::Pruned(..)));
+            map.apply(&p);
+        }
+    }
+    (map, pruned)
+}
+
+/// Every mirror transaction ends a run, so a long-running mirror's
+/// progress would grow without end: runs wholly below the source's log
+/// start are pruned (tombstones in the progress topic), and group
+/// translation and resuming stay exact.
+pub fn progress_runs_below_the_log_start_are_pruned(cluster: &mut Cluster) {
+    let dir = log_dir("prune");
+    let log = Log::open(&dir).expect("open");
+    let topic = unique("prune");
+    // Retention keeps about 250 of these records.
+    log.create_topic(
+        &topic,
+        TopicConfig::new()
+            .segment_bytes(4096)
+            .retention_bytes(40_000),
+    )
+    .expect("create");
+    let tp = TopicPartition::new(&topic, 0);
+    let value = |i: u64| format!("{i:0>90}").into_bytes();
+    let send = |from: u64, to: u64| {
+        let p = log.producer();
+        for i in from..to {
+            p.send(&topic, streamlog::Record::new(value(i)))
+                .expect("send");
+        }
+        p.flush().expect("flush");
+    };
+    let id = unique("pmirror");
+    let mirror = || {
+        MirrorToKafka::new(&dir, &cluster.bootstrap)
+            .id(&id)
+            .max_transaction_records(20)
+    };
+    let progress_topic = mirror().progress_topic();
+    // The application writes on, retention deletes behind it, and the
+    // mirror copies every 100 records (each run prunes what the log
+    // start has passed).
+    let mut sent = 0;
+    let mut transactions = 0;
+    while sent < 800 {
+        send(sent, sent + 100);
+        sent += 100;
+        let report = mirror().run().expect("copy");
+        assert_eq!(report.lost_to_retention, 0);
+        transactions += report.transactions;
+    }
+    send(sent, sent + 10);
+    sent += 10;
+    let start = log.partition_info(&tp).expect("info").start_offset;
+    assert!(start > 400, "retention left the log starting at {start}");
+    let g = unique("pgroup");
+    let committed = start + 17;
+    log.commit_offsets(&g, &[(tp.clone(), OffsetAndMetadata::new(committed))])
+        .expect("commit");
+    mirror()
+        .groups([g.clone()])
+        .run()
+        .expect("copy with the group");
+    let (runs, pruned) = progress_runs(&cluster.bootstrap, &progress_topic);
+    println!(
+        "  {transactions} transactions; log start {start}: {pruned} runs pruned, {} kept",
+        runs.len()
+    );
+    assert!(pruned > 0);
+    assert!(
+        runs.len() as u64 <= (sent - start) / 20 + 2,
+        "{} runs kept for offsets {start}..{sent}",
+        runs.len()
+    );
+
+    // Every offset the source still holds translates exactly (from the
+    // progress as read back), and so does the group's committed offset.
+    let kafka = kafka_records(&cluster.bootstrap, &topic);
+    let at: std::collections::HashMap<i64, Option<Vec<u8>>> =
+        kafka[&0].iter().map(|(o, r)| (*o, r.1.clone())).collect();
+    for c in start..sent {
+        let t = runs.translate(&tp, c, sent, 0).expect("translated");
+        assert_eq!(at[&(t as i64)], Some(value(c)), "source {c} -> target {t}");
+    }
+    let t = kafka_committed(&cluster.bootstrap, &g, &tp).expect("translated");
+    let theirs: Vec<Option<Vec<u8>>> = kafka[&0]
+        .iter()
+        .filter(|(o, _)| *o >= t)
+        .map(|(_, r)| r.1.clone())
+        .collect();
+    assert_eq!(theirs, log_values_from(&dir, &tp, committed));
+
+    // A mirror resumes from pruned progress with no gap and no duplicate:
+    // the cluster holds every record ever sent, once, in order.
+    send(sent, sent + 50);
+    sent += 50;
+    mirror().run().expect("last copy");
+    let all: Vec<Option<Vec<u8>>> = kafka_records(&cluster.bootstrap, &topic)[&0]
+        .iter()
+        .map(|(_, r)| r.1.clone())
+        .collect();
+    let want: Vec<Option<Vec<u8>>> = (0..sent).map(|i| Some(value(i))).collect();
+    assert!(
+        all == want,
+        "the cluster holds {} records, not the {sent} sent",
+        all.len()
+    );
     log.close().expect("close");
     std::fs::remove_dir_all(&dir).ok();
 }

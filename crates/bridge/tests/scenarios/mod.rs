@@ -31,6 +31,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         groups::group_offsets_translate_to_the_next_record,
     ),
     (
+        "progress_runs_below_the_log_start_are_pruned",
+        groups::progress_runs_below_the_log_start_are_pruned,
+    ),
+    (
         "copy_from_kafka_killed_copies_exactly",
         from_kafka::copy_from_kafka_killed_copies_exactly,
     ),
