@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::admin::{
-    AdminClient, AdminOptions, ConfigResourceResult, NewTopic, ResourceSpecifier, TopicReplication,
+    AdminClient, AdminOptions, ConfigResourceResult, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -13,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
+use streamlog::TopicPartition;
 
 use crate::error::{Error, Result};
 
@@ -118,6 +120,43 @@ pub fn partition_counts(consumer: &BaseConsumer, names: &[String]) -> Result<Has
     Ok(out)
 }
 
+/// The low and high watermarks of `tp` on the cluster. A client that
+/// knew the topic before partitions were added to it answers "unknown
+/// partition" for the new ones for minutes (librdkafka refreshes a known
+/// topic's partition count only every `topic.metadata.refresh.interval.ms`),
+/// so those are asked of a fresh client, for up to [`CALL_TIMEOUT`].
+pub fn watermarks(
+    consumer: &BaseConsumer,
+    tp: &TopicPartition,
+    bootstrap: &str,
+    client: &[(String, String)],
+) -> Result<(i64, i64)> {
+    let deadline = std::time::Instant::now() + CALL_TIMEOUT;
+    let what = || format!("read the offsets of {tp}");
+    let mut fresh = None;
+    loop {
+        let c = fresh.as_ref().unwrap_or(consumer);
+        match c.fetch_watermarks(&tp.topic, tp.partition as i32, CALL_TIMEOUT) {
+            Ok(w) => return Ok(w),
+            Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownPartition))
+                if std::time::Instant::now() < deadline =>
+            {
+                if fresh.is_some() {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let c = match fresh.take() {
+                    Some(c) => c,
+                    None => plain_consumer(bootstrap, client)?,
+                };
+                // Its cache filled first: it asks the leader it finds there.
+                let _ = c.fetch_metadata(Some(&tp.topic), CALL_TIMEOUT);
+                fresh = Some(c);
+            }
+            Err(e) => return Err(Error::kafka(&what(), e)),
+        }
+    }
+}
+
 /// Every topic of the cluster that is not internal (`__*`), sorted.
 pub fn topic_names(consumer: &BaseConsumer) -> Result<Vec<String>> {
     let md = consumer
@@ -148,6 +187,9 @@ pub struct WantedTopic {
 /// Creates each topic of `wanted` that does not exist, with its partition
 /// count, configs and `replication` (`None`: the brokers' default), and
 /// checks that each that exists has the same partition count and configs.
+/// An existing topic with fewer partitions than wanted, for which `grow`
+/// says yes, gets the missing ones added instead (Kafka's
+/// CreatePartitions; a topic can only grow).
 ///
 /// # Errors
 /// [`Error::TargetMismatch`] naming every difference of a topic that
@@ -157,6 +199,7 @@ pub fn ensure_topics(
     consumer: &BaseConsumer,
     wanted: &[WantedTopic],
     replication: Option<i32>,
+    grow: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<String>> {
     let names: Vec<String> = wanted.iter().map(|w| w.name.clone()).collect();
     let existing = partition_counts(consumer, &names)?;
@@ -197,9 +240,12 @@ pub fn ensure_topics(
         }
     }
     let mut problems = Vec::new();
+    let mut to_grow = Vec::new();
     for w in wanted.iter().filter(|w| existing.contains_key(&w.name)) {
         let have = existing[&w.name];
-        if have != w.partitions {
+        if have < w.partitions && grow(&w.name) {
+            to_grow.push(w);
+        } else if have != w.partitions {
             problems.push(format!(
                 "topic {} has {have} partitions on the cluster, {} on the source",
                 w.name, w.partitions
@@ -219,7 +265,45 @@ pub fn ensure_topics(
     if !problems.is_empty() {
         return Err(Error::TargetMismatch { problems });
     }
+    for w in to_grow {
+        grow_partitions(admin, consumer, &w.name, w.partitions)?;
+    }
     Ok(created)
+}
+
+/// Adds partitions to topic `name` until it has `total`, and waits until
+/// the cluster's metadata shows them.
+fn grow_partitions(
+    admin: &AdminClient<DefaultClientContext>,
+    consumer: &BaseConsumer,
+    name: &str,
+    total: u32,
+) -> Result<()> {
+    let opts = AdminOptions::new().operation_timeout(Some(CALL_TIMEOUT));
+    let more = NewPartitions::new(name, total as usize);
+    let results = futures_executor::block_on(admin.create_partitions(&[more], &opts))
+        .map_err(|e| Error::kafka(&format!("add partitions to {name}"), e))?;
+    for r in results {
+        if let Err((_, code)) = r {
+            return Err(Error::kafka(
+                &format!("add partitions to {name} (to {total})"),
+                KafkaError::AdminOp(code),
+            ));
+        }
+    }
+    let deadline = std::time::Instant::now() + CALL_TIMEOUT;
+    loop {
+        let names = [name.to_owned()];
+        if partition_counts(consumer, &names)?.get(name) == Some(&total) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Timeout {
+                what: format!("partitions added to {name} to show in the metadata"),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Makes topic `name` on the cluster at `bootstrap` with `partitions` and
@@ -250,6 +334,7 @@ pub fn create_topic(
         &plain_consumer(bootstrap, &[])?,
         &[wanted],
         None,
+        &|_| false,
     )?;
     Ok(())
 }

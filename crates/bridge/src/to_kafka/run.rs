@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use streamlog::{IsolationLevel, Log, LogReader, PartitionReader, ReadRecord, TopicPartition};
@@ -40,6 +40,9 @@ pub(super) struct Run {
     /// When the next transaction looks for runs to prune.
     pub(super) prune_due: Instant,
     pub(super) groups: groups::Translator,
+    /// The largest record the target topics take (the producer's
+    /// `message.max.bytes`).
+    pub(super) max_message: u64,
     pub(super) report: MirrorReport,
 }
 
@@ -72,32 +75,17 @@ impl Run {
             }
             wanted.push(w);
         }
-        wanted.push(WantedTopic {
+        let progress_topic = WantedTopic {
             name: opts.progress_topic(),
             partitions: 1,
             configs: vec![("cleanup.policy".into(), "compact".into())],
-        });
-        let created = kafka::ensure_topics(&admin, &meta, &wanted, opts.replication)?;
+        };
+        let mut created =
+            kafka::ensure_topics(&admin, &meta, &[progress_topic], opts.replication, &|_| {
+                false
+            })?;
 
-        let mut pc = kafka::config(&opts.bootstrap, &opts.client);
-        pc.set("transactional.id", &opts.id)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("socket.nagle.disable", "true")
-            .set(
-                "message.max.bytes",
-                max_message.min(1_000_000_000).to_string(),
-            )
-            .set("transaction.timeout.ms", "60000");
-        let producer: BaseProducer<Deliveries> = pc
-            .create_with_context(Deliveries::default())
-            .map_err(|e| Error::kafka("create the transactional producer", e))?;
-        // Fences any older mirror with this id and aborts what it left open,
-        // so the progress read next is final.
-        producer
-            .init_transactions(CALL_TIMEOUT * 2)
-            .map_err(|e| txn_error(&opts.id, "initialise transactions", e))?;
+        let producer = transactional_producer(&opts, max_message)?;
 
         let mut copied = BTreeMap::new();
         let mut map = OffsetMap::default();
@@ -112,6 +100,17 @@ impl Run {
                 None => {}
             },
         )?;
+        // A topic this mirror has copied to is its own: where the
+        // application added partitions to it since, the target gets them
+        // too.
+        let ours = |t: &str| copied.keys().any(|tp: &TopicPartition| tp.topic == t);
+        created.extend(kafka::ensure_topics(
+            &admin,
+            &meta,
+            &wanted,
+            opts.replication,
+            &ours,
+        )?);
 
         let groups = groups::Translator::new(&opts)?;
         let mut run = Run {
@@ -129,14 +128,15 @@ impl Run {
             pending_prunes: Vec::new(),
             prune_due: Instant::now(),
             groups,
+            max_message,
             report: MirrorReport {
                 topics_created: created,
                 ..Default::default()
             },
             opts,
         };
-        for t in topics {
-            run.add_topic(&t)?;
+        for w in &wanted {
+            run.add_topic(&w.name, w.partitions)?;
         }
         run.report.resumed_from = run.copied.clone();
         if run.opts.verbose {
@@ -150,9 +150,12 @@ impl Run {
         Ok(run)
     }
 
-    /// Starts following a topic: a reader per partition from its progress.
-    /// A partition with no progress must be empty on the target.
-    fn add_topic(&mut self, topic: &str) -> Result<()> {
+    /// Starts following a topic's first `partitions` partitions (those
+    /// the target was made to have; any the application adds later are
+    /// found by [`discover_topics`](Self::discover_topics)): a reader per
+    /// partition from its progress. A partition with no progress must be
+    /// empty on the target.
+    fn add_topic(&mut self, topic: &str, partitions: u32) -> Result<()> {
         let cfg = self.reader.topic_config(topic)?;
         if cfg
             .kafka_config("cleanup.policy")
@@ -160,14 +163,18 @@ impl Run {
         {
             self.compacted.insert(topic.to_owned());
         }
-        let partitions = cfg.partition_count();
+        self.add_partitions(topic, 0, partitions)?;
+        self.topics.push(topic.to_owned());
+        Ok(())
+    }
+
+    /// Starts following partitions `from..to` of a followed topic.
+    fn add_partitions(&mut self, topic: &str, from: u32, to: u32) -> Result<()> {
         let mut unclaimed = Vec::new();
-        for p in 0..partitions {
+        for p in from..to {
             let tp = TopicPartition::new(topic, p);
-            let (low, high) = self
-                .meta
-                .fetch_watermarks(topic, p as i32, CALL_TIMEOUT)
-                .map_err(|e| Error::kafka(&format!("read the offsets of {tp}"), e))?;
+            let (low, high) =
+                kafka::watermarks(&self.meta, &tp, &self.opts.bootstrap, &self.opts.client)?;
             if !self.copied.contains_key(&tp) {
                 if high > low.max(0) {
                     return Err(Error::TargetNotEmpty {
@@ -186,7 +193,7 @@ impl Run {
         if !unclaimed.is_empty() {
             self.claim(&unclaimed)?;
         }
-        for p in 0..partitions {
+        for p in from..to {
             let tp = TopicPartition::new(topic, p);
             let r = self.reader.partition_reader(
                 &tp,
@@ -195,7 +202,6 @@ impl Run {
             )?;
             self.readers.insert(tp, r);
         }
-        self.topics.push(topic.to_owned());
         Ok(())
     }
 
@@ -250,7 +256,6 @@ impl Run {
         let mut last_topics = Instant::now();
         loop {
             if (self.opts.follow || self.opts.cutover)
-                && self.opts.topics.is_none()
                 && last_topics.elapsed() >= self.opts.group_interval
             {
                 match self.discover_topics() {
@@ -302,8 +307,10 @@ impl Run {
                 match self.reader.lock_out_writers() {
                     Ok(l) => {
                         // No writer now nor later: one more pass copies
-                        // whatever the last one appended.
+                        // whatever the last one appended, in whatever
+                        // topics and partitions it made.
                         lock = Some(l);
+                        self.discover_topics()?;
                         continue;
                     }
                     Err(streamlog::Error::Locked { .. }) => {}
@@ -386,16 +393,45 @@ impl Run {
         Ok(())
     }
 
-    /// Topics the application created since the mirror started: made on
-    /// the cluster (or checked), then followed.
+    /// What the application changed since the mirror started: topics it
+    /// created (when no topic list was given), made on the cluster (or
+    /// checked) and followed; and partitions it added to a followed
+    /// topic, added on the cluster too and followed.
     fn discover_topics(&mut self) -> Result<()> {
-        for t in self.reader.topics()? {
-            if !self.topics.contains(&t) {
-                let w = wanted_topic(&self.reader, &t)?;
-                let created =
-                    kafka::ensure_topics(&self.admin, &self.meta, &[w], self.opts.replication)?;
-                self.report.topics_created.extend(created);
-                self.add_topic(&t)?;
+        if self.opts.topics.is_none() {
+            for t in self.reader.topics()? {
+                if !self.topics.contains(&t) {
+                    let w = wanted_topic(&self.reader, &t)?;
+                    let partitions = w.partitions;
+                    let created = kafka::ensure_topics(
+                        &self.admin,
+                        &self.meta,
+                        &[w],
+                        self.opts.replication,
+                        &|_| false,
+                    )?;
+                    self.report.topics_created.extend(created);
+                    self.add_topic(&t, partitions)?;
+                }
+            }
+        }
+        for t in self.topics.clone() {
+            let following = self.readers.keys().filter(|tp| tp.topic == t).count() as u32;
+            let w = wanted_topic(&self.reader, &t)?;
+            if w.partitions > following {
+                let total = w.partitions;
+                kafka::ensure_topics(
+                    &self.admin,
+                    &self.meta,
+                    &[w],
+                    self.opts.replication,
+                    &|_| true,
+                )?;
+                // librdkafka's producer refreshes a known topic's
+                // partition count only every few minutes: a new one,
+                // between two transactions, learns it now.
+                self.producer = transactional_producer(&self.opts, self.max_message)?;
+                self.add_partitions(&t, following, total)?;
             }
         }
         Ok(())
@@ -458,4 +494,32 @@ fn wanted_topic(reader: &LogReader, t: &str) -> Result<WantedTopic> {
         partitions: cfg.partition_count(),
         configs: target_configs(&cfg),
     })
+}
+
+/// The mirror's transactional producer, fenced in: any older producer
+/// with the mirror's id is fenced off and what it left open aborted.
+fn transactional_producer(
+    opts: &MirrorToKafka,
+    max_message: u64,
+) -> Result<BaseProducer<Deliveries>> {
+    let mut pc = kafka::config(&opts.bootstrap, &opts.client);
+    pc.set("transactional.id", &opts.id)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("socket.nagle.disable", "true")
+        .set(
+            "message.max.bytes",
+            max_message.min(1_000_000_000).to_string(),
+        )
+        .set("transaction.timeout.ms", "60000");
+    let producer: BaseProducer<Deliveries> = pc
+        .create_with_context(Deliveries::default())
+        .map_err(|e| Error::kafka("create the transactional producer", e))?;
+    // Fences any older mirror with this id and aborts what it left open,
+    // so the progress read next is final.
+    producer
+        .init_transactions(CALL_TIMEOUT * 2)
+        .map_err(|e| txn_error(&opts.id, "initialise transactions", e))?;
+    Ok(producer)
 }

@@ -23,6 +23,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         to_kafka::refuses_a_target_that_does_not_match,
     ),
     (
+        "partitions_added_on_the_source_are_mirrored",
+        to_kafka::partitions_added_on_the_source_are_mirrored,
+    ),
+    (
         "mirror_killed_30_times_copies_exactly",
         kill::mirror_killed_30_times_copies_exactly,
     ),

@@ -239,3 +239,91 @@ pub fn refuses_a_target_that_does_not_match(cluster: &mut Cluster) {
     log.close().expect("close");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The application adds partitions to a mirrored topic: a later run adds
+/// them on the cluster instead of refusing the topic, and a following
+/// mirror notices them while it runs; nothing written to them is missed.
+pub fn partitions_added_on_the_source_are_mirrored(cluster: &mut Cluster) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let dir = log_dir("grow");
+    let log = Log::open(&dir).expect("open");
+    let topic = unique("grow");
+    log.create_topic(&topic, TopicConfig::new().partitions(2))
+        .expect("create");
+    fill(&log, &topic, 0, 300);
+    let id = unique("gmirror");
+    MirrorToKafka::new(&dir, &cluster.bootstrap)
+        .id(&id)
+        .run()
+        .expect("first copy");
+    assert_same(&dir, &cluster.bootstrap, &topic);
+
+    // Two more partitions between runs.
+    log.create_partitions(&topic, 4).expect("grow to 4");
+    fill(&log, &topic, 300, 300);
+    MirrorToKafka::new(&dir, &cluster.bootstrap)
+        .id(&id)
+        .run()
+        .expect("copy after growing");
+    let n = assert_same(&dir, &cluster.bootstrap, &topic);
+    println!("  4 partitions after a restart: {n} records the same on both");
+
+    // Two more while a mirror follows.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mirror = {
+        let (dir, b, id, stop) = (
+            dir.clone(),
+            cluster.bootstrap.clone(),
+            id.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            MirrorToKafka::new(dir, b)
+                .id(id)
+                .follow(true)
+                .stop_flag(stop)
+                .run()
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    log.create_partitions(&topic, 6).expect("grow to 6");
+    fill(&log, &topic, 600, 300);
+    let meta = streamlog_bridge::kafka::plain_consumer(&cluster.bootstrap, &[]).expect("meta");
+    let want = log
+        .partition_info(&streamlog::TopicPartition::new(&topic, 5))
+        .expect("info")
+        .end_offset;
+    assert!(want > 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tp5 = streamlog::TopicPartition::new(&topic, 5);
+        let high = streamlog_bridge::kafka::watermarks(&meta, &tp5, &cluster.bootstrap, &[])
+            .map_or(0, |w| w.1);
+        if high > 0 {
+            break;
+        }
+        if mirror.is_finished() {
+            panic!("the following mirror stopped: {:?}", mirror.join());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the following mirror never copied to partition 5"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let report = mirror.join().expect("mirror thread").expect("follow");
+    assert!(report.copied_to.len() == 6, "{:?}", report.copied_to);
+    // Stopped at a transaction boundary: one more run copies the rest.
+    MirrorToKafka::new(&dir, &cluster.bootstrap)
+        .id(&id)
+        .run()
+        .expect("last copy");
+    let n = assert_same(&dir, &cluster.bootstrap, &topic);
+    println!("  6 partitions while following: {n} records the same on both");
+    log.close().expect("close");
+    std::fs::remove_dir_all(&dir).ok();
+}
