@@ -147,6 +147,13 @@ pub trait Consume {
     fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>>;
     /// Commits the positions after the records `poll` returned, for the
     /// partitions the consumer owns.
+    ///
+    /// On a Log a rebalance happens only inside `poll`, so a commit never
+    /// meets one. On Kafka the group may be rebalancing when the commit
+    /// arrives (the coordinator answers "rebalance in progress" or "illegal
+    /// generation"): that is not an error; the next `poll` commits again,
+    /// and the positions of partitions the rebalance takes away are
+    /// committed before they go.
     fn commit(&mut self) -> Result<()>;
     /// The group's committed offset of `tp`: the next record to read.
     fn committed(&mut self, tp: &TopicPartition) -> Result<Option<u64>>;
@@ -403,6 +410,8 @@ impl Produce for KafkaProducer {
 pub struct KafkaConsumer {
     inner: BaseConsumer<GroupContext>,
     max_poll_records: usize,
+    /// A commit met a rebalance: the next `poll` commits again.
+    commit_again: bool,
 }
 
 /// The consumer's positions, shared with librdkafka's rebalance callback:
@@ -481,6 +490,7 @@ impl KafkaConsumer {
         Ok(KafkaConsumer {
             inner,
             max_poll_records: 500,
+            commit_again: false,
         })
     }
 }
@@ -493,6 +503,9 @@ impl Consume for KafkaConsumer {
     }
 
     fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+        if self.commit_again {
+            self.commit()?;
+        }
         let mut out = Vec::new();
         let mut wait = timeout;
         while out.len() < self.max_poll_records {
@@ -533,6 +546,7 @@ impl Consume for KafkaConsumer {
         let owned = self.assignment();
         let mut positions = self.inner.context().positions();
         positions.retain(|(t, p), _| owned.iter().any(|tp| &tp.topic == t && tp.partition == *p));
+        self.commit_again = false;
         if positions.is_empty() {
             return Ok(());
         }
@@ -542,9 +556,16 @@ impl Consume for KafkaConsumer {
                 .map_err(|e| Error::kafka("build an offset list", e))?;
         }
         drop(positions);
-        self.inner
-            .commit(&tpl, CommitMode::Sync)
-            .map_err(|e| Error::kafka("commit", e))
+        match self.inner.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => Ok(()),
+            Err(KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::IllegalGeneration,
+            )) => {
+                self.commit_again = true;
+                Ok(())
+            }
+            Err(e) => Err(Error::kafka("commit", e)),
+        }
     }
 
     fn committed(&mut self, tp: &TopicPartition) -> Result<Option<u64>> {

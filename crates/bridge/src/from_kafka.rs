@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -28,6 +28,9 @@ use crate::error::{Error, Result};
 use crate::kafka;
 use crate::progress::{self, Progress};
 use crate::to_kafka::MIRRORED_CONFIGS;
+
+/// How often a following copy looks for partitions added on the cluster.
+const GROWTH_CHECK: Duration = Duration::from_millis(500);
 
 /// Copies topics of a Kafka cluster into a Log exactly once (see the
 /// module docs).
@@ -164,6 +167,13 @@ impl MirrorFromKafka {
         };
         let counts = kafka::partition_counts(&meta, &topics)?;
         let progress_topic = format!("{}.progress", self.id);
+        // A Log topic this copy has progress for is its own: partitions
+        // added on the cluster since are added to it too.
+        let ours: HashSet<String> = match read_progress(log, &progress_topic) {
+            Ok(p) => p.into_keys().map(|tp| tp.topic).collect(),
+            Err(Error::Log(streamlog::Error::UnknownTopic { .. })) => HashSet::new(),
+            Err(e) => return Err(e),
+        };
         let mut problems = Vec::new();
         for t in &topics {
             let Some(&parts) = counts.get(t) else {
@@ -185,7 +195,9 @@ impl MirrorFromKafka {
             }
             match log.topic_config(t) {
                 Ok(have) => {
-                    if have.partition_count() != parts {
+                    if have.partition_count() < parts && ours.contains(t) {
+                        log.create_partitions(t, parts)?;
+                    } else if have.partition_count() != parts {
                         problems.push(format!(
                             "topic {t} has {} partitions on the Log, {parts} on the cluster",
                             have.partition_count()
@@ -232,20 +244,10 @@ impl MirrorFromKafka {
         let mut strict = self.client.clone();
         strict.push(("auto.offset.reset".into(), "error".into()));
         for t in &topics {
-            let c = kafka::plain_consumer(&self.bootstrap, &strict)?;
-            let mut tpl = TopicPartitionList::new();
-            for p in 0..counts[t] {
-                let tp = TopicPartition::new(t, p);
-                let at = next
-                    .get(&tp)
-                    .map_or(Offset::Beginning, |&o| Offset::Offset(o as i64));
-                tpl.add_partition_offset(t, p as i32, at)
-                    .map_err(|e| Error::kafka("build an assignment", e))?;
-            }
-            c.assign(&tpl)
-                .map_err(|e| Error::kafka(&format!("assign {t}"), e))?;
+            let c = self.consumer(&strict, t, counts[t], &next)?;
             consumers.push((t.clone(), counts[t], c, HashSet::new()));
         }
+        let mut last_check = Instant::now();
         if self.verbose {
             eprintln!(
                 "mirror {} from Kafka: ready in {} ms",
@@ -321,9 +323,61 @@ impl MirrorFromKafka {
             if stopped || (!self.follow && all_at_end) {
                 break;
             }
+            // Following, between transactions: partitions added on the
+            // cluster are added to the Log and read from their start.
+            if self.follow && last_check.elapsed() >= GROWTH_CHECK {
+                last_check = Instant::now();
+                let counts = match kafka::partition_counts(&meta, &topics) {
+                    Ok(c) => c,
+                    Err(e) if e.is_transient() => continue,
+                    Err(e) => return Err(e),
+                };
+                for (topic, parts, c, eof) in &mut consumers {
+                    let now = counts.get(topic.as_str()).copied().unwrap_or(*parts);
+                    if now > *parts {
+                        log.create_partitions(topic, now)?;
+                        // A new client: librdkafka's would not see the new
+                        // partitions for minutes.
+                        *c = self.consumer(&strict, topic, now, &next)?;
+                        *parts = now;
+                        eof.clear();
+                        if self.verbose {
+                            eprintln!(
+                                "mirror {} from Kafka: {topic} grew to {now} partitions",
+                                self.id
+                            );
+                        }
+                    }
+                }
+            }
         }
         report.copied_to = next;
         Ok(report)
+    }
+}
+
+impl MirrorFromKafka {
+    /// A consumer of partitions `0..parts` of `topic`, each at its next
+    /// offset to copy (the beginning for one never copied).
+    fn consumer(
+        &self,
+        config: &[(String, String)],
+        topic: &str,
+        parts: u32,
+        next: &BTreeMap<TopicPartition, u64>,
+    ) -> Result<BaseConsumer> {
+        let c = kafka::plain_consumer(&self.bootstrap, config)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..parts {
+            let at = next
+                .get(&TopicPartition::new(topic, p))
+                .map_or(Offset::Beginning, |&o| Offset::Offset(o as i64));
+            tpl.add_partition_offset(topic, p as i32, at)
+                .map_err(|e| Error::kafka("build an assignment", e))?;
+        }
+        c.assign(&tpl)
+            .map_err(|e| Error::kafka(&format!("assign {topic}"), e))?;
+        Ok(c)
     }
 }
 

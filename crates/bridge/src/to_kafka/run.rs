@@ -68,11 +68,7 @@ impl Run {
         let mut max_message = 1_000_000u64;
         for t in &topics {
             let w = wanted_topic(&reader, t)?;
-            for (k, v) in &w.configs {
-                if k == "max.message.bytes" {
-                    max_message = max_message.max(v.parse().unwrap_or(0));
-                }
-            }
+            max_message = max_message.max(largest_message(&w));
             wanted.push(w);
         }
         let progress_topic = WantedTopic {
@@ -403,6 +399,7 @@ impl Run {
                 if !self.topics.contains(&t) {
                     let w = wanted_topic(&self.reader, &t)?;
                     let partitions = w.partitions;
+                    let need = largest_message(&w);
                     let created = kafka::ensure_topics(
                         &self.admin,
                         &self.meta,
@@ -411,6 +408,12 @@ impl Run {
                         &|_| false,
                     )?;
                     self.report.topics_created.extend(created);
+                    if need > self.max_message {
+                        // Its records may be larger than the producer
+                        // takes: a new one (between two transactions).
+                        self.max_message = need;
+                        self.producer = transactional_producer(&self.opts, need)?;
+                    }
                     self.add_topic(&t, partitions)?;
                 }
             }
@@ -522,4 +525,12 @@ fn transactional_producer(
         .init_transactions(CALL_TIMEOUT * 2)
         .map_err(|e| txn_error(&opts.id, "initialise transactions", e))?;
     Ok(producer)
+}
+
+/// The `max.message.bytes` a target topic gets (0 when unset).
+fn largest_message(w: &WantedTopic) -> u64 {
+    w.configs
+        .iter()
+        .find(|(k, _)| k == "max.message.bytes")
+        .map_or(0, |(_, v)| v.parse().unwrap_or(0))
 }

@@ -14,7 +14,7 @@ use streamlog_bridge::MirrorFromKafka;
 
 use super::to_kafka::{log_dir, unique};
 use crate::support::cluster::{die_with_parent, Cluster};
-use crate::support::{assert_same_java, kafka_records, log_records, Rng};
+use crate::support::{assert_same, assert_same_java, kafka_records, log_records, Rng};
 
 /// How many times the copy is killed.
 const CYCLES: usize = 15;
@@ -197,4 +197,123 @@ pub fn from_kafka_child() {
         .verbose(std::env::var_os("BRIDGE_TEST_VERBOSE").is_some())
         .run()
         .expect("copy child");
+}
+
+/// Sends `n` records from `from` to every partition of `topic` in turn
+/// (a fresh idempotent producer: one made before partitions were added
+/// would not see them for minutes).
+fn send_round_robin(bootstrap: &str, topic: &str, parts: u32, from: u64, n: u64) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("log_level", "3")
+        .create()
+        .expect("producer");
+    for i in from..from + n {
+        let (key, value) = (format!("k{i}"), format!("value {i}"));
+        let mut r = BaseRecord::<str, str>::to(topic)
+            .partition((i % u64::from(parts)) as i32)
+            .key(&key)
+            .payload(&value);
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((e, back)) => {
+                    assert!(
+                        matches!(
+                            e,
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull
+                            )
+                        ),
+                        "{e}"
+                    );
+                    p.poll(Duration::from_millis(10));
+                    r = back;
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Adds partitions to `topic` on the cluster until it has `total`.
+fn grow(bootstrap: &str, topic: &str, total: usize) {
+    use rdkafka::admin::{AdminOptions, NewPartitions};
+    let admin = streamlog_bridge::kafka::admin(bootstrap, &[]).expect("admin");
+    let r = futures_executor::block_on(
+        admin.create_partitions(&[NewPartitions::new(topic, total)], &AdminOptions::new()),
+    )
+    .expect("create partitions");
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+}
+
+/// Partitions added to a topic on the cluster: a later copy adds them to
+/// the Log instead of refusing the topic, and a following copy notices
+/// them while it runs; nothing written to them is missed.
+pub fn partitions_added_on_the_cluster_are_copied(cluster: &mut Cluster) {
+    let topic = unique("fgrow");
+    create_topic(&cluster.bootstrap, &topic, 2, &[]).expect("create");
+    send_round_robin(&cluster.bootstrap, &topic, 2, 0, 200);
+    let dir = log_dir("fgrow");
+    let id = unique("fcopy");
+    let copy = || {
+        MirrorFromKafka::new(&cluster.bootstrap, &dir)
+            .id(&id)
+            .topics([topic.clone()])
+    };
+    copy().run().expect("first copy");
+    assert_same(&dir, &cluster.bootstrap, &topic);
+
+    grow(&cluster.bootstrap, &topic, 4);
+    send_round_robin(&cluster.bootstrap, &topic, 4, 200, 200);
+    copy().run().expect("copy after growing");
+    let n = assert_same(&dir, &cluster.bootstrap, &topic);
+    println!("  4 partitions after a restart: {n} records the same on both");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (b, dir, id, topic, stop) = (
+            cluster.bootstrap.clone(),
+            dir.clone(),
+            id.clone(),
+            topic.clone(),
+            stop.clone(),
+        );
+        std::thread::spawn(move || {
+            MirrorFromKafka::new(b, dir)
+                .id(id)
+                .topics([topic])
+                .follow(true)
+                .stop_flag(stop)
+                .run()
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    grow(&cluster.bootstrap, &topic, 6);
+    send_round_robin(&cluster.bootstrap, &topic, 6, 400, 300);
+    let tp5 = streamlog::TopicPartition::new(&topic, 5);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let copied = streamlog::Log::open_read_only(&dir)
+            .and_then(|r| r.partition_info(&tp5))
+            .map_or(0, |i| i.end_offset);
+        if copied > 0 {
+            break;
+        }
+        if follower.is_finished() {
+            panic!("the following copy stopped: {:?}", follower.join());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the following copy never wrote to partition 5"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::SeqCst);
+    follower.join().expect("thread").expect("follow");
+    copy().run().expect("last copy");
+    let n = assert_same(&dir, &cluster.bootstrap, &topic);
+    println!("  6 partitions while following: {n} records the same on both");
+    std::fs::remove_dir_all(&dir).ok();
 }

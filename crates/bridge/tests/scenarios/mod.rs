@@ -43,6 +43,10 @@ pub const ALL: &[(&str, Scenario)] = &[
         from_kafka::copy_from_kafka_killed_copies_exactly,
     ),
     (
+        "partitions_added_on_the_cluster_are_copied",
+        from_kafka::partitions_added_on_the_cluster_are_copied,
+    ),
+    (
         "example_runs_on_a_log_and_on_kafka",
         example::example_runs_on_a_log_and_on_kafka,
     ),
