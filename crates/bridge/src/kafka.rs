@@ -124,7 +124,8 @@ pub fn partition_counts(consumer: &BaseConsumer, names: &[String]) -> Result<Has
 /// knew the topic before partitions were added to it answers "unknown
 /// partition" for the new ones for minutes (librdkafka refreshes a known
 /// topic's partition count only every `topic.metadata.refresh.interval.ms`),
-/// so those are asked of a fresh client, for up to [`CALL_TIMEOUT`].
+/// and a partition created a moment ago may have no leader yet: those are
+/// asked again, of a fresh client, for up to [`CALL_TIMEOUT`].
 pub fn watermarks(
     consumer: &BaseConsumer,
     tp: &TopicPartition,
@@ -138,9 +139,12 @@ pub fn watermarks(
         let c = fresh.as_ref().unwrap_or(consumer);
         match c.fetch_watermarks(&tp.topic, tp.partition as i32, CALL_TIMEOUT) {
             Ok(w) => return Ok(w),
-            Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownPartition))
-                if std::time::Instant::now() < deadline =>
-            {
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::UnknownPartition
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable,
+            )) if std::time::Instant::now() < deadline => {
                 if fresh.is_some() {
                     std::thread::sleep(Duration::from_millis(100));
                 }

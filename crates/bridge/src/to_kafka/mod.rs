@@ -261,8 +261,11 @@ impl MirrorToKafka {
     /// refused in a way that retrying cannot fix.
     pub fn run(self) -> Result<MirrorReport> {
         let mut attempt = 0;
+        // Topics created by an attempt that failed later are still this
+        // run's.
+        let mut created = Vec::new();
         loop {
-            match Run::start(self.clone()) {
+            match Run::start(self.clone(), &mut created) {
                 Ok(run) => return run.go(),
                 // A broker restarting while the mirror starts.
                 Err(e) if e.is_transient() && attempt < MAX_FAILURES => {

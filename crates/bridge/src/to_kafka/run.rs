@@ -55,7 +55,9 @@ pub(super) struct Batch {
 }
 
 impl Run {
-    pub(super) fn start(opts: MirrorToKafka) -> Result<Run> {
+    /// Gets a mirror ready to copy; `created` collects the topics it made
+    /// on the cluster (kept by the caller across attempts).
+    pub(super) fn start(opts: MirrorToKafka, created: &mut Vec<String>) -> Result<Run> {
         let t0 = Instant::now();
         let reader = Log::open_read_only(&opts.source)?;
         let meta = kafka::plain_consumer(&opts.bootstrap, &opts.client)?;
@@ -76,10 +78,13 @@ impl Run {
             partitions: 1,
             configs: vec![("cleanup.policy".into(), "compact".into())],
         };
-        let mut created =
-            kafka::ensure_topics(&admin, &meta, &[progress_topic], opts.replication, &|_| {
-                false
-            })?;
+        created.extend(kafka::ensure_topics(
+            &admin,
+            &meta,
+            &[progress_topic],
+            opts.replication,
+            &|_| false,
+        )?);
 
         let producer = transactional_producer(&opts, max_message)?;
 
@@ -107,6 +112,16 @@ impl Run {
             opts.replication,
             &ours,
         )?);
+        // The application's topics first, then the mirror's own.
+        let progress_name = opts.progress_topic();
+        let mut topics_created: Vec<String> = created
+            .iter()
+            .filter(|t| **t != progress_name)
+            .cloned()
+            .collect();
+        if created.contains(&progress_name) {
+            topics_created.push(progress_name);
+        }
 
         let groups = groups::Translator::new(&opts)?;
         let mut run = Run {
@@ -126,7 +141,7 @@ impl Run {
             groups,
             max_message,
             report: MirrorReport {
-                topics_created: created,
+                topics_created,
                 ..Default::default()
             },
             opts,

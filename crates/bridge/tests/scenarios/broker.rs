@@ -8,7 +8,7 @@ use std::time::Duration;
 use streamlog::{Log, TopicConfig};
 use streamlog_bridge::MirrorToKafka;
 
-use super::to_kafka::{fill, log_dir, unique};
+use super::to_kafka::{fill, follow_in_thread, log_dir, unique};
 use crate::support::assert_same;
 use crate::support::cluster::Cluster;
 
@@ -21,22 +21,12 @@ pub fn broker_killed_during_mirroring(cluster: &mut Cluster) {
     fill(&log, &topic, 0, 5_000);
     let id = unique("bmirror");
     let stop = Arc::new(AtomicBool::new(false));
-    let mirror = {
-        let (dir, b, id, stop) = (
-            dir.clone(),
-            cluster.bootstrap.clone(),
-            id.clone(),
-            stop.clone(),
-        );
-        std::thread::spawn(move || {
-            MirrorToKafka::new(dir, b)
-                .id(id)
-                .follow(true)
-                .max_transaction_records(500)
-                .stop_flag(stop)
-                .run()
-        })
-    };
+    let mirror = follow_in_thread(
+        MirrorToKafka::new(&dir, &cluster.bootstrap)
+            .id(&id)
+            .max_transaction_records(500),
+        &stop,
+    );
     let writing = Arc::new(AtomicBool::new(true));
     let writer = {
         let (log, topic, writing) = (log.clone(), topic.clone(), writing.clone());
@@ -86,7 +76,20 @@ pub fn broker_killed_during_mirroring(cluster: &mut Cluster) {
     fill(&log, &late, 0, 1_000);
     writing.store(false, Ordering::SeqCst);
     let sent = writer.join().expect("writer");
-    std::thread::sleep(Duration::from_secs(2));
+    // Stopped once it has copied records of the new topic: the follower
+    // found it by itself.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while (0..2).any(|p| {
+        let tp = streamlog::TopicPartition::new(&late, p);
+        streamlog_bridge::kafka::watermarks(&meta, &tp, &cluster.bootstrap, &[]).map_or(0, |w| w.1)
+            == 0
+    }) {
+        assert!(
+            std::time::Instant::now() < deadline && !mirror.is_finished(),
+            "the following mirror did not copy the topic created meanwhile"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     stop.store(true, Ordering::SeqCst);
     let report = mirror
         .join()

@@ -240,6 +240,15 @@ pub fn refuses_a_target_that_does_not_match(cluster: &mut Cluster) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// Runs `mirror` following (until `stop`) on a thread of its own.
+pub fn follow_in_thread(
+    mirror: MirrorToKafka,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<streamlog_bridge::Result<streamlog_bridge::MirrorReport>> {
+    let mirror = mirror.follow(true).stop_flag(stop.clone());
+    std::thread::spawn(move || mirror.run())
+}
+
 /// The application adds partitions to a mirrored topic: a later run adds
 /// them on the cluster instead of refusing the topic, and a following
 /// mirror notices them while it runs; nothing written to them is missed.
@@ -273,21 +282,7 @@ pub fn partitions_added_on_the_source_are_mirrored(cluster: &mut Cluster) {
 
     // Two more while a mirror follows.
     let stop = Arc::new(AtomicBool::new(false));
-    let mirror = {
-        let (dir, b, id, stop) = (
-            dir.clone(),
-            cluster.bootstrap.clone(),
-            id.clone(),
-            stop.clone(),
-        );
-        std::thread::spawn(move || {
-            MirrorToKafka::new(dir, b)
-                .id(id)
-                .follow(true)
-                .stop_flag(stop)
-                .run()
-        })
-    };
+    let mirror = follow_in_thread(MirrorToKafka::new(&dir, &cluster.bootstrap).id(&id), &stop);
     std::thread::sleep(Duration::from_secs(1));
     log.create_partitions(&topic, 6).expect("grow to 6");
     fill(&log, &topic, 600, 300);
