@@ -33,7 +33,8 @@ mod tree;
 
 use file::SimFile;
 pub use state::Image;
-use state::{not_found, Entry, Inode, State};
+use state::{not_found, Inode, State};
+use tree::Entry;
 
 /// The simulated file system. Clones share state.
 #[derive(Debug, Clone, Default)]

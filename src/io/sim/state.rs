@@ -6,13 +6,7 @@ use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::tree::Tree;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Entry {
-    Dir,
-    File(usize),
-}
+use super::tree::{Entry, Tree};
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Inode {

@@ -9,7 +9,12 @@ use std::ops::Bound;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use super::state::Entry;
+/// A directory entry: a directory, or a file (its inode's index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entry {
+    Dir,
+    File(usize),
+}
 
 /// A path's bytes with each separator replaced by a zero byte (which a
 /// path never holds), so that plain byte order is `Path`'s order for the
