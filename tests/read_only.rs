@@ -160,6 +160,7 @@ fn follows_while_retention_deletes_the_segments_behind_it() {
     );
     let reader = Log::open_read_only(log.dir()).unwrap();
     assert_eq!(reader.partition_info(&tp).unwrap().start_offset, start);
+    assert_eq!(reader.start_offset(&tp).unwrap(), start);
 }
 
 #[test]

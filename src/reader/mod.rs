@@ -234,6 +234,46 @@ impl LogReader {
             })
     }
 
+    /// A partition's log start offset, as [`partition_info`](Self::partition_info)
+    /// gives it, without reading any segment: the first segment's base
+    /// offset, or the checkpoint's log start if that is higher. For a
+    /// caller that asks often (a mirror pruning what retention deleted),
+    /// where `partition_info` would walk the active segment's batches.
+    ///
+    /// # Errors
+    /// As [`partition_info`](Self::partition_info).
+    ///
+    /// # Example
+    /// ```
+    /// use streamlog::{Log, Record, TopicPartition};
+    /// let log = Log::temporary()?;
+    /// log.create_topic("t", Default::default())?;
+    /// log.producer().send("t", Record::new(b"x"))?;
+    /// let reader = Log::open_read_only(log.dir())?;
+    /// assert_eq!(reader.start_offset(&TopicPartition::new("t", 0))?, 0);
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn start_offset(&self, tp: &TopicPartition) -> Result<u64> {
+        let dir = self.partition_dir(tp)?;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(RETRY_PAUSE);
+            }
+            let segs = list_segments(&*self.fs, &dir)?;
+            let Some(first) = segs.first() else {
+                continue;
+            };
+            return Ok(self
+                .checkpoint(tp)
+                .map_or(first.base, |c| c.1.max(first.base)));
+        }
+        Err(Error::io(
+            "find the segments of",
+            &dir,
+            std::io::Error::other("no segment file could be listed"),
+        ))
+    }
+
     /// A partition's offsets and size, from its files now:
     /// - `start_offset`: the first segment's base offset, or the
     ///   checkpoint's log start if that is higher (retention records it

@@ -191,11 +191,11 @@ impl Run {
         }
         self.prune_due = Instant::now() + PRUNE_EVERY;
         for tp in self.readers.keys() {
-            let Ok(info) = self.reader.partition_info(tp) else {
+            let Ok(start) = self.reader.start_offset(tp) else {
                 continue;
             };
             let left = MAX_PRUNES - self.pending_prunes.len();
-            for first in self.map.prunable(tp, info.start_offset, left) {
+            for first in self.map.prunable(tp, start, left) {
                 out.push((progress::sync_key(tp, first), None));
                 self.pending_prunes.push((tp.clone(), first));
             }
