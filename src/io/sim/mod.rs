@@ -231,30 +231,46 @@ impl FileSystem for SimFs {
         if s.live.get(path) != Some(Entry::Dir) {
             return Err(not_found(path));
         }
-        let children: Vec<(PathBuf, Entry)> = s.live.children(path).collect();
-        // The durable entries directly inside `path` become the live ones.
-        // A child directory whose removal becomes durable takes everything
-        // durable below it along: nothing under a removed directory can
-        // come back at a reboot.
-        let mut gone = Vec::new();
-        for (k, e) in s.durable.children(path) {
-            if e == Entry::Dir && s.live.get(&k) != Some(Entry::Dir) {
-                gone.push(k);
+        // The durable entries directly inside `path` become the live ones;
+        // only those that differ are touched. A child directory whose
+        // removal becomes durable takes everything durable below it along:
+        // nothing under a removed directory can come back at a reboot.
+        let live: Vec<(PathBuf, Entry)> = s.live.children(path).collect();
+        let durable: Vec<(PathBuf, Entry)> = s.durable.children(path).collect();
+        let (mut i, mut j) = (0, 0);
+        while i < live.len() || j < durable.len() {
+            // Both lists are in the tree's order, which is `Path`'s.
+            let order = match (live.get(i), durable.get(j)) {
+                (Some((l, _)), Some((d, _))) => l.cmp(d),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, _) => std::cmp::Ordering::Greater,
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    s.durable.insert(&live[i].0, live[i].1);
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    let (k, e) = &durable[j];
+                    if *e == Entry::Dir {
+                        s.durable.remove_all(k);
+                    } else {
+                        s.durable.remove(k);
+                    }
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    let ((k, l), (_, d)) = (&live[i], &durable[j]);
+                    if l != d {
+                        if *d == Entry::Dir {
+                            s.durable.remove_all(k);
+                        }
+                        s.durable.insert(k, *l);
+                    }
+                    i += 1;
+                    j += 1;
+                }
             }
-        }
-        let stale: Vec<PathBuf> = s
-            .durable
-            .children(path)
-            .map(|(k, _)| k.to_owned())
-            .collect();
-        for k in &gone {
-            s.durable.remove_all(k);
-        }
-        for k in &stale {
-            s.durable.remove(k);
-        }
-        for (k, e) in &children {
-            s.durable.insert(k, *e);
         }
         Ok(())
     }
@@ -304,5 +320,46 @@ impl FileSystem for SimFs {
     /// Stable for one machine; a reboot from an image is another boot.
     fn boot_id(&self) -> Option<String> {
         Some(format!("sim-boot-{}", self.state.lock().boot))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `sync_dir` makes exactly the directory's own entries durable: new
+    /// ones, removed ones (with everything durable below a removed
+    /// directory), and an entry whose kind changed; unsynced changes in
+    /// other directories are not touched.
+    #[test]
+    fn sync_dir_makes_a_directory_s_entries_durable() {
+        let fs = SimFs::new(None, 1);
+        let p = Path::new;
+        for d in ["/l/a", "/l/b", "/l/d"] {
+            fs.create_dir_all(p(d)).unwrap();
+        }
+        fs.sync_dir(p("/")).unwrap();
+        fs.sync_dir(p("/l")).unwrap();
+        for f in ["/l/a/x", "/l/b/y", "/l/d/z"] {
+            let h = fs.open(p(f), OpenMode::CreateTruncate).unwrap();
+            h.write_at(b"data", 0).unwrap();
+            h.sync_data().unwrap();
+            fs.sync_dir(p(f).parent().unwrap()).unwrap();
+        }
+        fs.remove_dir_all(p("/l/b")).unwrap();
+        fs.remove_dir_all(p("/l/d")).unwrap();
+        fs.open(p("/l/d"), OpenMode::CreateTruncate).unwrap();
+        fs.open(p("/l/c"), OpenMode::CreateTruncate).unwrap();
+        fs.remove_file(p("/l/a/x")).unwrap(); // not synced: comes back
+        fs.sync_dir(p("/l")).unwrap();
+        fs.open(p("/l/e"), OpenMode::CreateTruncate).unwrap(); // not synced: lost
+
+        let img = fs.cut_now();
+        let fs = SimFs::from_image(&img, None, 1);
+        assert_eq!(fs.read_dir(p("/l")).unwrap(), ["a", "c", "d"]);
+        assert_eq!(fs.read_dir(p("/l/a")).unwrap(), ["x"]);
+        assert_eq!(fs.read(p("/l/a/x")).unwrap(), b"data");
+        assert!(!fs.is_dir(p("/l/d")) && fs.exists(p("/l/d")));
+        assert!(!fs.exists(p("/l/d/z")) && !fs.exists(p("/l/b/y")));
     }
 }

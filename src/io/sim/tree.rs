@@ -73,9 +73,20 @@ impl Tree {
             .map(|(k, e)| (k.path(), *e))
     }
 
-    /// The entries directly inside `dir`.
-    pub fn children<'a>(&'a self, dir: &'a Path) -> impl Iterator<Item = (PathBuf, Entry)> + 'a {
-        self.below(dir).filter(move |(k, _)| is_child(k, dir))
+    /// The entries directly inside `dir`, in order: those below it whose
+    /// rest holds no separator, told apart on the keys' bytes so that only
+    /// the children are turned back into paths.
+    pub fn children<'a>(&'a self, dir: &Path) -> impl Iterator<Item = (PathBuf, Entry)> + 'a {
+        let mut prefix = Key::of(dir).0.into_vec();
+        if !prefix.ends_with(&[0]) {
+            prefix.push(0);
+        }
+        let from = Bound::Excluded(Key(prefix.clone().into_boxed_slice()));
+        self.0
+            .range((from, Bound::Unbounded))
+            .map_while(move |(k, e)| Some((k.0.strip_prefix(&prefix[..])?, k, e)))
+            .filter(|(rest, _, _)| !rest.is_empty() && !rest.contains(&0))
+            .map(|(_, k, e)| (k.path(), *e))
     }
 
     /// Removes `p` and everything below it.
@@ -86,24 +97,6 @@ impl Tree {
             self.0.remove(&k);
         }
     }
-}
-
-/// Whether `k`, a path below `dir`, is directly inside it (by bytes, for
-/// the simulated file system's paths; see [`Key`]).
-fn is_child(k: &Path, dir: &Path) -> bool {
-    let (k, d) = (k.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
-    let Some(rest) = k.strip_prefix(d) else {
-        return false;
-    };
-    let rest = if d.ends_with(b"/") {
-        rest
-    } else {
-        match rest.strip_prefix(b"/") {
-            Some(r) => r,
-            None => return false,
-        }
-    };
-    !rest.is_empty() && !rest.contains(&b'/')
 }
 
 #[cfg(test)]
