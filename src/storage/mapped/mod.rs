@@ -459,7 +459,6 @@ impl MappedFile {
         let Some(bytes) = self.try_view() else {
             return false;
         };
-        let all_zero = |b: &[u8]| b.iter().all(|&x| x == 0);
         let Some(file) = self.file.lock().clone() else {
             return bytes.get(pos as usize..).is_none_or(all_zero);
         };
@@ -498,6 +497,18 @@ impl MappedFile {
     pub fn release_handle(&self) {
         *self.file.lock() = None;
     }
+}
+
+/// Whether every byte of `bytes` is zero, a 64-byte block at a time:
+/// recovery asks it of whole preallocated tails (megabytes) where the file
+/// system cannot say where its data ends.
+pub(crate) fn all_zero(bytes: &[u8]) -> bool {
+    let word = |w: &[u8]| u128::from_ne_bytes(w.try_into().expect("16 bytes"));
+    let mut blocks = bytes.chunks_exact(64);
+    blocks
+        .by_ref()
+        .all(|b| b.chunks_exact(16).fold(0, |acc, w| acc | word(w)) == 0)
+        && blocks.remainder().iter().all(|&b| b == 0)
 }
 
 #[cfg(test)]

@@ -113,3 +113,18 @@ fn zeros_from_sees_every_written_byte_of_a_preallocated_tail() {
     drop(f);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `all_zero` sees a single set byte anywhere: in a block, in the tail
+/// after the last whole block, at either end.
+#[test]
+fn all_zero_finds_any_set_byte() {
+    for len in [0usize, 1, 15, 16, 63, 64, 65, 200, 4096 + 7] {
+        let mut b = vec![0u8; len];
+        assert!(super::all_zero(&b), "{len} zeros");
+        for at in 0..len {
+            b[at] = 0x80;
+            assert!(!super::all_zero(&b), "byte {at} of {len}");
+            b[at] = 0;
+        }
+    }
+}

@@ -182,9 +182,7 @@ pub(crate) fn segment_version(log: &[u8]) -> Version {
     version_of(log)
 }
 
-pub(crate) fn all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| b == 0)
-}
+pub(crate) use crate::storage::mapped::all_zero;
 
 #[cfg(test)]
 mod tests {
