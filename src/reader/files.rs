@@ -25,6 +25,30 @@ use crate::storage::segment::{parse_segment_name, LOG_EXT};
 pub(super) const ATTEMPTS: u32 = 50;
 pub(super) const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// Lists the segment files of partition directory `dir` and gives them to
+/// `f`, listing again while `f` finds one gone (`Ok(None)`), up to
+/// [`ATTEMPTS`] times; `doing` names the work in the error that follows.
+pub(super) fn with_listing<T>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    doing: &'static str,
+    mut f: impl FnMut(&[SegFile]) -> Result<Option<T>>,
+) -> Result<T> {
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(RETRY_PAUSE);
+        }
+        if let Some(found) = f(&list_segments(fs, dir)?)? {
+            return Ok(found);
+        }
+    }
+    Err(Error::io(
+        doing,
+        dir,
+        std::io::Error::other("segment files kept changing under the reader"),
+    ))
+}
+
 /// Bytes read ahead at once when reading batches, and when walking headers.
 const DATA_CHUNK: usize = 256 << 10;
 const HEADER_CHUNK: usize = 4 << 10;

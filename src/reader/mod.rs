@@ -51,7 +51,7 @@ mod groups;
 mod partition;
 mod txn;
 
-use files::{fits, list_segments, At, SegReader, Stop, ATTEMPTS, RETRY_PAUSE};
+use files::{fits, with_listing, At, SegReader, Stop};
 pub use partition::{Fetched, PartitionReader, ReadRecord};
 
 /// A log directory opened read-only, by
@@ -255,23 +255,12 @@ impl LogReader {
     /// ```
     pub fn start_offset(&self, tp: &TopicPartition) -> Result<u64> {
         let dir = self.partition_dir(tp)?;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(RETRY_PAUSE);
-            }
-            let segs = list_segments(&*self.fs, &dir)?;
-            let Some(first) = segs.first() else {
-                continue;
-            };
-            return Ok(self
-                .checkpoint(tp)
-                .map_or(first.base, |c| c.1.max(first.base)));
-        }
-        Err(Error::io(
-            "find the segments of",
-            &dir,
-            std::io::Error::other("no segment file could be listed"),
-        ))
+        with_listing(&*self.fs, &dir, "find the segments of", |segs| {
+            Ok(segs.first().map(|first| {
+                self.checkpoint(tp)
+                    .map_or(first.base, |c| c.1.max(first.base))
+            }))
+        })
     }
 
     /// A partition's offsets and size, from its files now:
@@ -307,33 +296,24 @@ impl LogReader {
     /// ```
     pub fn partition_info(&self, tp: &TopicPartition) -> Result<PartitionInfo> {
         let dir = self.partition_dir(tp)?;
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(RETRY_PAUSE);
-            }
-            let segs = list_segments(&*self.fs, &dir)?;
+        with_listing(&*self.fs, &dir, "find the segments of", |segs| {
             let (Some(first), Some(last)) = (segs.first(), segs.last()) else {
-                continue;
+                return Ok(None);
             };
             let Some(mut file) = SegReader::open(&*self.fs, last)? else {
-                continue;
+                return Ok(None);
             };
             let end = valid_end(&mut file)?;
             let cp = self.checkpoint(tp);
             let (size_bytes, segments) = self.files_of(&dir)?;
-            return Ok(PartitionInfo {
+            Ok(Some(PartitionInfo {
                 start_offset: cp.map_or(first.base, |c| c.1.max(first.base)).min(end),
                 end_offset: end,
                 durable_offset: cp.map_or(end, |c| c.0.min(end)),
                 size_bytes,
                 segments,
-            });
-        }
-        Err(Error::io(
-            "find the segments of",
-            &dir,
-            std::io::Error::other("no segment file could be opened"),
-        ))
+            }))
+        })
     }
 
     /// The total size of a partition's segment and index files, and how
@@ -390,30 +370,21 @@ impl LogReader {
     ) -> Result<Option<u64>> {
         let dir = self.partition_dir(tp)?;
         let start = self.checkpoint(tp).map_or(0, |c| c.1);
-        'listing: for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                std::thread::sleep(RETRY_PAUSE);
-            }
-            let segs = list_segments(&*self.fs, &dir)?;
+        with_listing(&*self.fs, &dir, "find the segments of", |segs| {
             for (i, seg) in segs.iter().enumerate() {
                 if segs.get(i + 1).is_some_and(|n| n.base <= start) {
                     continue;
                 }
                 let Some(mut file) = SegReader::open(&*self.fs, seg)? else {
-                    continue 'listing;
+                    return Ok(None);
                 };
                 let strict = i + 1 == segs.len();
                 if let Some(o) = first_at_or_after(&mut file, timestamp_ms, start, strict)? {
-                    return Ok(Some(o));
+                    return Ok(Some(Some(o)));
                 }
             }
-            return Ok(None);
-        }
-        Err(Error::io(
-            "find the segments of",
-            &dir,
-            std::io::Error::other("segment files kept disappearing"),
-        ))
+            Ok(Some(None))
+        })
     }
 
     /// A reader of partition `tp` from `offset` under `isolation`: see

@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::files::{fits, list_segments, At, SegReader, ATTEMPTS, RETRY_PAUSE};
-use crate::error::{io_err, Error, Result};
+use super::files::{fits, with_listing, At, SegFile, SegReader};
+use crate::error::{io_err, Result};
 use crate::format::txn::decode_snapshot;
 use crate::io::FileSystem;
 use crate::storage::segment::{parse_segment_name, SNAPSHOT_EXT};
@@ -21,24 +21,18 @@ use crate::storage::segment::{parse_segment_name, SNAPSHOT_EXT};
 /// Producer ids with a transaction open at `offset` in partition directory
 /// `dir`, with the first offset of each.
 pub(super) fn open_at(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<HashMap<i64, u64>> {
-    for attempt in 0..ATTEMPTS {
-        if attempt > 0 {
-            std::thread::sleep(RETRY_PAUSE);
-        }
-        if let Some(open) = try_open_at(fs, dir, offset)? {
-            return Ok(open);
-        }
-    }
-    Err(Error::io(
-        "walk the batches of",
-        dir,
-        std::io::Error::other("segment files kept disappearing during the walk"),
-    ))
+    with_listing(fs, dir, "walk the batches of", |segs| {
+        try_open_at(fs, dir, segs, offset)
+    })
 }
 
 /// One try; `None` when a segment vanished during the walk.
-fn try_open_at(fs: &dyn FileSystem, dir: &Path, offset: u64) -> Result<Option<HashMap<i64, u64>>> {
-    let segs = list_segments(fs, dir)?;
+fn try_open_at(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    segs: &[SegFile],
+    offset: u64,
+) -> Result<Option<HashMap<i64, u64>>> {
     let Some(first) = segs.first().map(|s| s.base) else {
         return Ok(Some(HashMap::new()));
     };
