@@ -358,8 +358,21 @@ impl Producer {
             // straight from the caller's records.
             let mut batch = encode(&t, records.iter(), now, Some(self.fields()?))?;
             let base = self.append(&t, p, &mut batch)?;
-            for (i, r) in records.iter().enumerate() {
-                push(&mut out, p, base + i as u64, r);
+            // Copies of one finished entry, then the two fields that differ
+            // set in place: building each entry whole went through a stack
+            // temporary that the copy into the vector read back before its
+            // stores had landed (a store-forwarding stall per record, a
+            // fifth of a batched append's user time at 100 B).
+            let first = RecordMetadata {
+                topic: name,
+                partition: p,
+                offset: base,
+                timestamp: now,
+            };
+            out.resize(records.len(), first);
+            for ((m, r), offset) in out.iter_mut().zip(&records).zip(base..) {
+                m.offset = offset;
+                m.timestamp = r.timestamp.unwrap_or(now);
             }
             return Ok(out);
         }

@@ -107,3 +107,45 @@ fn a_producer_sends_to_other_topics_besides_its_first() {
     assert!(read_all(&log, "a", 0, 0).iter().all(|(_, v)| v == b"to-a"));
     assert!(read_all(&log, "b", 0, 0).iter().all(|(_, v)| v == b"to-b"));
 }
+
+/// `send_batch` answers each record of a one-partition batch with its own
+/// offset and timestamp (its own, or the clock's), under the topic's name,
+/// long or short.
+#[test]
+fn a_batch_s_metadata_names_each_record_s_offset_and_timestamp() {
+    let clock = streamlog::ManualClock::new(5_000);
+    let log = streamlog::LogOptions::new()
+        .clock(clock.clone())
+        .temporary()
+        .unwrap();
+    let long = "a-topic-name-longer-than-twenty-three-bytes";
+    for name in ["t", long] {
+        log.create_topic(name, TopicConfig::new()).unwrap();
+        let p = log.producer();
+        p.send("t", Record::new(b"first")).ok();
+        let before = log
+            .partition_info(&streamlog::TopicPartition::new(name, 0))
+            .unwrap()
+            .end_offset;
+        let records: Vec<Record<'_>> = (0..1_000i64)
+            .map(|i| {
+                let r = Record::new(b"v");
+                if i % 3 == 0 {
+                    r.timestamp(1_000 + i)
+                } else {
+                    r
+                }
+            })
+            .collect();
+        let mds = p.send_batch(name, records).unwrap();
+        assert_eq!(mds.len(), 1_000);
+        for (i, m) in mds.iter().enumerate() {
+            let i = i as i64;
+            assert_eq!(m.topic(), name);
+            assert_eq!(m.partition(), 0);
+            assert_eq!(m.offset(), before + i as u64);
+            let want = if i % 3 == 0 { 1_000 + i } else { 5_000 };
+            assert_eq!(m.timestamp(), want, "record {i}");
+        }
+    }
+}

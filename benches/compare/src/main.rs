@@ -256,6 +256,14 @@ fn settle() {
     unsafe { libc::sync() };
 }
 
+/// The engines `--engines a,b` names (all when it is not given): a quicker
+/// loop while working on one row. Full runs for README use every engine.
+static SELECTED: std::sync::OnceLock<Option<Vec<String>>> = std::sync::OnceLock::new();
+
+fn selected(e: &str) -> bool {
+    SELECTED.get().and_then(Option::as_ref).is_none_or(|v| v.iter().any(|x| x == e))
+}
+
 fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool) {
     let n: u64 = if size == 100 { sc.pick(1_000_000, 4_000_000) } else { sc.pick(150_000, 1_000_000) };
     let measured = sc.pick(1, 3);
@@ -263,7 +271,7 @@ fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, po
     let rl = format!("read {} (crc-checked)", size_name(size));
     let dl = format!("read {} (crc-checked, default consumer settings)", size_name(size));
     for &e in ENGINES.iter() {
-        if e == "redb-default" {
+        if e == "redb-default" || !selected(e) {
             rep.add(&wl, Kind::Rate, e, None);
             rep.add(&rl, Kind::Rate, e, None);
             rep.add(&dl, Kind::Rate, e, None);
@@ -328,7 +336,7 @@ fn w_single(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool)
     let measured = sc.pick(1, 3);
     let wl = format!("append-single {} (os-buffered, crash-safe)", size_name(size));
     for &e in ENGINES.iter() {
-        if e.starts_with("redb") {
+        if e.starts_with("redb") || !selected(e) {
             // redb-none: a non-durable commit does not survive a process
             // crash; redb-default fsyncs every commit (see the durable rows).
             rep.add(&wl, Kind::Rate, e, None);
@@ -1124,6 +1132,9 @@ fn main() {
     let only: Option<Vec<String>> =
         args.iter().position(|a| a == "--only").map(|i| args[i + 1].split(',').map(String::from).collect());
     let run = |w: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == w));
+    SELECTED
+        .set(args.iter().position(|a| a == "--engines").map(|i| args[i + 1].split(',').map(String::from).collect()))
+        .expect("set once");
     let repeat: usize = args.iter().position(|a| a == "--repeat").map_or(1, |i| args[i + 1].parse().unwrap());
     let sc = Scale { quick };
     let dirs = Dirs::new();
