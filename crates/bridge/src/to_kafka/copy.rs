@@ -57,6 +57,9 @@ impl Run {
         }
         self.report.transactions += 1;
         self.report.records += batch.records.len() as u64;
+        if let (Some(t), false) = (self.copy_started, batch.records.is_empty()) {
+            self.report.copying = t.elapsed();
+        }
         if self.opts.verbose {
             eprintln!(
                 "mirror {}: transaction {} committed {} records ({} in all)",

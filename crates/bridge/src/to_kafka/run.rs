@@ -44,6 +44,8 @@ pub(super) struct Run {
     /// `message.max.bytes`).
     pub(super) max_message: u64,
     pub(super) report: MirrorReport,
+    /// When the copy loop first read the Log ([`MirrorReport::copying`]).
+    pub(super) copy_started: Option<Instant>,
 }
 
 /// What one transaction carries.
@@ -144,6 +146,7 @@ impl Run {
                 topics_created,
                 ..Default::default()
             },
+            copy_started: None,
             opts,
         };
         for w in &wanted {
@@ -280,6 +283,7 @@ impl Run {
                     Err(e) => return Err(e),
                 }
             }
+            self.copy_started.get_or_insert_with(Instant::now);
             let batch = self.gather()?;
             if !batch.records.is_empty()
                 || batch.positions.iter().any(|(tp, p)| self.copied[tp] != *p)
@@ -514,6 +518,11 @@ fn wanted_topic(reader: &LogReader, t: &str) -> Result<WantedTopic> {
     })
 }
 
+/// Room in the producer's queue beyond a transaction's records, for its
+/// progress records (positions, runs, up to 10,000 tombstones). A fuller
+/// queue makes `send` wait for deliveries, it does not fail.
+const QUEUE_HEADROOM: usize = 20_000;
+
 /// The mirror's transactional producer, fenced in: any older producer
 /// with the mirror's id is fenced off and what it left open aborted.
 fn transactional_producer(
@@ -530,7 +539,16 @@ fn transactional_producer(
             "message.max.bytes",
             max_message.min(1_000_000_000).to_string(),
         )
-        .set("transaction.timeout.ms", "60000");
+        .set("transaction.timeout.ms", "60000")
+        // A whole transaction queued at once (librdkafka's default is
+        // 100,000 messages, the default transaction's size without its
+        // progress records).
+        .set(
+            "queue.buffering.max.messages",
+            (opts.max_txn_records + QUEUE_HEADROOM)
+                .min(i32::MAX as usize)
+                .to_string(),
+        );
     let producer: BaseProducer<Deliveries> = pc
         .create_with_context(Deliveries::default())
         .map_err(|e| Error::kafka("create the transactional producer", e))?;
