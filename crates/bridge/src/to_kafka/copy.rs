@@ -22,8 +22,10 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 const MAX_PRUNES: usize = 10_000;
 
 impl Run {
-    /// Copies one batch in one Kafka transaction, with its progress.
-    pub(super) fn copy(&mut self, batch: &Batch) -> Result<(), Retry> {
+    /// Copies one batch in one Kafka transaction, with its progress: the
+    /// chunk read already, then more chunks, each sent before the next is
+    /// read, until the batch is full or the Log has nothing more.
+    pub(super) fn copy(&mut self, batch: &mut Batch) -> Result<(), Retry> {
         let id = self.opts.id.clone();
         let fail = |what: &str, e: KafkaError| classify(&id, what, e);
         self.pending_runs.clear();
@@ -84,17 +86,47 @@ impl Run {
         }
     }
 
-    fn copy_in_transaction(&mut self, batch: &Batch) -> Result<(), Retry> {
+    fn copy_in_transaction(&mut self, batch: &mut Batch) -> Result<(), Retry> {
         let id = self.opts.id.clone();
         let fail = |what: &str, e: KafkaError| classify(&id, what, e);
-        let n = batch.records.len();
-        *self
-            .producer
+        self.producer
             .context()
             .results
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = vec![None; n];
-        for (i, rec) in batch.records.iter().enumerate() {
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let mut sent = 0;
+        loop {
+            self.send_chunk(batch, sent)
+                .map_err(|e| fail("produce a record", e))?;
+            // The producer holds its own copies now; a retried transaction
+            // reads the records from the Log again.
+            for rec in &mut batch.records[sent..] {
+                rec.key = None;
+                rec.value = None;
+                rec.headers = Vec::new();
+            }
+            sent = batch.records.len();
+            if batch.drained || self.full(batch) {
+                break;
+            }
+            self.gather_more(batch)?;
+        }
+        self.finish_transaction(batch)
+    }
+
+    /// Sends the batch's records from index `from` on, each with its index
+    /// as the delivery report's slot.
+    fn send_chunk(&self, batch: &Batch, from: usize) -> Result<(), KafkaError> {
+        // Slots first: a send that finds the queue full serves delivery
+        // reports, of this chunk too.
+        self.producer
+            .context()
+            .results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .resize(batch.records.len(), None);
+        for (i, rec) in batch.records.iter().enumerate().skip(from) {
             let mut r: BaseRecord<'_, [u8], [u8], usize> =
                 BaseRecord::with_opaque_to(&rec.topic, i)
                     .partition(rec.partition as i32)
@@ -115,8 +147,15 @@ impl Run {
             if let Some(v) = &rec.value {
                 r = r.payload(v.as_slice());
             }
-            self.send(r).map_err(|e| fail("produce a record", e))?;
+            self.send(r)?;
         }
+        Ok(())
+    }
+
+    /// Waits for the batch's deliveries, then sends its progress.
+    fn finish_transaction(&mut self, batch: &Batch) -> Result<(), Retry> {
+        let id = self.opts.id.clone();
+        let fail = |what: &str, e: KafkaError| classify(&id, what, e);
         kafka::drain(&self.producer, CALL_TIMEOUT * 2)
             .map_err(|e| fail("deliver a transaction's records", e))?;
         let results = std::mem::take(
