@@ -45,6 +45,15 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Writes back every dirty page on the machine, untimed, before a timed
+/// phase: each test leaves hundreds of MB in the page cache (the source
+/// Log, three replicas of each topic), and their writeback otherwise
+/// takes CPU and disk from whichever side runs next.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+}
+
 /// What one mirror pass measured.
 struct MirrorRate {
     /// Records/s over the whole run, start-up included.
@@ -82,6 +91,7 @@ fn mirror_throughput(cluster: &Cluster, n: u64, size: usize, run: u32) -> Mirror
         p.send_batch(&topic, batch).expect("send");
     }
     log.close().expect("close");
+    settle();
     let t0 = Instant::now();
     let mut m = MirrorToKafka::new(&dir, &cluster.bootstrap).id(format!("bench-{size}-{run}"));
     if let Some(n) = std::env::var("MIRROR_BENCH_TXN_RECORDS")
@@ -115,6 +125,7 @@ fn perf_test(
 ) -> f64 {
     let topic = format!("perf-{size}-{run}-{}", props.len());
     streamlog_bridge::kafka::create_topic(&cluster.bootstrap, &topic, 3, &[]).expect("create");
+    settle();
     let t0 = Instant::now();
     let out = java("org.apache.kafka.tools.ProducerPerformance")
         .args(["--topic", &topic, "--num-records", &n.to_string()])
