@@ -232,9 +232,10 @@ impl MirrorToKafka {
     /// At most about this many bytes per Kafka transaction (default 64 MiB;
     /// see [`max_transaction_records`](Self::max_transaction_records)).
     /// With 1 KiB records, transactions of 16 MiB (about 300 ms on the
-    /// bench's cluster) copied at 0.67–0.79× of `kafka-producer-perf-test`;
-    /// with 64 MiB, 0.65–1.13×: each transaction's fixed cost (the last
-    /// acknowledgements, the progress, the commit) weighs less.
+    /// bench's cluster) copied at 0.67–0.79× of `kafka-producer-perf-test`
+    /// (medians 0.69–0.74); with 64 MiB, 0.72–1.13× (medians 0.81–0.88):
+    /// each transaction's fixed cost (the last acknowledgements, the
+    /// progress, the commit) weighs less.
     pub fn max_transaction_bytes(mut self, n: usize) -> Self {
         self.max_txn_bytes = n.max(1);
         self
