@@ -7,9 +7,10 @@
 //!   (`ProducerPerformance`) writing the same number of records of the
 //!   same size into the same cluster with the same acks (`all`), the same
 //!   idempotence and transactions of about the same duration: the ceiling
-//!   for that cluster. Both are timed alike, from the first record sent to
-//!   the last acknowledged (`MirrorReport::copying`; the perf test's own
-//!   figure), leaving out connecting and `init_transactions`; the mirror's
+//!   for that cluster. Both are timed alike, from the start of copying
+//!   (the mirror's first read of the Log, the perf test's first send) to
+//!   the last transaction's commit (`MirrorReport::copying`; the perf
+//!   test's own figure), leaving out connecting and `init_transactions`; the mirror's
 //!   rate with its start-up is printed beside it. The source records carry
 //!   a value only, as the perf test's do. An untimed mirror and perf test
 //!   warm the brokers' JIT first; passes alternate which side runs first

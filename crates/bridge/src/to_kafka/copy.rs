@@ -167,8 +167,12 @@ impl Run {
                 .unwrap_or_else(|p| p.into_inner()),
         );
         let mut pairs: BTreeMap<(&str, u32), Vec<(u64, u64)>> = BTreeMap::new();
-        for (rec, res) in batch.records.iter().zip(results) {
-            let target = match res {
+        // A record without a report (none can be: every chunk's slots are
+        // made before it is sent) fails the transaction like a missing
+        // offset, never passes unseen.
+        let mut results = results.into_iter();
+        for rec in &batch.records {
+            let target = match results.next().flatten() {
                 Some(Ok(o)) if o >= 0 => o as u64,
                 Some(Err(e)) => return Err(fail("deliver a record", e)),
                 _ => {

@@ -146,9 +146,10 @@ pub struct MirrorReport {
     /// transaction that copied records: the run less its start-up
     /// (connecting, checking and creating topics, `init_transactions`,
     /// reading the progress topic). It is what `kafka-producer-perf-test`
-    /// times (from its first send to its last acknowledgement), so
-    /// `records / copying` compares with that tool's rate. Zero when
-    /// nothing was copied.
+    /// times (from its first send to its last commit), so for a run over
+    /// records already in the Log, `records / copying` compares with that
+    /// tool's rate; with `follow`, it includes the waits for new records.
+    /// Zero when nothing was copied.
     pub copying: Duration,
 }
 

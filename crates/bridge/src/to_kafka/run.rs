@@ -590,7 +590,8 @@ fn transactional_producer(
         // progress records).
         .set(
             "queue.buffering.max.messages",
-            (opts.max_txn_records + QUEUE_HEADROOM)
+            opts.max_txn_records
+                .saturating_add(QUEUE_HEADROOM)
                 .min(i32::MAX as usize)
                 .to_string(),
         );
