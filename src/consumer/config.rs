@@ -166,8 +166,10 @@ impl ConsumerConfig {
         /// parks its thread. Waking a parked thread takes the scheduler tens
         /// of microseconds, and far more on a busy machine; a spinning
         /// consumer sees a record within a microsecond. `poll` spins only
-        /// while records have been arriving less than this far apart, so an
-        /// idle or slow stream never costs CPU. `Duration::ZERO` never spins.
+        /// while records have been arriving less than this far apart on
+        /// average (one late record does not stop it), so a slow stream
+        /// never costs CPU and a stream that stops costs at most one spin
+        /// per `poll` call. `Duration::ZERO` never spins.
         /// Default: 150 µs. A producer that sleeps between sends wakes late
         /// by Linux's default timer slack (50 µs) or more, so even at high
         /// rates its records come in small groups 50–100 µs apart; a budget

@@ -64,10 +64,11 @@ pub struct Consumer {
     pub(super) listener: Option<Box<dyn RebalanceListener>>,
     pub(super) in_listener: bool,
     pub(super) last_auto_commit: i64,
-    /// When a poll last returned records, and the gap before that one:
-    /// `spin` runs only while records arrive faster than `max_spin`.
+    /// When a poll last returned records, and a moving average of the gaps
+    /// between such polls: `spin` runs only while records arrive faster
+    /// than `max_spin` on average.
     pub(super) last_records_at: Option<Instant>,
-    pub(super) last_gap: Option<Duration>,
+    pub(super) gap_average: Option<Duration>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -93,7 +94,7 @@ impl Consumer {
             in_listener: false,
             last_auto_commit: i64::MIN,
             last_records_at: None,
-            last_gap: None,
+            gap_average: None,
         }
     }
 }

@@ -226,3 +226,36 @@ fn carried_records_count_against_max_poll_bytes() {
     }
     assert_eq!(sizes, [100, 50, 100, 50, 100, 50, 100, 50]);
 }
+
+/// The spin's moving average of gaps: one long gap among short ones keeps
+/// the spin on, a stream slower than `max_spin` turns it off within a
+/// dozen polls, and a stream that speeds up again turns it back on.
+#[test]
+fn the_spin_follows_the_average_gap_not_one_late_record() {
+    use super::fold_gap;
+    let budget = Duration::from_micros(150);
+    let us = Duration::from_micros;
+    let mut avg = None;
+    for _ in 0..20 {
+        avg = Some(fold_gap(avg, us(40), budget));
+    }
+    // An oversleeping producer: one gap of a second.
+    avg = Some(fold_gap(avg, Duration::from_secs(1), budget));
+    assert!(avg.unwrap() <= budget, "{avg:?}");
+    // A stream of one record every 500 us stops the spin soon.
+    let polls = (1..)
+        .find(|_| {
+            avg = Some(fold_gap(avg, us(500), budget));
+            avg.unwrap() > budget
+        })
+        .unwrap();
+    assert!(polls <= 12, "{polls}");
+    // And a fast stream starts it again soon.
+    let polls = (1..)
+        .find(|_| {
+            avg = Some(fold_gap(avg, us(10), budget));
+            avg.unwrap() <= budget
+        })
+        .unwrap();
+    assert!(polls <= 12, "{polls}");
+}

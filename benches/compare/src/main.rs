@@ -385,7 +385,7 @@ enum Pacing {
 
 /// end-to-end latency: producer at a fixed rate, consumer blocked in poll
 /// (default `ConsumerConfig`, which spins up to 150 us only while records
-/// arrive closer together than that).
+/// arrive closer together than that on average).
 fn w_e2e(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool, pacing: Pacing) {
     let rate = 50_000u64;
     let n: u64 = sc.pick(25_000, 250_000);
