@@ -253,20 +253,24 @@ impl Records {
         let mut last = None;
         loop {
             let before = it.state();
-            let Some(r) = it.next() else { break };
-            let r = match (r, last) {
-                (Ok(r), _) => r,
-                // Damage after records were taken: hand them out, and keep
-                // the place before the damage, where the next poll fails.
-                (Err(_), Some(last)) => {
-                    self.bytes += before.consumed() - started;
-                    carry.state = before;
-                    carry.next = last + 1;
-                    return Ok((self.metas.len() - start_len, last + 1, Some(carry)));
-                }
-                (Err(k), None) => {
-                    self.metas.truncate(start_len);
-                    return Err(bad(k));
+            let r = if let Some(r) = it.next_common() {
+                r
+            } else {
+                let Some(r) = it.next() else { break };
+                match (r, last) {
+                    (Ok(r), _) => r,
+                    // Damage after records were taken: hand them out, and keep
+                    // the place before the damage, where the next poll fails.
+                    (Err(_), Some(last)) => {
+                        self.bytes += before.consumed() - started;
+                        carry.state = before;
+                        carry.next = last + 1;
+                        return Ok((self.metas.len() - start_len, last + 1, Some(carry)));
+                    }
+                    (Err(k), None) => {
+                        self.metas.truncate(start_len);
+                        return Err(bad(k));
+                    }
                 }
             };
             let offset = h.base_offset + u64::from(r.offset_delta);

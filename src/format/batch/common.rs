@@ -248,8 +248,16 @@ pub(crate) fn take_bytes(buf: &[u8], len: i64) -> Option<(Option<&[u8]>, usize)>
 /// Walks `count` encoded headers once, so that a malformed one is caught
 /// when its record is decoded and the public iterator over them can never
 /// fail. Returns the packed count on success.
-#[inline]
+#[inline(always)]
 pub(crate) fn check_headers(buf: &[u8], count: u32, version: Version) -> Option<u32> {
+    if count == 0 {
+        return buf.is_empty().then_some(HeaderIter::packed(0, version));
+    }
+    check_some_headers(buf, count, version)
+}
+
+#[inline(never)]
+fn check_some_headers(buf: &[u8], count: u32, version: Version) -> Option<u32> {
     // Counts are bounded by the bytes they take (at least 2 per header),
     // so the layout bit above them is free.
     if count > HEADER_COUNT_MASK {

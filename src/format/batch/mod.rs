@@ -130,6 +130,7 @@ pub(crate) fn decompress(raw: &[u8], limit: usize) -> Result<Vec<u8>, Corruption
 /// Iterates the records of a section, validating every length, that offset
 /// deltas strictly increase and stay within `last_offset_delta`, and that the
 /// count matches the header. Yields an error once and then stops.
+#[derive(Clone)]
 pub(crate) struct RecordIter<'a> {
     buf: &'a [u8],
     section_len: usize,
@@ -191,6 +192,58 @@ impl<'a> RecordIter<'a> {
         it
     }
 
+    /// The next record when it has the most common shape, decoded in one
+    /// pass with a byte cursor: a v2 record without headers whose lengths,
+    /// deltas and count are one- or two-byte varints (every record of a
+    /// batch below 8,192 records with a key and value each below 8 KiB).
+    /// Returns `None`, having changed nothing, for anything else, the end
+    /// included: [`next`](Iterator::next) then decodes the record the
+    /// general way and says what is wrong with it. What this accepts,
+    /// `next` accepts too, with the same result, so the checks are the
+    /// same whichever decodes a record (a test holds the two to that).
+    /// Consumers call this first: on the 2-vCPU VM it took a default
+    /// consumer's read of 100 B records from 26.4 to 24.4 ns a record, after
+    /// inlining `next` and the header check had taken it from 31.5 to 26.4.
+    #[inline(always)]
+    pub fn next_common(&mut self) -> Option<RecordView<'a>> {
+        if self.version != Version::V2 || self.remaining == 0 || self.failed {
+            return None;
+        }
+        let buf = self.buf;
+        let (len, mut p) = short_varint(buf, 0)?;
+        let end = p.checked_add(usize::try_from(len).ok()?)?;
+        let body = buf.get(..end)?;
+        if *body.get(p)? != 0 {
+            return None;
+        }
+        let (timestamp_delta, q) = short_varint(body, p + 1)?;
+        let (offset_delta, q) = short_varint(body, q)?;
+        p = q;
+        let offset_delta = u32::try_from(offset_delta).ok()?;
+        if self.last_delta.is_some_and(|prev| offset_delta <= prev) || offset_delta > self.max_delta
+        {
+            return None;
+        }
+        let (key, q) = short_bytes(body, p)?;
+        let (value, q) = short_bytes(body, q)?;
+        let (count, q) = short_varint(body, q)?;
+        if count != 0 || q != end {
+            return None;
+        }
+        self.remaining -= 1;
+        self.last_delta = Some(offset_delta);
+        self.buf = &buf[end..];
+        Some(RecordView {
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+            headers: &body[end..],
+            header_count: common::HeaderIter::packed(0, Version::V2),
+            raw: body,
+        })
+    }
+
     fn bad(&mut self, reason: &'static str) -> Option<Result<RecordView<'a>, CorruptionKind>> {
         self.failed = true;
         Some(Err(CorruptionKind::BadRecord { reason }))
@@ -200,7 +253,7 @@ impl<'a> RecordIter<'a> {
 impl<'a> Iterator for RecordIter<'a> {
     type Item = Result<RecordView<'a>, CorruptionKind>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;
@@ -251,4 +304,34 @@ impl<'a> Iterator for RecordIter<'a> {
             None => self.bad("malformed record body"),
         }
     }
+}
+
+/// A zig-zag varint of one or two bytes at `buf[p..]` and the position after
+/// it; `None` for anything longer, truncated or not minimal (a second byte
+/// of zero), which the general decoder then handles or rejects.
+#[inline(always)]
+fn short_varint(buf: &[u8], p: usize) -> Option<(i64, usize)> {
+    let b0 = *buf.get(p)?;
+    let (u, next) = if b0 < 0x80 {
+        (u64::from(b0), p + 1)
+    } else {
+        let b1 = *buf.get(p + 1)?;
+        if b1 == 0 || b1 >= 0x80 {
+            return None;
+        }
+        (u64::from(b0 & 0x7f) | u64::from(b1) << 7, p + 2)
+    };
+    Some((((u >> 1) as i64) ^ -((u & 1) as i64), next))
+}
+
+/// A length-prefixed (one- or two-byte varint) key or value at `buf[p..]`,
+/// `None` for the length -1, and the position after it.
+#[inline(always)]
+fn short_bytes(buf: &[u8], p: usize) -> Option<(Option<&[u8]>, usize)> {
+    let (len, p) = short_varint(buf, p)?;
+    if len == -1 {
+        return Some((None, p));
+    }
+    let end = p.checked_add(usize::try_from(len).ok()?)?;
+    Some((Some(buf.get(p..end)?), end))
 }

@@ -475,3 +475,125 @@ fn a_sequence_assigned_under_the_lock_leaves_a_valid_batch() {
         assert_eq!(h.base_offset, 9);
     }
 }
+
+/// `RecordIter::next_common`, the consumers' fast path, agrees with the
+/// general decoder on every record it accepts, leaves the iterator as it
+/// was on every one it declines, and accepts the common shape: checked over
+/// records of every size class, with and without keys and headers, and over
+/// thousands of damaged copies of their sections.
+#[test]
+fn the_common_record_path_agrees_with_the_general_decoder() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let big = vec![7u8; 20_000];
+    let header = [(Cow::Borrowed("h"), Some(Cow::Borrowed(&b"v"[..])))];
+    let (mut common, mut general) = (0u64, 0u64);
+    for round in 0..300 {
+        let count = 1 + rand(40) as usize;
+        let mut delta = 0u32;
+        let mut records = Vec::new();
+        let rand_len = rand(130) as usize;
+        for i in 0..count {
+            delta += if round % 3 == 0 {
+                1 + rand(500) as u32
+            } else {
+                1
+            };
+            let pick = |r: u64| -> Option<&[u8]> {
+                match r {
+                    0 => None,
+                    1 => Some(&big[..0]),
+                    2 => Some(&big[..rand_len]),
+                    3 => Some(&big[..8_000]),
+                    _ => Some(&big[..9_000 + r as usize]),
+                }
+            };
+            let key = pick(rand(5));
+            let value = pick(if round % 2 == 0 { 2 } else { rand(6) });
+            records.push(EncodeRecord {
+                offset_delta: if i == 0 { 0 } else { delta },
+                timestamp: 1_000_000 + [0, 5, -70, 100_000][rand(4) as usize],
+                key,
+                value,
+                headers: if rand(4) == 0 { &header[..] } else { &[] },
+            });
+        }
+        // Deltas that repeat or go past the header's last delta.
+        if round % 5 == 1 && count > 2 {
+            // Not the last record, whose delta keeps the header valid.
+            let i = 1 + rand(count as u64 - 2) as usize;
+            records[i].offset_delta = records[i - 1].offset_delta;
+        }
+        let bytes = build(&records, 10, None);
+        let mut h = decode_batch(&bytes).unwrap();
+        if round % 7 == 2 {
+            h.last_offset_delta = h.last_offset_delta.saturating_sub(1 + rand(3) as u32);
+        }
+        let clean = records_section(&h, &bytes).unwrap().into_owned();
+        // Where each record starts, for damage aimed at its first fields.
+        let mut starts = Vec::new();
+        let mut walk = RecordIter::new(&h, &clean);
+        loop {
+            let at = walk.state().consumed();
+            match walk.next() {
+                Some(Ok(_)) => starts.push(at),
+                _ => break,
+            }
+        }
+        for damage in 0..16 {
+            let mut section = clean.clone();
+            let start = starts
+                .get(rand(starts.len().max(1) as u64) as usize)
+                .copied();
+            match (damage, start) {
+                (0, _) => {}
+                // A one-byte length made longer, so that the body takes in
+                // bytes of the next record.
+                (1..=4, Some(at)) if section[at] < 0x7c => section[at] += 2 * (1 + rand(2) as u8),
+                // Attributes other than zero.
+                (5..=7, Some(at)) if section[at] < 0x80 => {
+                    section[at + 1] = [1, 0x80, 0xff, 1 + rand(255) as u8][rand(4) as usize]
+                }
+                // A timestamp delta in a longer encoding than it needs
+                // (`0x80 | b, 0x00`), the record's length grown to match.
+                (8..=9, Some(at)) if section[at] < 0x7f && section[at + 2] < 0x80 => {
+                    section[at] += 2;
+                    section[at + 2] |= 0x80;
+                    section.insert(at + 3, 0);
+                }
+                _ => {
+                    for _ in 0..1 + rand(3) {
+                        let at = rand(section.len() as u64) as usize;
+                        section[at] = rand(256) as u8;
+                    }
+                }
+            }
+            let mut it = RecordIter::new(&h, &section);
+            loop {
+                let mut fast = it.clone();
+                match fast.next_common() {
+                    Some(v) => {
+                        common += 1;
+                        assert_eq!(it.next(), Some(Ok(v)), "round {round} damage {damage}");
+                        assert_eq!(it.state(), fast.state());
+                    }
+                    None => {
+                        assert_eq!(it.state(), fast.state(), "declining changed the iterator");
+                        match it.next() {
+                            Some(Ok(_)) => general += 1,
+                            _ => break,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Both paths were exercised: the fast one takes the plain records, the
+    // general one those with headers or a length past two varint bytes.
+    assert!(common > 10_000 && general > 10_000, "{common} {general}");
+}

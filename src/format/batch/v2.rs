@@ -304,7 +304,7 @@ pub(crate) fn get_i32(buf: &[u8]) -> Option<(i32, usize)> {
 }
 
 /// Parses one v2 record body (after its length prefix).
-#[inline]
+#[inline(always)]
 pub(crate) fn parse_body(body: &[u8]) -> Option<RecordView<'_>> {
     let (&attributes, mut p) = (body.first()?, 1usize);
     // Kafka reserves every bit of a record's attributes.
