@@ -33,6 +33,7 @@ impl Span {
         }
     }
 
+    #[inline]
     fn get(self, base: &[u8]) -> Option<&[u8]> {
         if self.start == NULL {
             return None;
@@ -63,6 +64,7 @@ enum Backing {
 }
 
 impl Backing {
+    #[inline]
     fn bytes(&self) -> &[u8] {
         match self {
             Backing::Segment(v) => v,
@@ -145,6 +147,7 @@ impl Records {
     }
 
     /// Iterates the records in order.
+    #[inline]
     pub fn iter(&self) -> RecordsIter<'_> {
         RecordsIter {
             records: self,
@@ -317,6 +320,7 @@ pub struct RecordsIter<'a> {
 
 impl<'a> Iterator for RecordsIter<'a> {
     type Item = ConsumerRecord<'a>;
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.inner.next().map(|m| ConsumerRecord {
             records: self.records,
@@ -351,6 +355,7 @@ impl std::fmt::Debug for ConsumerRecord<'_> {
 }
 
 impl<'a> ConsumerRecord<'a> {
+    #[inline]
     fn base(&self) -> &'a [u8] {
         self.records
             .backings
@@ -358,6 +363,7 @@ impl<'a> ConsumerRecord<'a> {
             .map_or(&[], |b| b.bytes())
     }
     /// The topic.
+    #[inline]
     pub fn topic(&self) -> &'a str {
         self.records
             .tps
@@ -365,6 +371,7 @@ impl<'a> ConsumerRecord<'a> {
             .map_or("", |t| &t.0)
     }
     /// The partition.
+    #[inline]
     pub fn partition(&self) -> u32 {
         self.records
             .tps
@@ -372,18 +379,22 @@ impl<'a> ConsumerRecord<'a> {
             .map_or(0, |t| t.1)
     }
     /// The offset.
+    #[inline]
     pub fn offset(&self) -> u64 {
         self.meta.offset
     }
     /// The timestamp in ms since the epoch.
+    #[inline]
     pub fn timestamp(&self) -> i64 {
         self.meta.timestamp
     }
     /// The key, `None` when null.
+    #[inline]
     pub fn key(&self) -> Option<&'a [u8]> {
         self.meta.key.get(self.base())
     }
     /// The value, `None` when null (a tombstone).
+    #[inline]
     pub fn value(&self) -> Option<&'a [u8]> {
         self.meta.value.get(self.base())
     }

@@ -493,8 +493,11 @@ fn the_common_record_path_agrees_with_the_general_decoder() {
     let big = vec![7u8; 20_000];
     let header = [(Cow::Borrowed("h"), Some(Cow::Borrowed(&b"v"[..])))];
     let (mut common, mut general) = (0u64, 0u64);
-    for round in 0..300 {
-        let count = 1 + rand(40) as usize;
+    // Miri runs a handful of rounds: it is slow, and the rounds differ only
+    // in their random choices.
+    let (rounds, most) = if cfg!(miri) { (4, 6) } else { (300, 40) };
+    for round in 0..rounds {
+        let count = 1 + rand(most) as usize;
         let mut delta = 0u32;
         let mut records = Vec::new();
         let rand_len = rand(130) as usize;
@@ -595,5 +598,6 @@ fn the_common_record_path_agrees_with_the_general_decoder() {
     }
     // Both paths were exercised: the fast one takes the plain records, the
     // general one those with headers or a length past two varint bytes.
-    assert!(common > 10_000 && general > 10_000, "{common} {general}");
+    let least = if cfg!(miri) { 5 } else { 10_000 };
+    assert!(common > least && general > least, "{common} {general}");
 }

@@ -61,13 +61,38 @@ impl std::fmt::Debug for Appender {
 /// A reader's hold on a file's published bytes. It keeps the mapping
 /// alive, so the bytes stay valid after the file is unmapped, sealed,
 /// deleted or dropped.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct View {
     map: Option<Arc<dyn Mapping>>,
+    /// The mapping's first byte, read once when the view is taken: a
+    /// consumer looks at a view for every field of every record, and
+    /// `Mapping::as_ptr` is a dynamic call.
+    ptr: *const u8,
     len: usize,
 }
 
+// SAFETY: `ptr` points into the mapping that `map` holds, which is `Send`
+// and `Sync`; the view only ever reads the published bytes through it.
+unsafe impl Send for View {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for View {}
+
+impl Default for View {
+    fn default() -> View {
+        View {
+            map: None,
+            ptr: std::ptr::null(),
+            len: 0,
+        }
+    }
+}
+
 impl View {
+    fn of(map: Option<Arc<dyn Mapping>>, len: usize) -> View {
+        let ptr = map.as_ref().map_or(std::ptr::null(), |m| m.as_ptr());
+        View { map, ptr, len }
+    }
+
     /// Whether `self` and `other` read the same mapping.
     pub fn same_mapping(&self, other: &View) -> bool {
         match (&self.map, &other.map) {
@@ -87,8 +112,9 @@ impl Deref for View {
             // allocates before it writes and publishes after). Published
             // bytes are never written again, and a file is only cut below
             // its published length by recovery, before anyone reads it.
-            // The `Arc` keeps the mapping alive for as long as this view.
-            Some(m) if self.len > 0 => unsafe { std::slice::from_raw_parts(m.as_ptr(), self.len) },
+            // The `Arc` keeps the mapping alive for as long as this view,
+            // and `ptr` is its first byte.
+            Some(_) if self.len > 0 => unsafe { std::slice::from_raw_parts(self.ptr, self.len) },
             _ => &[],
         }
     }
@@ -202,10 +228,7 @@ impl MappedFile {
         let map = self.map.read();
         let len = self.len() as usize;
         match &*map {
-            Some(m) => Some(View {
-                map: Some(m.clone()),
-                len,
-            }),
+            Some(m) => Some(View::of(Some(m.clone()), len)),
             None if self.capacity == 0 || len == 0 => Some(View::default()),
             None => None,
         }
@@ -242,10 +265,7 @@ impl MappedFile {
             let cap = usize::try_from(len).map_err(io::Error::other)?;
             *map = Some(Arc::from(file.map(cap)?));
         }
-        Ok(View {
-            map: map.clone(),
-            len: len as usize,
-        })
+        Ok(View::of(map.clone(), len as usize))
     }
 
     /// Drops this file's mapping (views already taken keep theirs). Only
