@@ -200,6 +200,36 @@ fn reused_buffers_leave_nothing_behind() {
     }
 }
 
+/// Batches larger than a thread's spare reuse buffers from the shared pool,
+/// which never holds more than its bound, and a reused large buffer leaves
+/// nothing of its last batch in the next.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "megabytes of encoding, far too slow there; the pool has no unsafe code"
+)]
+fn large_batch_buffers_are_pooled_within_a_bound() {
+    use super::encode::{big_spare_capacities, BIG_SPARES_MAX};
+    static VALUE: [u8; 2_000] = [0x5A; 2_000];
+    let records = |n: u32| -> Vec<EncodeRecord<'static>> {
+        (0..n).map(|i| one(i, 5, None, Some(&VALUE))).collect()
+    };
+    let first = build(&records(600), 0, None);
+    assert!(first.len() > 1 << 20);
+    let threads: Vec<_> = (0..12)
+        .map(|_| std::thread::spawn(move || build(&records(600), 0, None)))
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), first);
+    }
+    let pooled = big_spare_capacities();
+    assert!(!pooled.is_empty());
+    assert!(pooled.iter().sum::<usize>() <= BIG_SPARES_MAX, "{pooled:?}");
+    // A smaller large batch after the larger ones: no stale bytes.
+    let alone = std::thread::spawn(move || build(&records(300), 0, None));
+    assert_eq!(build(&records(300), 0, None), alone.join().unwrap());
+}
+
 #[test]
 fn round_trips_in_both_layouts_with_and_without_zstd() {
     let recs: Vec<EncodeRecord<'_>> = (0..50)
