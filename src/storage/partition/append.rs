@@ -214,11 +214,8 @@ impl Partition {
     /// records carrying their own (old) timestamps do not roll every time.
     fn should_roll(&self, w: &Writer, len: u64, next: u64, ts: i64) -> bool {
         let seg = &w.active;
-        let (segment_bytes, age_ms) = {
-            let cfg = self.cfg.read();
-            let age = cfg.segment_age.as_millis().min(i64::MAX as u128) as i64;
-            (cfg.segment_bytes, age)
-        };
+        let segment_bytes = self.roll_bytes.load(Ordering::Relaxed);
+        let age_ms = self.roll_age_ms.load(Ordering::Relaxed);
         seg.log.len() + len > segment_bytes
             || seg.log.len() + len > seg.log.capacity()
             || w.cursor

@@ -16,7 +16,7 @@
 //! acknowledge data the kernel already dropped.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -88,6 +88,11 @@ pub(crate) struct Partition {
     /// take the current one per decision, as Kafka applies a changed config
     /// at the next roll or maintenance pass.
     cfg: RwLock<Arc<TopicConfig>>,
+    /// The config's `segment_bytes` and `segment_age` (ms), copied out of
+    /// `cfg` at each change: the append path reads them for every batch,
+    /// and a read lock there cost two locked instructions per send.
+    roll_bytes: AtomicU64,
+    roll_age_ms: AtomicI64,
     shared: Arc<Shared>,
     /// Changed in place (a roll pushes one, O(1)); readers copy out under
     /// the read lock only the few segments a read needs
@@ -172,6 +177,8 @@ impl Partition {
             topic,
             id,
             dir,
+            roll_bytes: AtomicU64::new(cfg.segment_bytes),
+            roll_age_ms: AtomicI64::new(age_ms(&cfg)),
             cfg: RwLock::new(cfg),
             shared,
             sealed_bytes: AtomicU64::new(
@@ -228,7 +235,10 @@ impl Partition {
 
     /// Replaces the partition's config (the topic's configs were altered).
     pub fn set_config(&self, cfg: Arc<TopicConfig>) {
-        *self.cfg.write() = cfg;
+        let mut current = self.cfg.write();
+        self.roll_bytes.store(cfg.segment_bytes, Ordering::Relaxed);
+        self.roll_age_ms.store(age_ms(&cfg), Ordering::Relaxed);
+        *current = cfg;
     }
 
     pub fn fs(&self) -> Arc<dyn crate::io::FileSystem> {
@@ -371,4 +381,9 @@ impl Partition {
         self.shared.poison(&err);
         err
     }
+}
+
+/// A config's segment age in milliseconds, saturated to `i64`.
+fn age_ms(cfg: &TopicConfig) -> i64 {
+    cfg.segment_age.as_millis().min(i64::MAX as u128) as i64
 }

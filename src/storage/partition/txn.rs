@@ -162,7 +162,7 @@ impl Partition {
     pub(super) fn maybe_snapshot(&self, w: &mut Writer, len: u64, next: u64) -> Result<()> {
         w.since_snapshot += len;
         // A quarter segment, for small segments.
-        let every = SNAPSHOT_EVERY_BYTES.min(self.cfg.read().segment_bytes / 4);
+        let every = SNAPSHOT_EVERY_BYTES.min(self.roll_bytes.load(Ordering::Relaxed) / 4);
         if w.since_snapshot < every || self.shared.no_sync {
             return Ok(());
         }
