@@ -120,10 +120,11 @@ pub fn run(a: MirrorArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     }
     let r = m.run()?;
     println!(
-        "copied {} records to {bootstrap} in {} transactions{}",
+        "copied {} records to {bootstrap} in {} transactions{}{}",
         r.records,
         r.transactions,
-        created(&r.topics_created)
+        created(&r.topics_created),
+        rate(r.records, r.copying)
     );
     if r.lost_to_retention > 0 {
         println!(
@@ -167,5 +168,33 @@ fn created(topics: &[String]) -> String {
         String::new()
     } else {
         format!("; created topics {}", topics.join(", "))
+    }
+}
+
+/// ", N records/s while copying" (from the first read of the Log to the
+/// last commit: with `--follow`, the waits for new records too), or
+/// nothing when nothing was copied.
+fn rate(records: u64, copying: std::time::Duration) -> String {
+    if records == 0 || copying.is_zero() {
+        return String::new();
+    }
+    format!(
+        ", {:.0} records/s while copying",
+        records as f64 / copying.as_secs_f64()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_rate_is_records_over_the_copying_time() {
+        assert_eq!(
+            super::rate(5_000, Duration::from_millis(250)),
+            ", 20000 records/s while copying"
+        );
+        assert_eq!(super::rate(0, Duration::from_secs(1)), "");
+        assert_eq!(super::rate(10, Duration::ZERO), "");
     }
 }

@@ -48,6 +48,47 @@ pub(super) struct Run {
     pub(super) copy_started: Option<Instant>,
     /// Which partition the next round of reading starts with.
     pub(super) turn: usize,
+    /// The source offsets already counted as lost to retention.
+    pub(super) lost: LostToRetention,
+}
+
+/// Counts the source offsets retention deleted before they were copied,
+/// each once: a transaction that aborts and is retried reads its
+/// partitions again from the committed positions, and meets the same gaps
+/// a second time (perhaps grown, if retention deleted records the aborted
+/// attempt had read: those are lost too, and counted then).
+#[derive(Debug, Default)]
+pub(super) struct LostToRetention {
+    /// Per partition, the gaps counted so far: disjoint, sorted by start.
+    counted: BTreeMap<TopicPartition, Vec<std::ops::Range<u64>>>,
+}
+
+impl LostToRetention {
+    /// Notes that the reader of `tp` stepped over `gap`; returns how many
+    /// of its offsets were not counted before.
+    pub(super) fn note(&mut self, tp: &TopicPartition, gap: &std::ops::Range<u64>) -> u64 {
+        if gap.is_empty() {
+            return 0;
+        }
+        let ranges = self.counted.entry(tp.clone()).or_default();
+        let covered: u64 = ranges
+            .iter()
+            .map(|r| r.end.min(gap.end).saturating_sub(r.start.max(gap.start)))
+            .sum();
+        // Merge the gap with the ranges it touches.
+        let (mut start, mut end) = (gap.start, gap.end);
+        ranges.retain(|r| {
+            let apart = r.end < start || r.start > end;
+            if !apart {
+                start = start.min(r.start);
+                end = end.max(r.end);
+            }
+            apart
+        });
+        let at = ranges.partition_point(|r| r.start < start);
+        ranges.insert(at, start..end);
+        (gap.end - gap.start) - covered
+    }
 }
 
 /// What one transaction carries, read a chunk at a time
@@ -167,6 +208,7 @@ impl Run {
             },
             copy_started: None,
             turn: 0,
+            lost: LostToRetention::default(),
             opts,
         };
         for w in &wanted {
@@ -414,11 +456,14 @@ impl Run {
                 }
                 let fetched = r.read(want)?;
                 if let Some(gap) = &fetched.skipped {
-                    self.report.lost_to_retention += gap.end - gap.start;
-                    eprintln!(
-                        "mirror: {tp} offsets {}..{} were deleted by retention before they were copied",
-                        gap.start, gap.end
-                    );
+                    let new = self.lost.note(tp, gap);
+                    if new > 0 {
+                        self.report.lost_to_retention += new;
+                        eprintln!(
+                            "mirror: {tp} offsets {}..{} were deleted by retention before they were copied",
+                            gap.start, gap.end
+                        );
+                    }
                 }
                 progressed |= !fetched.is_empty();
                 for rec in fetched {
@@ -612,4 +657,29 @@ fn largest_message(w: &WantedTopic) -> u64 {
         .iter()
         .find(|(k, _)| k == "max.message.bytes")
         .map_or(0, |(_, v)| v.parse().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LostToRetention;
+    use streamlog::TopicPartition;
+
+    /// A retried transaction meets the same gap again: it is counted once,
+    /// and only the part of a later, larger gap beyond it is new.
+    #[test]
+    fn a_gap_met_again_by_a_retried_transaction_is_counted_once() {
+        let mut lost = LostToRetention::default();
+        let (a, b) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        assert_eq!(lost.note(&a, &(10..50)), 40);
+        assert_eq!(lost.note(&a, &(10..50)), 0);
+        // Grown: retention deleted what an aborted attempt had read.
+        assert_eq!(lost.note(&a, &(10..80)), 30);
+        assert_eq!(lost.note(&b, &(10..50)), 40);
+        assert_eq!(lost.note(&a, &(100..120)), 20);
+        assert_eq!(lost.note(&a, &(90..110)), 10);
+        // One gap over counted and uncounted stretches: only the latter.
+        assert_eq!(lost.note(&a, &(0..130)), 10 + 10 + 10);
+        assert_eq!(lost.note(&a, &(0..130)), 0);
+        assert_eq!(lost.note(&a, &(5..5)), 0);
+    }
 }
