@@ -428,7 +428,7 @@ impl Consumer {
             self.batches.clear();
             match a
                 .part
-                .fetch(pos, max_bytes, records_left, &mut self.batches)
+                .fetch_deferring_crc(pos, max_bytes, records_left, &mut self.batches)
             {
                 Ok(()) => {}
                 // The carried records go out now; the next poll fetches
@@ -447,7 +447,7 @@ impl Consumer {
                     a.position = Some(pos);
                     self.batches.clear();
                     a.part
-                        .fetch(pos, max_bytes, records_left, &mut self.batches)?;
+                        .fetch_deferring_crc(pos, max_bytes, records_left, &mut self.batches)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -463,6 +463,13 @@ impl Consumer {
                 }
                 if let Some(f) = aborted.as_mut() {
                     if f.skip(&b.header, || control_kind(b))? {
+                        // Skipped on its header's word: only once the CRC
+                        // vouches for the header.
+                        match records::check_deferred_crc(b, p) {
+                            Ok(()) => {}
+                            Err(_) if !out.is_empty() => break,
+                            Err(e) => return Err(e),
+                        }
                         p = b.header.next_offset();
                         continue;
                     }

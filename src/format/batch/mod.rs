@@ -80,6 +80,18 @@ pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     }
 }
 
+/// [`v2::decode_batch_unverified`] for a batch of either layout: `None` for
+/// a v1 batch, whose checks all run in [`decode_batch`].
+#[inline]
+pub(crate) fn decode_batch_unverified(buf: &[u8]) -> Option<BatchHeader> {
+    match version_of(buf) {
+        Version::V1 => None,
+        Version::V2 => v2::decode_batch_unverified(buf),
+    }
+}
+
+pub(crate) use v2::verify_crc;
+
 /// The records section of a validated batch, decompressed when needed.
 /// Borrowed when the batch is uncompressed.
 #[inline]

@@ -296,6 +296,39 @@ pub(crate) fn decode_batch(buf: &[u8]) -> Result<BatchHeader, DecodeError> {
     Ok(h)
 }
 
+/// [`decode_batch`] without the CRC: the header of a whole v2 batch at the
+/// front of `buf` when every check but the CRC passes (an uncompressed or
+/// zstd batch of magic 2 with known attributes and a record count within
+/// its offset range), else `None`, for [`decode_batch`] to say what is
+/// wrong. A reader that will walk the records anyway checks the CRC after
+/// them, while the bytes are in cache ([`verify_crc`]), instead of in a
+/// pass of its own that is the bytes' first touch; nothing of the batch
+/// may be used before that check passes.
+#[inline]
+pub(crate) fn decode_batch_unverified(buf: &[u8]) -> Option<BatchHeader> {
+    let h = fields(buf).ok()?;
+    let known = h.magic == MAGIC
+        && h.attributes & !ATTR_KNOWN == 0
+        && matches!(h.codec(), CODEC_NONE | CODEC_ZSTD)
+        && u64::from(h.record_count) <= u64::from(h.last_offset_delta) + 1;
+    known.then_some(h)
+}
+
+/// The CRC check [`decode_batch_unverified`] left out, on the batch's
+/// bytes (`batch` is exactly the batch).
+#[inline]
+pub(crate) fn verify_crc(h: &BatchHeader, batch: &[u8]) -> Result<(), CorruptionKind> {
+    let computed = crc_of(batch);
+    if computed == h.crc {
+        Ok(())
+    } else {
+        Err(CorruptionKind::CrcMismatch {
+            stored: h.crc,
+            computed,
+        })
+    }
+}
+
 /// An `i32` varint (Kafka's `varint`, zig-zag) from the front of `buf`.
 #[inline(always)]
 pub(crate) fn get_i32(buf: &[u8]) -> Option<(i32, usize)> {

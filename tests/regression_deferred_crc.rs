@@ -1,0 +1,178 @@
+//! A consumer checks the CRC of a small-record batch after decoding it
+//! (the fetch hands the batch over unchecked, so that the check runs on
+//! bytes already in cache). Damage must still stop it exactly where the
+//! fetch's own check did: nothing of a damaged batch is ever returned, also
+//! when a poll would stop inside it, and a batch skipped on its header's
+//! word (an aborted transaction's, under `ReadCommitted`) is checked first.
+mod common;
+
+use common::{segment_files, TestDir};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use streamlog::{
+    ConsumerConfig, CorruptionKind, Error, IsolationLevel, Log, OffsetReset, Record, TopicConfig,
+    TopicPartition,
+};
+
+fn topic() -> TopicConfig {
+    // Small segments, so that the damaged batch lies in a sealed segment,
+    // which an open does not scan.
+    TopicConfig::new()
+        .segment_bytes(64 << 10)
+        .index_interval_bytes(4096)
+}
+
+fn value(i: usize) -> Vec<u8> {
+    format!("value {i:06} of a batch of small records").into_bytes()
+}
+
+/// Where each batch of the first segment ends, from their length fields.
+fn batch_ends(dir: &Path) -> Vec<usize> {
+    let first = segment_files(&dir.join("t-0"), "log").remove(0);
+    let bytes = std::fs::read(&first).unwrap();
+    let (mut pos, mut ends) = (0usize, Vec::new());
+    while pos + 12 <= bytes.len() {
+        let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap());
+        let end = pos + 12 + len.max(0) as usize;
+        if len <= 0 || end > bytes.len() {
+            break;
+        }
+        ends.push(end);
+        pos = end;
+    }
+    ends
+}
+
+/// Flips a byte `from_end` bytes before `end` in the first segment.
+fn flip_before(dir: &Path, end: usize, from_end: usize) -> PathBuf {
+    let first = segment_files(&dir.join("t-0"), "log").remove(0);
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[end - from_end] ^= 0x10;
+    std::fs::write(&first, &bytes).unwrap();
+    first
+}
+
+fn expect_crc_error(err: Error, path: &Path, position: u64, offset: u64) {
+    match err {
+        Error::Corrupted {
+            path: p,
+            position: at,
+            offset: o,
+            kind,
+        } => {
+            assert_eq!((p.as_path(), at, o), (path, position, Some(offset)));
+            assert!(
+                matches!(kind, CorruptionKind::CrcMismatch { .. }),
+                "{kind:?}"
+            );
+        }
+        e => panic!("unexpected {e}"),
+    }
+}
+
+#[test]
+fn a_poll_that_would_stop_inside_a_damaged_batch_returns_none_of_it() {
+    let dir = TestDir::new("deferred-crc-inside");
+    {
+        let log = Log::open(dir.path()).unwrap();
+        log.create_topic("t", topic()).unwrap();
+        let values: Vec<Vec<u8>> = (0..1000).map(value).collect();
+        let p = log.producer();
+        p.send_batch("t", values.iter().map(|v| Record::new(&v[..])).collect())
+            .unwrap();
+        for i in 0..3 {
+            p.send_batch("t", (0..600).map(|_| Record::new(value(i))).collect())
+                .unwrap();
+        }
+        log.close().unwrap();
+    }
+    assert!(segment_files(&dir.join("t-0"), "log").len() > 1);
+    // In the last records of the batch: a poll of 100 stops long before.
+    let first = flip_before(dir.path(), batch_ends(dir.path())[0], 30);
+    let log = Log::open(dir.path()).unwrap();
+    for limit in [100, 500, 10_000] {
+        let mut c = log.consumer(
+            ConsumerConfig::new()
+                .auto_offset_reset(OffsetReset::Earliest)
+                .max_poll_records(limit),
+        );
+        c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        for _ in 0..2 {
+            // The error repeats: the damage is never stepped over.
+            expect_crc_error(c.poll(Duration::ZERO).unwrap_err(), &first, 0, 0);
+        }
+    }
+    // A batch before the damage is handed out first, the damage after it.
+    let log2 = {
+        drop(log);
+        let dir2 = TestDir::new("deferred-crc-after");
+        let log = Log::open(dir2.path()).unwrap();
+        log.create_topic("t", topic()).unwrap();
+        let p = log.producer();
+        p.send("t", Record::new(b"before")).unwrap();
+        let values: Vec<Vec<u8>> = (0..500).map(value).collect();
+        p.send_batch("t", values.iter().map(|v| Record::new(&v[..])).collect())
+            .unwrap();
+        for i in 0..3 {
+            p.send_batch("t", (0..600).map(|_| Record::new(value(i))).collect())
+                .unwrap();
+        }
+        log.close().unwrap();
+        let ends = batch_ends(dir2.path());
+        let first = flip_before(dir2.path(), ends[1], 20);
+        (dir2, first, ends[0])
+    };
+    let (dir2, first, before) = log2;
+    let log = Log::open(dir2.path()).unwrap();
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .max_poll_records(200),
+    );
+    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    let recs = c.poll(Duration::ZERO).unwrap();
+    let got: Vec<_> = recs.iter().map(|r| r.value().unwrap().to_vec()).collect();
+    assert_eq!(got, vec![b"before".to_vec()]);
+    expect_crc_error(
+        c.poll(Duration::ZERO).unwrap_err(),
+        &first,
+        before as u64,
+        1,
+    );
+}
+
+#[test]
+fn an_aborted_batch_is_checked_before_read_committed_skips_it() {
+    let dir = TestDir::new("deferred-crc-aborted");
+    {
+        let log = Log::open(dir.path()).unwrap();
+        log.create_topic("t", topic()).unwrap();
+        let mut tp = log.transactional_producer("copier").unwrap();
+        let txn = tp.begin_transaction().unwrap();
+        let values: Vec<Vec<u8>> = (0..300).map(value).collect();
+        let mut txn = txn;
+        txn.send_batch("t", values.iter().map(|v| Record::new(&v[..])).collect())
+            .unwrap();
+        txn.abort().unwrap();
+        let p = log.producer();
+        for i in 0..3 {
+            p.send_batch("t", (0..600).map(|_| Record::new(value(i))).collect())
+                .unwrap();
+        }
+        log.close().unwrap();
+    }
+    let first = flip_before(dir.path(), batch_ends(dir.path())[0], 40);
+    let log = Log::open(dir.path()).unwrap();
+    for level in [
+        IsolationLevel::ReadCommitted,
+        IsolationLevel::ReadUncommitted,
+    ] {
+        let mut c = log.consumer(
+            ConsumerConfig::new()
+                .auto_offset_reset(OffsetReset::Earliest)
+                .isolation_level(level),
+        );
+        c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        expect_crc_error(c.poll(Duration::ZERO).unwrap_err(), &first, 0, 0);
+    }
+}
