@@ -106,6 +106,13 @@ pub(crate) fn check_deferred_crc(batch: &FetchedBatch, from: u64) -> Result<()> 
         .map_err(|k| Error::corrupted(batch.segment.log.path(), batch.pos as u64, Some(from), k))
 }
 
+/// An unverified batch whose records average at most this many bytes is
+/// decoded before its CRC is checked: decoding then touches every line of
+/// it, and the check runs on bytes in cache. Of larger records decoding
+/// touches one line in several, and checking first reads faster (1 KiB
+/// records read 25 % slower decoded first).
+const DECODE_FIRST_MAX_RECORD: usize = 256;
+
 /// How far ahead of the record being decoded [`prefetch`] reaches: about
 /// 20 records of 100 B, which take longer to decode than a line takes to
 /// arrive from memory.
@@ -244,6 +251,15 @@ impl Records {
         limit: usize,
     ) -> Result<(usize, u64, Option<Carry>)> {
         if !carry.batch.unverified {
+            return self.push_records(topic, partition, carry, from, limit, false);
+        }
+        let h = &carry.batch.header;
+        if h.total_len() > DECODE_FIRST_MAX_RECORD * (h.record_count as usize).max(1) {
+            // Large records: decoding touches one line of each, so the
+            // check's own pass is the cheaper first touch. Still just
+            // before the decoding, not for a whole fetch at once.
+            check_deferred_crc(&carry.batch, from)?;
+            carry.batch.unverified = false;
             return self.push_records(topic, partition, carry, from, limit, false);
         }
         let (metas, bytes) = (self.metas.len(), self.bytes);

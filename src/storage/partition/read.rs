@@ -26,8 +26,8 @@ pub(crate) struct FetchedBatch {
     pub header: BatchHeader,
     /// Its CRC is not checked yet: only from
     /// [`fetch_deferring_crc`](Partition::fetch_deferring_crc), for an
-    /// uncompressed data batch the reader will walk, which checks it after
-    /// decoding and before handing out anything of it.
+    /// uncompressed data batch the reader will walk, which checks it before
+    /// handing out anything of it.
     pub unverified: bool,
 }
 
@@ -36,13 +36,6 @@ impl FetchedBatch {
         &self.log[self.pos..self.pos + self.header.total_len()]
     }
 }
-
-/// A consumer checks the CRC after decoding only batches of records this
-/// small on average: decoding touches every line of small records, so
-/// the check then runs on bytes in cache, while of a 1 KiB record it
-/// touches one line in sixteen, and the check's own pass over the batch
-/// is the cheaper first touch (1 KiB reads were 25 % slower deferred).
-const DEFER_CRC_MAX_RECORD: usize = 256;
 
 #[cfg(test)]
 thread_local! {
@@ -91,11 +84,11 @@ impl Partition {
     /// [`fetch`](Self::fetch) for a consumer, which decodes every record of
     /// the batches it takes: an uncompressed data batch it may take comes
     /// back with its CRC not yet checked (`unverified`), for the consumer
-    /// to check once it has walked the records and the bytes are in cache.
-    /// The CRC pass was the bytes' first touch, bound by the memory's
-    /// bandwidth; the records' decoding, with the next lines prefetched,
-    /// hides that. Every batch walked over without being returned, and
-    /// every compressed or control batch, is still checked here.
+    /// to check just before (large records) or just after (small ones) it
+    /// walks the records, while the bytes are in cache, instead of here for
+    /// a whole fetch at once. Every batch walked over without being
+    /// returned, and every compressed or control batch, is still checked
+    /// here.
     ///
     /// # Errors
     /// As [`fetch`](Self::fetch).
@@ -242,10 +235,7 @@ impl Partition {
                 // itself skips the CRC here.
                 let deferred = if defer_crc {
                     decode_batch_unverified(&data[pos..]).filter(|h| {
-                        h.codec() == CODEC_NONE
-                            && !h.is_control()
-                            && h.next_offset() > want
-                            && h.total_len() <= DEFER_CRC_MAX_RECORD * h.record_count as usize
+                        h.codec() == CODEC_NONE && !h.is_control() && h.next_offset() > want
                     })
                 } else {
                     None
