@@ -234,14 +234,16 @@ impl Records {
     /// fetched batch for the next poll).
     ///
     /// A batch whose CRC the fetch left unchecked
-    /// ([`FetchedBatch::unverified`]) is decoded first, with the bytes a few
-    /// records ahead prefetched, and its CRC checked after, over bytes now
-    /// in cache: if it fails, nothing of the batch is added and the error
-    /// is the fetch's. The CRC pass had been the bytes' first touch, bound
-    /// by the memory's bandwidth; now the decoding hides the memory's
-    /// latency. For 100 B records on the 2-vCPU VM: 22.6 → 20.4 ns a record
-    /// with default settings (a poll ends mid-batch, so the rest of the
-    /// batch is still checked cold), 34.4 → 19.4 ns with 100,000 a poll.
+    /// ([`FetchedBatch::unverified`]) is checked here, before anything of it
+    /// is handed out, with the fetch's error if it fails. A batch of small
+    /// records ([`DECODE_FIRST_MAX_RECORD`]) is decoded first, with the
+    /// bytes a few records ahead prefetched, and checked after, over bytes
+    /// now in cache (on failure its records are taken back); one of larger
+    /// records is checked just before it is decoded. The CRC pass had been
+    /// the bytes' first touch, bound by the memory's bandwidth. For 100 B
+    /// records on the 2-vCPU VM: 22.6 → 20.4 ns a record with default
+    /// settings (a poll ends mid-batch, so the rest of the batch is still
+    /// checked cold), 34.4 → 19.4 ns with 100,000 a poll.
     pub(crate) fn push_carried(
         &mut self,
         topic: &Arc<str>,
