@@ -1,6 +1,6 @@
-//! A consumer checks the CRC of a small-record batch after decoding it
-//! (the fetch hands the batch over unchecked, so that the check runs on
-//! bytes already in cache). Damage must still stop it exactly where the
+//! A consumer checks a batch's CRC itself, just before decoding it (large
+//! records) or just after (small ones; the fetch hands the batch over
+//! unchecked, so that the check runs on bytes already in cache). Damage must still stop it exactly where the
 //! fetch's own check did: nothing of a damaged batch is ever returned, also
 //! when a poll would stop inside it, and a batch skipped on its header's
 //! word (an aborted transaction's, under `ReadCommitted`) is checked first.
@@ -78,6 +78,32 @@ fn expect_crc_error(err: Error, path: &Path, position: u64, offset: u64) {
     }
 }
 
+/// Opens a log in `dir` with topic `t`, runs `first` on it (the batches
+/// the test damages), then sends batches enough to roll past them into
+/// later segments, and closes it.
+fn write(dir: &Path, value: fn(usize) -> Vec<u8>, first: impl FnOnce(&Log)) {
+    let log = Log::open(dir).unwrap();
+    log.create_topic("t", topic()).unwrap();
+    first(&log);
+    let p = log.producer();
+    for i in 0..3 {
+        p.send_batch("t", (0..600).map(|_| Record::new(value(i))).collect())
+            .unwrap();
+    }
+    log.close().unwrap();
+    assert!(segment_files(&dir.join("t-0"), "log").len() > 1);
+}
+
+fn batch_of(value: fn(usize) -> Vec<u8>, n: usize) -> Vec<Record<'static>> {
+    (0..n).map(|i| Record::new(value(i))).collect()
+}
+
+fn consumer(log: &Log, config: ConsumerConfig) -> streamlog::Consumer {
+    let mut c = log.consumer(config.auto_offset_reset(OffsetReset::Earliest));
+    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    c
+}
+
 #[test]
 fn a_poll_that_would_stop_inside_a_damaged_batch_returns_none_of_it() {
     stops_inside(value, 1000);
@@ -86,70 +112,40 @@ fn a_poll_that_would_stop_inside_a_damaged_batch_returns_none_of_it() {
 
 fn stops_inside(value: fn(usize) -> Vec<u8>, records: usize) {
     let dir = TestDir::new("deferred-crc-inside");
-    {
-        let log = Log::open(dir.path()).unwrap();
-        log.create_topic("t", topic()).unwrap();
-        let values: Vec<Vec<u8>> = (0..records).map(value).collect();
-        let p = log.producer();
-        p.send_batch("t", values.iter().map(|v| Record::new(&v[..])).collect())
+    write(dir.path(), value, |log| {
+        log.producer()
+            .send_batch("t", batch_of(value, records))
             .unwrap();
-        for i in 0..3 {
-            p.send_batch("t", (0..600).map(|_| Record::new(value(i))).collect())
-                .unwrap();
-        }
-        log.close().unwrap();
-    }
-    assert!(segment_files(&dir.join("t-0"), "log").len() > 1);
+    });
     // In the last records of the batch: a poll of 100 stops long before.
     let first = flip_before(dir.path(), batch_ends(dir.path())[0], 30);
     let log = Log::open(dir.path()).unwrap();
     for limit in [10, 100, 500, 10_000] {
-        let mut c = log.consumer(
-            ConsumerConfig::new()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .max_poll_records(limit),
-        );
-        c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        let mut c = consumer(&log, ConsumerConfig::new().max_poll_records(limit));
         for _ in 0..2 {
             // The error repeats: the damage is never stepped over.
             expect_crc_error(c.poll(Duration::ZERO).unwrap_err(), &first, 0, 0);
         }
     }
+
     // A batch before the damage is handed out first, the damage after it.
-    let log2 = {
-        drop(log);
-        let dir2 = TestDir::new("deferred-crc-after");
-        let log = Log::open(dir2.path()).unwrap();
-        log.create_topic("t", topic()).unwrap();
+    let dir = TestDir::new("deferred-crc-after");
+    write(dir.path(), value, |log| {
         let p = log.producer();
         p.send("t", Record::new(b"before")).unwrap();
-        let values: Vec<Vec<u8>> = (0..records / 2).map(value).collect();
-        p.send_batch("t", values.iter().map(|v| Record::new(&v[..])).collect())
-            .unwrap();
-        for i in 0..3 {
-            p.send_batch("t", (0..600).map(|_| Record::new(value(i))).collect())
-                .unwrap();
-        }
-        log.close().unwrap();
-        let ends = batch_ends(dir2.path());
-        let first = flip_before(dir2.path(), ends[1], 20);
-        (dir2, first, ends[0])
-    };
-    let (dir2, first, before) = log2;
-    let log = Log::open(dir2.path()).unwrap();
-    let mut c = log.consumer(
-        ConsumerConfig::new()
-            .auto_offset_reset(OffsetReset::Earliest)
-            .max_poll_records(200),
-    );
-    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        p.send_batch("t", batch_of(value, records / 2)).unwrap();
+    });
+    let ends = batch_ends(dir.path());
+    let first = flip_before(dir.path(), ends[1], 20);
+    let log = Log::open(dir.path()).unwrap();
+    let mut c = consumer(&log, ConsumerConfig::new().max_poll_records(200));
     let recs = c.poll(Duration::ZERO).unwrap();
     let got: Vec<_> = recs.iter().map(|r| r.value().unwrap().to_vec()).collect();
     assert_eq!(got, vec![b"before".to_vec()]);
     expect_crc_error(
         c.poll(Duration::ZERO).unwrap_err(),
         &first,
-        before as u64,
+        ends[0] as u64,
         1,
     );
 }
@@ -157,35 +153,19 @@ fn stops_inside(value: fn(usize) -> Vec<u8>, records: usize) {
 #[test]
 fn an_aborted_batch_is_checked_before_read_committed_skips_it() {
     let dir = TestDir::new("deferred-crc-aborted");
-    {
-        let log = Log::open(dir.path()).unwrap();
-        log.create_topic("t", topic()).unwrap();
+    write(dir.path(), value, |log| {
         let mut tp = log.transactional_producer("copier").unwrap();
-        let txn = tp.begin_transaction().unwrap();
-        let values: Vec<Vec<u8>> = (0..300).map(value).collect();
-        let mut txn = txn;
-        txn.send_batch("t", values.iter().map(|v| Record::new(&v[..])).collect())
-            .unwrap();
+        let mut txn = tp.begin_transaction().unwrap();
+        txn.send_batch("t", batch_of(value, 300)).unwrap();
         txn.abort().unwrap();
-        let p = log.producer();
-        for i in 0..3 {
-            p.send_batch("t", (0..600).map(|_| Record::new(value(i))).collect())
-                .unwrap();
-        }
-        log.close().unwrap();
-    }
+    });
     let first = flip_before(dir.path(), batch_ends(dir.path())[0], 40);
     let log = Log::open(dir.path()).unwrap();
     for level in [
         IsolationLevel::ReadCommitted,
         IsolationLevel::ReadUncommitted,
     ] {
-        let mut c = log.consumer(
-            ConsumerConfig::new()
-                .auto_offset_reset(OffsetReset::Earliest)
-                .isolation_level(level),
-        );
-        c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        let mut c = consumer(&log, ConsumerConfig::new().isolation_level(level));
         expect_crc_error(c.poll(Duration::ZERO).unwrap_err(), &first, 0, 0);
     }
 }

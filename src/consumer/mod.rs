@@ -532,7 +532,7 @@ fn resolve(a: &mut Assigned, reset: OffsetReset, level: IsolationLevel) -> Resul
 /// between sends overshoots its sleep now and then: with the last gap
 /// deciding, each overshoot turned the spin off for the next record, which
 /// then paid the scheduler's wake-up. Those wake-ups were the whole p99 of
-/// the e2e benchmark (25-31 us on a 2-vCPU VM; 10-13 us with the average).
+/// the e2e benchmark (25-31 us on a 2-vCPU VM; 9-14 us with the average).
 /// The cap bounds what one long gap can do: it moves an average of short
 /// gaps by at most `max_spin / 4`, while a stream whose gaps are mostly
 /// longer than `max_spin` still converges above it within a dozen polls
