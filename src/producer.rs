@@ -7,9 +7,10 @@ use crate::error::{Error, Result};
 use parking_lot::Mutex;
 
 use crate::format::batch::{
-    decode_batch, encode_record_body, record_body_len, EncodeRecord, EncodedBatch, ProducerFields,
+    decode_batch, plain_body_len, record_body_len, write_plain_record, write_record, EncodeRecord,
+    EncodedBatch, ProducerFields,
 };
-use crate::format::varint::varint_len;
+use crate::format::varint::{append_exact, varint_len};
 use crate::log::state::LogInner;
 use crate::record::{Record, RecordMetadata, TopicName};
 use crate::storage::partition::Partition;
@@ -456,9 +457,23 @@ fn view<'r>(r: &'r Record<'_>, offset_delta: u32, now: i64) -> EncodeRecord<'r> 
     }
 }
 
-/// Encodes records as one batch for topic `t`, in one pass: each record's
-/// size is computed once, checked against the topic's limit and used as its
-/// length prefix. Fails with `RecordTooLarge` before anything is written.
+/// A record's body length at offset delta `i`, and its timestamp delta.
+#[inline(always)]
+fn body_of(r: &Record<'_>, i: usize, now: i64, base_ts: i64) -> (usize, i64) {
+    let timestamp = r.timestamp.unwrap_or(now);
+    let ts_delta = timestamp.wrapping_sub(base_ts);
+    let body = if r.headers.is_empty() {
+        plain_body_len(ts_delta, i as u32, r.key.as_deref(), r.value.as_deref())
+    } else {
+        record_body_len(&view(r, i as u32, now), base_ts)
+    };
+    (body, ts_delta)
+}
+
+/// Encodes records as one batch for topic `t`, in two passes: the first
+/// computes each record's size, checks it against the topic's limit and
+/// adds up the section's; the second writes the records into room made
+/// once. Fails with `RecordTooLarge` before anything is written.
 pub(crate) fn encode<'a, 'r: 'a>(
     t: &Topic,
     records: impl Iterator<Item = &'a Record<'r>> + Clone,
@@ -475,35 +490,48 @@ pub(crate) fn encode<'a, 'r: 'a>(
         .next()
         .and_then(|r| r.timestamp)
         .unwrap_or(now);
-    // A capacity guess: exact for keyless records without headers and
-    // small timestamp deltas.
-    let guess: usize = records
-        .clone()
-        .map(|r| {
-            r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len()) + 8
-        })
-        .sum();
-    let mut section = EncodedBatch::section_buffer(guess);
-    let mut max_ts = i64::MIN;
     let max = t.config.max_record_bytes;
-    for (i, r) in records.enumerate() {
-        let v = view(r, i as u32, now);
-        let body = record_body_len(&v, base_ts);
+    // First the section's exact size, checking each record against the
+    // limit; then the records, written into room made once.
+    let mut size = 0usize;
+    for (i, r) in records.clone().enumerate() {
+        let (body, ts_delta) = body_of(r, i, now, base_ts);
+        let total = varint_len(body as i64) + body;
         // The limit applies to the record on its own (timestamp delta 0,
         // offset delta 0), whatever batch it travels in: never larger than
         // here, so only a record over the limit here needs its size alone.
-        if (varint_len(body as i64) + body) as u64 > max {
-            let alone = body - varint_len(v.timestamp.wrapping_sub(base_ts)) + 1
-                - varint_len(i64::from(v.offset_delta))
-                + 1;
-            let size = (varint_len(alone as i64) + alone) as u64;
-            if size > max {
-                return Err(Error::RecordTooLarge { size, max });
+        if total as u64 > max {
+            let alone = body - varint_len(ts_delta) + 1 - varint_len(i as i64) + 1;
+            let alone = (varint_len(alone as i64) + alone) as u64;
+            if alone > max {
+                return Err(Error::RecordTooLarge { size: alone, max });
             }
         }
-        encode_record_body(&mut section, &v, base_ts, body);
-        max_ts = max_ts.max(v.timestamp);
+        size += total;
     }
+    // Nor is room made for a batch the format cannot hold (compressed or
+    // not: a reader decompresses no section larger than that either).
+    if size > crate::format::batch::MAX_BATCH_BYTES {
+        return Err(Error::RecordTooLarge {
+            size: size as u64,
+            max: crate::format::batch::MAX_BATCH_BYTES as u64,
+        });
+    }
+    let mut section = EncodedBatch::section_buffer(size);
+    let mut max_ts = i64::MIN;
+    append_exact(&mut section, size, |mut w| {
+        for (i, r) in records.enumerate() {
+            let (body, ts_delta) = body_of(r, i, now, base_ts);
+            if r.headers.is_empty() {
+                let (key, value) = (r.key.as_deref(), r.value.as_deref());
+                write_plain_record(&mut w, ts_delta, i as u32, key, value, body);
+            } else {
+                write_record(&mut w, &view(r, i as u32, now), base_ts, body);
+            }
+            max_ts = max_ts.max(base_ts.wrapping_add(ts_delta));
+        }
+        w
+    });
     let level = match t.config.compression {
         Compression::Zstd(l) => Some(l),
         Compression::None => None,

@@ -3,6 +3,8 @@
 //! Decoding never panics: a truncated or over-long varint is reported as
 //! `None`, and the caller turns it into a typed corruption error.
 
+use std::mem::MaybeUninit;
+
 /// The longest encoding of a `u64` (10 bytes of 7 bits).
 pub(crate) const MAX_VARINT_LEN: usize = 10;
 
@@ -25,53 +27,106 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
 
 /// The number of bytes `put_uvarint(v)` writes: one per started group of 7
 /// significant bits, and one for zero.
-#[inline]
+#[inline(always)]
 pub(crate) fn uvarint_len(v: u64) -> usize {
+    // One and two bytes (every length of a record under 8 KiB) by a
+    // predictable branch: the general count's `bsr` and multiply sat on
+    // the chain from a value's length to its record's length prefix.
     if v < 0x80 {
         return 1;
+    }
+    if v < 0x4000 {
+        return 2;
     }
     let bits = 64 - v.leading_zeros() as usize;
     bits.div_ceil(7)
 }
 
-/// Writes varints and byte strings into a slice sized in advance, so that
-/// encoding a record makes one length check per field rather than a
-/// capacity check per byte. Writing past the end panics: the caller sized
-/// the slice wrongly, a bug.
+/// Writes varints and byte strings into the spare capacity of a `Vec`,
+/// sized in advance by [`append_exact`]: one length check per field rather
+/// than a capacity check per byte, and no zero-filling of the room first
+/// (a `resize` before writing cost a sixth of a batched append's encoding).
+/// Writing past the end panics: the caller sized the room wrongly, a bug.
 pub(crate) struct SliceWriter<'a> {
-    buf: &'a mut [u8],
+    buf: &'a mut [MaybeUninit<u8>],
     pos: usize,
 }
 
-impl<'a> SliceWriter<'a> {
-    #[inline]
-    pub fn new(buf: &'a mut [u8]) -> Self {
-        SliceWriter { buf, pos: 0 }
+/// Appends exactly `total` bytes to `out`, written by `f`, which gets the
+/// writer by value and hands it back (so that its fields live in
+/// registers, not behind a reference reloaded after every copy). Panics,
+/// leaving `out` as it was, if `f` writes more or fewer.
+///
+/// A whole batch's records go through one call: the writer's place and
+/// room then stay in registers from record to record (a writer per record
+/// kept them in memory and cost a batched append of 100 B records about
+/// a tenth of its time).
+#[inline]
+#[allow(
+    unsafe_code,
+    reason = "writing into a Vec's spare room without zero-filling it first"
+)]
+pub(crate) fn append_exact(
+    out: &mut Vec<u8>,
+    total: usize,
+    f: impl for<'w> FnOnce(SliceWriter<'w>) -> SliceWriter<'w>,
+) {
+    out.reserve(total);
+    let start = out.len();
+    let w = f(SliceWriter {
+        buf: &mut out.spare_capacity_mut()[..total],
+        pos: 0,
+    });
+    assert_eq!(w.pos, total, "encoded length miscomputed");
+    // SAFETY: every write of the writer initialises the bytes from `pos`
+    // on and advances `pos` past them, so `buf[..pos]`, the `total` bytes
+    // after `start`, are initialised; `reserve` made the room.
+    unsafe { out.set_len(start + total) };
+}
+
+impl SliceWriter<'_> {
+    /// The next `n` bytes of the room, or a panic past its end.
+    #[inline(always)]
+    fn room(&mut self, n: usize) -> &mut [MaybeUninit<u8>] {
+        let pos = self.pos;
+        self.pos += n;
+        &mut self.buf[pos..pos + n]
     }
 
     /// Bytes written so far.
-    #[inline]
+    #[inline(always)]
     pub fn written(&self) -> usize {
         self.pos
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn byte(&mut self, b: u8) {
-        self.buf[self.pos] = b;
-        self.pos += 1;
+        self.room(1)[0] = MaybeUninit::new(b);
     }
 
-    #[inline]
+    #[inline(always)]
+    #[allow(unsafe_code, reason = "copying bytes into room not yet initialised")]
     pub fn bytes(&mut self, b: &[u8]) {
-        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
-        self.pos += b.len();
+        let dst = self.room(b.len());
+        // SAFETY: `dst` is exactly `b.len()` bytes of this writer's room,
+        // `MaybeUninit<u8>` has `u8`'s layout, and a shared `b` cannot
+        // overlap the exclusively borrowed room.
+        unsafe {
+            std::ptr::copy_nonoverlapping(b.as_ptr(), dst.as_mut_ptr().cast::<u8>(), b.len())
+        };
     }
 
     /// Writes `v` as an unsigned LEB128 varint.
-    #[inline]
+    #[inline(always)]
     pub fn uvarint(&mut self, mut v: u64) {
         if v < 0x80 {
             return self.byte(v as u8);
+        }
+        if v < 0x4000 {
+            let two = self.room(2);
+            two[0] = MaybeUninit::new((v as u8) | 0x80);
+            two[1] = MaybeUninit::new((v >> 7) as u8);
+            return;
         }
         while v >= 0x80 {
             self.byte((v as u8) | 0x80);
@@ -81,7 +136,7 @@ impl<'a> SliceWriter<'a> {
     }
 
     /// Writes `v` zig-zag encoded.
-    #[inline]
+    #[inline(always)]
     pub fn varint(&mut self, v: i64) {
         self.uvarint(((v << 1) ^ (v >> 63)) as u64);
     }
@@ -182,32 +237,52 @@ mod tests {
     #[test]
     fn slice_writer_writes_the_same_bytes_as_put() {
         let mut expected = Vec::new();
-        for v in [0u64, 127, 128, 300, 16384, u64::MAX] {
+        for v in [0u64, 127, 128, 300, 16383, 16384, u64::MAX] {
             put_uvarint(&mut expected, v);
         }
         expected.extend_from_slice(b"xyz");
         put_varint(&mut expected, i64::MIN);
         put_varint(&mut expected, -1);
         expected.push(7);
-        let mut got = vec![0u8; expected.len()];
-        let mut w = SliceWriter::new(&mut got);
-        for v in [0u64, 127, 128, 300, 16384, u64::MAX] {
-            w.uvarint(v);
-        }
-        w.bytes(b"xyz");
-        w.varint(i64::MIN);
-        w.varint(-1);
-        w.byte(7);
-        assert_eq!(w.written(), expected.len());
-        assert_eq!(got, expected);
+        let mut got = b"ab".to_vec();
+        append_exact(&mut got, expected.len(), |mut w| {
+            for v in [0u64, 127, 128, 300, 16383, 16384, u64::MAX] {
+                w.uvarint(v);
+            }
+            w.bytes(b"xyz");
+            w.varint(i64::MIN);
+            w.varint(-1);
+            w.byte(7);
+            assert_eq!(w.written(), expected.len());
+            w
+        });
+        assert_eq!(&got[..2], b"ab");
+        assert_eq!(got[2..], expected);
     }
 
     #[test]
     #[should_panic]
     fn slice_writer_refuses_to_write_past_the_end() {
-        let mut buf = [0u8; 1];
-        let mut w = SliceWriter::new(&mut buf);
-        w.uvarint(128);
+        append_exact(&mut Vec::new(), 1, |mut w| {
+            w.uvarint(128);
+            w
+        });
+    }
+
+    #[test]
+    #[should_panic]
+    fn slice_writer_refuses_a_short_write() {
+        let mut v = b"ab".to_vec();
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            append_exact(&mut v, 3, |mut w| {
+                w.uvarint(128);
+                w
+            });
+        }))
+        .is_err();
+        assert!(refused);
+        assert_eq!(v, b"ab");
+        panic!("refused");
     }
 
     #[test]

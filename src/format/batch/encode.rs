@@ -9,7 +9,7 @@ use super::common::{
     NO_PRODUCER_ID, NO_SEQUENCE,
 };
 use super::v2::{self, HEADER_LEN};
-use crate::format::varint::{varint_len, SliceWriter};
+use crate::format::varint::{append_exact, varint_len, SliceWriter};
 
 /// A header to encode: a name and a value, `None` for a null value.
 pub(crate) type EncodeHeader<'r> = (Cow<'r, str>, Option<Cow<'r, [u8]>>);
@@ -34,16 +34,33 @@ fn opt_len(b: Option<&[u8]>) -> usize {
 /// a base timestamp.
 #[inline]
 pub(crate) fn record_body_len(r: &EncodeRecord<'_>, base_timestamp: i64) -> usize {
-    let mut n = 1
-        + varint_len(r.timestamp.wrapping_sub(base_timestamp))
-        + varint_len(i64::from(r.offset_delta))
-        + opt_len(r.key)
-        + opt_len(r.value)
+    let mut n = plain_body_len(
+        r.timestamp.wrapping_sub(base_timestamp),
+        r.offset_delta,
+        r.key,
+        r.value,
+    ) - 1
         + varint_len(r.headers.len() as i64);
     for (k, v) in r.headers {
         n += varint_len(k.len() as i64) + k.len() + opt_len(v.as_deref());
     }
     n
+}
+
+/// [`record_body_len`] of a record without headers (the usual one), from
+/// its deltas.
+#[inline(always)]
+pub(crate) fn plain_body_len(
+    timestamp_delta: i64,
+    offset_delta: u32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> usize {
+    1 + varint_len(timestamp_delta)
+        + varint_len(i64::from(offset_delta))
+        + opt_len(key)
+        + opt_len(value)
+        + 1
 }
 
 /// Appends one encoded v2 record to a records section.
@@ -52,10 +69,18 @@ pub(crate) fn encode_record(out: &mut Vec<u8>, r: &EncodeRecord<'_>, base_timest
     encode_record_body(out, r, base_timestamp, record_body_len(r, base_timestamp));
 }
 
+#[inline(always)]
+fn opt(w: &mut SliceWriter<'_>, b: Option<&[u8]>) {
+    w.varint(b.map_or(-1, |b| b.len() as i64));
+    if let Some(b) = b {
+        w.bytes(b);
+    }
+}
+
 /// [`encode_record`] for a caller that already knows the body length
 /// ([`record_body_len`] with the same base timestamp).
 ///
-/// The record's room is made in `out` first and the fields are then
+/// The record's room is reserved in `out` first and the fields are then
 /// written into it, which costs one length check per field instead of a
 /// capacity check per byte. A `body` that disagrees with the record panics
 /// (a caller's bug) and never writes a wrong length prefix.
@@ -66,29 +91,66 @@ pub(crate) fn encode_record_body(
     base_timestamp: i64,
     body: usize,
 ) {
-    let start = out.len();
-    let total = varint_len(body as i64) + body;
-    out.resize(start + total, 0);
-    let mut w = SliceWriter::new(&mut out[start..]);
+    append_exact(out, varint_len(body as i64) + body, |mut w| {
+        write_record(&mut w, r, base_timestamp, body);
+        w
+    });
+}
+
+/// Writes one record, length prefix first, whose body length is `body`
+/// ([`record_body_len`] with the same base timestamp).
+#[inline]
+pub(crate) fn write_record(
+    w: &mut SliceWriter<'_>,
+    r: &EncodeRecord<'_>,
+    base_timestamp: i64,
+    body: usize,
+) {
     w.varint(body as i64);
+    let body_start = w.written();
     w.byte(0);
     w.varint(r.timestamp.wrapping_sub(base_timestamp));
     w.varint(i64::from(r.offset_delta));
-    fn opt(w: &mut SliceWriter<'_>, b: Option<&[u8]>) {
-        w.varint(b.map_or(-1, |b| b.len() as i64));
-        if let Some(b) = b {
-            w.bytes(b);
-        }
-    }
-    opt(&mut w, r.key);
-    opt(&mut w, r.value);
+    opt(w, r.key);
+    opt(w, r.value);
     w.varint(r.headers.len() as i64);
     for (k, v) in r.headers {
         w.varint(k.len() as i64);
         w.bytes(k.as_bytes());
-        opt(&mut w, v.as_deref());
+        opt(w, v.as_deref());
     }
-    assert_eq!(w.written(), total, "record body length miscomputed");
+    assert_eq!(
+        w.written() - body_start,
+        body,
+        "record body length miscomputed"
+    );
+}
+
+/// [`write_record`] for a record without headers, from its deltas and its
+/// body length ([`plain_body_len`]): the producer's loop for the usual
+/// record, with nothing between the fields but their writes.
+#[inline(always)]
+pub(crate) fn write_plain_record(
+    w: &mut SliceWriter<'_>,
+    timestamp_delta: i64,
+    offset_delta: u32,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    body: usize,
+) {
+    w.varint(body as i64);
+    let body_start = w.written();
+    w.byte(0);
+    w.varint(timestamp_delta);
+    w.varint(i64::from(offset_delta));
+    opt(w, key);
+    opt(w, value);
+    w.byte(0);
+    assert_eq!(
+        w.written() - body_start,
+        body,
+        "record body length miscomputed"
+    );
 }
 
 /// A v2 batch encoded except for its base offset, which is assigned under

@@ -31,9 +31,9 @@ pub(crate) use common::*;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use encode::encode_record_body;
 #[cfg(any(test, feature = "internals"))]
 pub(crate) use encode::{encode_record, EncodeHeader};
+pub(crate) use encode::{plain_body_len, write_plain_record, write_record};
 pub(crate) use encode::{rebuild_v2, record_body_len, EncodeRecord, EncodedBatch, ProducerFields};
 
 /// Reads the fields needed to walk a segment: bounds and magic only, no CRC.
