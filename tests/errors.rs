@@ -3,7 +3,8 @@ mod common;
 
 use common::{crc32, TestDir};
 use std::path::Path;
-use streamlog::{Error, Log, Record, TopicConfig, TopicPartition};
+use std::time::Duration;
+use streamlog::{ConsumerConfig, Error, Log, OffsetReset, Record, TopicConfig, TopicPartition};
 
 fn tree(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
@@ -109,6 +110,45 @@ fn oversized_records_are_rejected_and_the_log_stays_usable() {
     log.close().unwrap();
     let log = Log::open(dir.path()).unwrap();
     assert_eq!(log.partition_info(&tp).unwrap().end_offset, 2);
+}
+
+/// A batch larger than the format's 1 GiB is refused before any room is
+/// made for it: the records here borrow one 8 MiB value 130 times, and the
+/// call fails without allocating their gigabyte. Compressed too: it would
+/// shrink to almost nothing, but no reader decompresses a section that
+/// large, so it could never be read back.
+#[test]
+fn a_batch_over_the_formats_limit_is_refused_before_it_is_encoded() {
+    let log = Log::temporary().unwrap();
+    let value = vec![3u8; 8 << 20];
+    for (topic, compression) in [
+        ("plain", streamlog::Compression::None),
+        ("zstd", streamlog::Compression::Zstd(1)),
+    ] {
+        let config = TopicConfig::new()
+            .max_record_bytes(16 << 20)
+            .compression(compression);
+        log.create_topic(topic, config).unwrap();
+        let p = log.producer();
+        let batch: Vec<Record<'_>> = (0..130).map(|_| Record::new(&value[..])).collect();
+        match p.send_batch(topic, batch) {
+            Err(Error::RecordTooLarge { size, max }) => {
+                assert_eq!(max, (1 << 30) - 1);
+                assert!(size > max, "{size}");
+            }
+            other => panic!("{topic}: expected RecordTooLarge, got {other:?}"),
+        }
+        let tp = TopicPartition::new(topic, 0);
+        assert_eq!(log.partition_info(&tp).unwrap().end_offset, 0);
+        // A batch under the limit still goes in, and reads back.
+        let batch: Vec<Record<'_>> = (0..3).map(|_| Record::new(&value[..])).collect();
+        assert_eq!(p.send_batch(topic, batch).unwrap().len(), 3);
+        let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
+        c.assign(&[tp]).unwrap();
+        let got = c.poll(Duration::from_secs(5)).unwrap();
+        assert_eq!(got.len(), 3, "{topic}");
+        assert!(got.iter().all(|r| r.value() == Some(&value[..])));
+    }
 }
 
 /// The record size limit is the record's size on its own, whatever batch
