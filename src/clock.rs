@@ -19,13 +19,9 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[inline]
     fn now_ms(&self) -> i64 {
-        // Seconds and milliseconds apart: `as_millis` is a u128 product.
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| {
-                d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis())
-            })
+        crate::io::std_fs::realtime_ms()
     }
 }
 
@@ -64,5 +60,23 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
         self.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Clock, SystemClock};
+
+    #[test]
+    fn the_system_clock_reads_the_wall_clock_in_milliseconds() {
+        let ms = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0)
+        };
+        let before = ms(std::time::SystemTime::now());
+        let now = SystemClock.now_ms();
+        let after = ms(std::time::SystemTime::now());
+        assert!(before <= now && now <= after, "{before} {now} {after}");
     }
 }
