@@ -85,12 +85,17 @@ pub(crate) fn append_exact(
 }
 
 impl SliceWriter<'_> {
-    /// The next `n` bytes of the room, or a panic past its end.
+    /// The next `n` bytes of the room, or a panic past its end. The place
+    /// moves only once the room is there, and every caller fills all of it
+    /// without a way to fail, so the bytes before `pos` are always
+    /// initialised, even after a panic caught inside `append_exact`'s
+    /// closure.
     #[inline(always)]
     fn room(&mut self, n: usize) -> &mut [MaybeUninit<u8>] {
-        let pos = self.pos;
-        self.pos += n;
-        &mut self.buf[pos..pos + n]
+        let end = self.pos + n;
+        let room = &mut self.buf[self.pos..end];
+        self.pos = end;
+        room
     }
 
     /// Bytes written so far.
@@ -267,6 +272,29 @@ mod tests {
             w.uvarint(128);
             w
         });
+    }
+
+    /// A write past the room, caught inside the closure, leaves the place
+    /// where it was, and the writer handed back short of its total is
+    /// refused with nothing added to the `Vec`.
+    #[test]
+    fn a_refused_write_does_not_move_the_place() {
+        let mut v = Vec::new();
+        let mut after = None;
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            append_exact(&mut v, 4, |mut w| {
+                w.byte(1);
+                let past = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    w.bytes(&[9; 8]);
+                }));
+                assert!(past.is_err());
+                after = Some(w.written());
+                w
+            });
+        }));
+        assert_eq!(after, Some(1));
+        assert!(caught.is_err(), "a short writer was accepted");
+        assert!(v.is_empty());
     }
 
     #[test]
