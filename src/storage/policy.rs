@@ -27,6 +27,18 @@ pub enum SyncPolicy {
     Interval(Duration),
 }
 
+impl SyncPolicy {
+    /// Whether every append is followed by an fdatasync (`EveryWrite`, or
+    /// a count of one): small appends then go through the file rather than
+    /// into the mapping (`MappedFile::set_small_writes_through_file`).
+    pub(crate) fn syncs_every_append(self) -> bool {
+        matches!(
+            self,
+            SyncPolicy::EveryWrite | SyncPolicy::EveryRecords(0 | 1)
+        )
+    }
+}
+
 /// What `open` does when a partition's tail is damaged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

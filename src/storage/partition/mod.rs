@@ -47,6 +47,9 @@ struct Writer {
     /// The writer's hold on the active segment's log mapping; replaced
     /// with `active`, by [`Writer::activate`].
     appender: Appender,
+    /// Small appends go through the file, not the mapping (the sync policy
+    /// syncs after each); applied to every segment made active.
+    small_writes_through_file: bool,
     cursor: IndexCursor,
     next_offset: u64,
     /// Producers and open transactions (`txn.rs`).
@@ -60,8 +63,17 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(active: Arc<Segment>, cursor: IndexCursor, next_offset: u64) -> Self {
+    fn new(
+        active: Arc<Segment>,
+        cursor: IndexCursor,
+        next_offset: u64,
+        small_writes_through_file: bool,
+    ) -> Self {
+        active
+            .log
+            .set_small_writes_through_file(small_writes_through_file);
         Writer {
+            small_writes_through_file,
             appender: active.log.appender(),
             active,
             cursor,
@@ -75,6 +87,8 @@ impl Writer {
 
     /// Makes `seg` the segment appended to.
     fn activate(&mut self, seg: Arc<Segment>) {
+        seg.log
+            .set_small_writes_through_file(self.small_writes_through_file);
         self.appender = seg.log.appender();
         self.active = seg;
     }
@@ -173,6 +187,7 @@ impl Partition {
         // next `sync_to` (flush, sync policy, group commit) or roll syncs
         // the active segment, which holds all the rest.
         let durable = loaded.durable.map_or(end, |d| d.min(end));
+        let through_file = shared.sync.syncs_every_append() && !shared.no_sync;
         Partition {
             topic,
             id,
@@ -188,7 +203,7 @@ impl Partition {
                     .sum(),
             ),
             segments: RwLock::new(loaded.segments),
-            writer: Mutex::new(Writer::new(active, loaded.cursor, end)),
+            writer: Mutex::new(Writer::new(active, loaded.cursor, end, through_file)),
             start: AtomicU64::new(cp.log_start.max(first_base).min(end)),
             cleaner_point: AtomicU64::new(cp.cleaner_point),
             end: AtomicU64::new(end),

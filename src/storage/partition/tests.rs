@@ -227,3 +227,56 @@ fn the_kept_size_is_the_sum_of_the_segments() {
     drop(log);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Small appends go through the file on a log that syncs after every
+/// append (on disk; a temporary log never syncs), into the mapping
+/// otherwise; a segment made active by a roll inherits the choice, and the
+/// records read back either way.
+#[test]
+fn small_appends_go_through_the_file_where_every_append_is_synced() {
+    use crate::SyncPolicy;
+    let cases = [
+        ("every-write", SyncPolicy::EveryWrite, false, true),
+        ("every-record", SyncPolicy::EveryRecords(1), false, true),
+        ("every-ten", SyncPolicy::EveryRecords(10), false, false),
+        ("buffered", SyncPolicy::OsBuffered, false, false),
+        ("temporary", SyncPolicy::EveryWrite, true, false),
+    ];
+    for (name, policy, temporary, through) in cases {
+        let dir = test_dir(name);
+        let opts = LogOptions::new().sync(policy);
+        let log = if temporary {
+            opts.temporary()
+        } else {
+            opts.open(&dir)
+        }
+        .unwrap();
+        log.create_topic("t", TopicConfig::new().segment_bytes(4096))
+            .unwrap();
+        let p = log.producer();
+        let part = log.inner.partition("t", 0).unwrap();
+        let first = part.segments().last().cloned().unwrap();
+        assert_eq!(first.log.small_writes_through_file(), through, "{name}");
+        for i in 0..100u32 {
+            p.send("t", Record::new(vec![i as u8; 100])).unwrap();
+        }
+        let segments = part.segments();
+        assert!(segments.len() > 1, "{name}: no roll");
+        let active = segments.last().unwrap();
+        assert_eq!(active.log.small_writes_through_file(), through, "{name}");
+        let mut c = log.consumer(ConsumerConfig::new().auto_offset_reset(OffsetReset::Earliest));
+        c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 100 {
+            let polled = c.poll(std::time::Duration::from_secs(5)).unwrap();
+            assert!(!polled.is_empty(), "{name}: records missing");
+            got.extend(polled.iter().map(|r| r.value().map(<[u8]>::to_vec)));
+        }
+        for (i, v) in got.iter().enumerate() {
+            assert_eq!(v.as_deref(), Some(&vec![i as u8; 100][..]), "{name}");
+        }
+        drop(c);
+        log.close().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
