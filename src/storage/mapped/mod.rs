@@ -292,7 +292,9 @@ impl MappedFile {
     /// at least [`WRITE_THROUGH_FILE`] bytes go through the file instead
     /// (`pwrite`, same page cache, so readers of the mapping see them):
     /// copying into fresh mapped pages makes the kernel zero each page
-    /// first, which halves the bandwidth of large appends. Either way the
+    /// first, which halves the bandwidth of large appends. So do small
+    /// ones of a file set by
+    /// [`set_small_writes_through_file`](Self::set_small_writes_through_file). Either way the
     /// bytes are in the page cache on return and survive a process crash.
     ///
     /// The file space and the mapped pages a small write needs are normally
