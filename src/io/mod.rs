@@ -109,4 +109,15 @@ pub(crate) trait Mapping: Send + Sync {
     fn prefault(&self, _pos: usize, _len: usize) -> io::Result<()> {
         Ok(())
     }
+    /// Asks the CPU to fetch, for writing, the cache lines of
+    /// `[pos, pos + len)` that the next small append will copy into. The
+    /// pages ahead were set up (and zeroed by the kernel) well before an
+    /// append reaches them, so their lines are no longer in the nearer
+    /// caches: without this, the copy into the mapping missed on every
+    /// line, and the append lock's release (a locked instruction) waited
+    /// for those misses to drain. One send at a time, alternating builds:
+    /// 100 B 222-226 against 212-216 ns, 1 KiB 604-638 against 535-544 ns.
+    /// A hint: it never faults and changes no memory, and a range past the
+    /// capacity is ignored.
+    fn prefetch_for_write(&self, _pos: usize, _len: usize) {}
 }

@@ -196,6 +196,26 @@ impl Mapping for StdMap {
         }
     }
 
+    #[inline]
+    fn prefetch_for_write(&self, pos: usize, len: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+            if pos.saturating_add(len) > self.0.len() {
+                return;
+            }
+            let p = self.0.as_ptr().wrapping_add(pos);
+            for i in (0..len).step_by(64) {
+                // SAFETY: a prefetch is a hint: it reads and writes nothing
+                // and never faults, whatever the address (here one inside
+                // the mapping's address range).
+                unsafe { _mm_prefetch::<_MM_HINT_ET0>(p.wrapping_add(i).cast()) };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (pos, len);
+    }
+
     #[cfg(target_os = "linux")]
     fn prefault(&self, pos: usize, len: usize) -> io::Result<()> {
         self.0

@@ -373,6 +373,12 @@ impl MappedFile {
             // published length, so no reader looks at it, and only the
             // append-lock holder writes.
             unsafe { map.write(start as usize, data) };
+            // The next append usually has the same size: get its lines
+            // ready (see `Mapping::prefetch_for_write`).
+            map.prefetch_for_write(
+                end as usize,
+                data.len().saturating_add(128).clamp(128, 2048),
+            );
         }
         Ok(end)
     }
