@@ -200,6 +200,8 @@ impl Mapping for StdMap {
     fn prefetch_for_write(&self, pos: usize, len: usize) {
         #[cfg(target_arch = "x86_64")]
         {
+            // `ET0` compiles to `prefetchw` where the target has it and to
+            // `prefetcht0` otherwise (the default x86-64 target).
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
             if pos.saturating_add(len) > self.0.len() {
                 return;
