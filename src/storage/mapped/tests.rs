@@ -128,3 +128,41 @@ fn all_zero_finds_any_set_byte() {
         }
     }
 }
+
+/// The prefetch after each small append is a hint only: appends that run
+/// up to the end of the mapping (where the next append's lines would lie
+/// past it) and prefetches of ranges past the mapping, or of addresses
+/// that overflow, leave every byte as written.
+#[test]
+fn the_append_prefetch_never_touches_what_it_names() {
+    let dir = std::env::temp_dir().join(format!("streamlog-prefetch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cap = 40_000u64;
+    let f = MappedFile::create(&StdFs, &dir.join("f"), cap).unwrap();
+    let mut end = 0;
+    let mut i = 0u8;
+    while end + 1_000 <= cap {
+        i = i.wrapping_add(1) | 1;
+        end = f.write_unpublished(&[i; 1_000]).unwrap();
+        f.publish(end);
+        f.prepare_ahead(end, 1_000);
+    }
+    assert_eq!(end, 40_000, "the last append ends at the mapping's end");
+    {
+        let map = f.map.read();
+        let map = map.as_ref().unwrap();
+        map.prefetch_for_write(cap as usize - 10, 2_048);
+        map.prefetch_for_write(cap as usize + 4_096, 64);
+        map.prefetch_for_write(usize::MAX - 5, 100);
+        map.prefetch_for_write(0, 0);
+    }
+    let v = f.view().unwrap();
+    let mut want = 0u8;
+    for c in v.chunks(1_000) {
+        want = want.wrapping_add(1) | 1;
+        assert_eq!(c, [want; 1_000]);
+    }
+    drop(v);
+    drop(f);
+    let _ = std::fs::remove_dir_all(&dir);
+}
