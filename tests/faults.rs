@@ -239,6 +239,69 @@ mod on_the_simulated_fs {
         assert_eq!(read_all(&log), sent);
     }
 
+    /// A partition that syncs every append also syncs the zeros it writes
+    /// ahead of its appends now and then. Whichever fdatasync fails (an
+    /// append's own or one of those), the send that ran it reports the
+    /// error, nothing is acknowledged after it, and every acknowledged
+    /// record is read back after a power cut.
+    #[test]
+    fn any_failed_fsync_of_a_syncing_partition_poisons_and_loses_no_ack() {
+        for fail_after in 0..40 {
+            let fs = SimFs::new(None, 7 + fail_after);
+            let log = open(&fs, LogOptions::new().sync(SyncPolicy::EveryWrite));
+            log.create_topic("t", TopicConfig::new()).unwrap();
+            let p = log.producer();
+            let value = |i: u64| vec![(i % 251) as u8 + 1; 1000];
+            // The first send also registers the producer (a sync of its
+            // own, which fails without poisoning anything).
+            p.send("t", Record::new(&value(0)[..])).unwrap();
+            fs.fail_sync_after(fail_after);
+            let mut acked = 1u64;
+            let err = loop {
+                assert!(acked < 200, "sync {fail_after} failed, and no send said so");
+                match p.send("t", Record::new(&value(acked)[..])) {
+                    Ok(md) => {
+                        assert_eq!(md.offset(), acked);
+                        acked += 1;
+                    }
+                    Err(e) => break e,
+                }
+            };
+            assert!(matches!(err, Error::Io { .. }), "{err}");
+            assert!(
+                acked <= fail_after + 1,
+                "{acked} acked, sync {fail_after} failed"
+            );
+            let next = p.send("t", Record::new(b"x"));
+            assert!(
+                matches!(next, Err(Error::Poisoned { .. })),
+                "sync {fail_after} failed ({err}), then {next:?}"
+            );
+            let image = fs.cut_now();
+            drop(p);
+            drop(log);
+            let rebooted = SimFs::from_image(&image, None, 3);
+            let log = open(&rebooted, LogOptions::new().sync(SyncPolicy::EveryWrite));
+            let mut c = log.consumer(
+                ConsumerConfig::new()
+                    .auto_offset_reset(OffsetReset::Earliest)
+                    .enable_auto_commit(false),
+            );
+            c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+            let mut got = 0u64;
+            while got < acked {
+                let recs = c.poll(std::time::Duration::from_millis(10)).unwrap();
+                assert!(!recs.is_empty(), "acknowledged record {got} lost");
+                for r in &recs {
+                    if got < acked {
+                        assert_eq!(r.value().unwrap(), &value(got)[..]);
+                    }
+                    got += 1;
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_failed_fsync_is_never_acknowledged_and_survives_a_power_cut() {
         let fs = SimFs::new(None, 2);

@@ -350,18 +350,30 @@ impl Segment {
     /// writer first yields its CPU: the scheduler often puts the woken
     /// reader on the writer's CPU, where it would otherwise wait out the
     /// `madvise` (hundreds of µs to ms) before it can read the record.
-    pub fn prepare_ahead(&self, written: usize, offset_entry: bool, time_entry: bool, woke: bool) {
+    ///
+    /// Returns whether zeros were written ahead in the log, which the
+    /// caller must then fdatasync.
+    #[must_use = "zeros written ahead must be synced"]
+    pub fn prepare_ahead(
+        &self,
+        written: usize,
+        offset_entry: bool,
+        time_entry: bool,
+        woke: bool,
+    ) -> bool {
         if woke && self.log.prepare_due(self.log.len(), written) {
             std::thread::yield_now();
         }
-        self.log.prepare_ahead(self.log.len(), written);
+        let zeroed = self.log.prepare_ahead(self.log.len(), written);
         if offset_entry {
-            self.offsets
+            let _ = self
+                .offsets
                 .prepare_ahead(self.offsets.len(), OFFSET_ENTRY_LEN);
         }
         if time_entry {
-            self.times.prepare_ahead(self.times.len(), TIME_ENTRY_LEN);
+            let _ = self.times.prepare_ahead(self.times.len(), TIME_ENTRY_LEN);
         }
+        zeroed
     }
 
     /// Byte position in `log` (this segment's log, as viewed) from which

@@ -166,3 +166,46 @@ fn the_append_prefetch_never_touches_what_it_names() {
     drop(f);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file whose small appends go through it has zeros written ahead of
+/// them instead of pages prefaulted: the call says when (so the caller
+/// syncs), the stretch never covers an appended byte nor passes the
+/// reservation or the capacity, and each append finds at least half the
+/// distance written.
+#[test]
+fn appends_through_the_file_have_zeros_written_ahead() {
+    let dir = std::env::temp_dir().join(format!("streamlog-zero-ahead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capacity = 3 << 20;
+    let f = MappedFile::create(&StdFs, &dir.join("f"), capacity).unwrap();
+    f.set_small_writes_through_file(true);
+    let (mut end, mut syncs, mut i) = (0u64, 0u32, 0u32);
+    while end + 1_000 <= capacity {
+        end = f.write_unpublished(&[i as u8 | 1; 1_000]).unwrap();
+        f.publish(end);
+        if f.prepare_ahead(end, 1_000) {
+            syncs += 1;
+        }
+        let zeroed = f.zeroed.load(Ordering::Relaxed);
+        assert!(zeroed <= f.allocated.load(Ordering::Relaxed).min(capacity));
+        let want = (end + end.clamp(PAGE, ZERO_AHEAD) / 2).min(capacity);
+        assert!(zeroed >= want, "{zeroed} {end}");
+        assert!(!f.prepare_due(end, 1_000));
+        // Pages are not set up through the mapping.
+        assert_eq!(f.prefaulted.load(Ordering::Relaxed), 0);
+        i += 1;
+    }
+    // From one page to a megabyte, the stretch grows with the file; then
+    // one call per half megabyte.
+    assert!((10..=30).contains(&syncs), "{syncs}");
+    let v = f.view().unwrap();
+    assert!(v
+        .chunks(1_000)
+        .enumerate()
+        .all(|(i, c)| c == [i as u8 | 1; 1_000]));
+    drop(v);
+    f.publish(capacity);
+    assert!(f.zeros_from(end));
+    drop(f);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -197,7 +197,17 @@ impl Partition {
         // for the next one: that may take system calls, and they belong to
         // no record's latency.
         let woke = self.wake();
-        seg.prepare_ahead(len as usize, indexed.0, indexed.1, woke);
+        if seg.prepare_ahead(len as usize, indexed.0, indexed.1, woke) {
+            // Zeros written ahead (a partition that syncs every append):
+            // synced now, so that the appends' own syncs find written
+            // blocks. It covers every record appended so far.
+            let _s = self.sync_lock.lock();
+            seg.log
+                .sync()
+                .map_err(|e| self.poison("fdatasync", seg.log.path(), e))?;
+            self.advance_durable(next)?;
+            self.shared.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
         wr.txn_index_dirty |= indexed_abort;
         self.maybe_snapshot(wr, len, next)?;
         drop(w);

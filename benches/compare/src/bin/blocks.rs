@@ -10,9 +10,12 @@
 //! ```
 //! BLOCKS is how the file's space is made: `written` (512 MiB of zeros
 //! written and synced first, so no block is new), `fallocate` (unwritten
-//! blocks, turned into written ones by the syncs that cover them) or
+//! blocks, turned into written ones by the syncs that cover them),
 //! `prepared` (`fallocate`, then the pages 256 KiB ahead set up through a
-//! mapping, as streamlog prepares them). Prints records/s and records per
+//! mapping, as streamlog prepared them until 2026-12-06) or `zeroed`
+//! (`fallocate`, then zeros written and synced by the writer whose record
+//! leaves less than half of `ZERO_CHUNK_KIB` (default 1024) zeroed ahead,
+//! a stretch of that size at a time, as streamlog does now). Prints records/s and records per
 //! fdatasync over 4 s after a 1 s warm-up. The file lives in the current
 //! directory (or `$BLOCKS_DIR`) and is removed afterwards.
 
@@ -50,7 +53,7 @@ struct Shared {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: blocks THREADS written|fallocate|prepared [INFLIGHT] [nogather]";
+    let usage = "usage: blocks THREADS written|fallocate|prepared|zeroed [INFLIGHT] [nogather]";
     let threads: usize = args.get(1).and_then(|s| s.parse().ok()).expect(usage);
     let blocks = args.get(2).cloned().expect(usage);
     let inflight: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
@@ -71,7 +74,7 @@ fn main() {
                 f.write_all_at(&zeros, i << 20).unwrap();
             }
         }
-        "fallocate" | "prepared" => {
+        "fallocate" | "prepared" | "zeroed" => {
             // SAFETY: a plain system call on a descriptor we own.
             let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, FILE as libc::off_t) };
             assert_eq!(rc, 0, "posix_fallocate");
@@ -112,10 +115,15 @@ fn main() {
         fsyncs: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     });
+    let zero_chunk: u64 = if blocks == "zeroed" {
+        std::env::var("ZERO_CHUNK_KIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024) << 10
+    } else {
+        0
+    };
     let writers: Vec<_> = (0..threads)
         .map(|_| {
             let (sh, f) = (sh.clone(), f.try_clone().unwrap());
-            std::thread::spawn(move || writer(&sh, &f, map))
+            std::thread::spawn(move || writer(&sh, &f, map, zero_chunk))
         })
         .collect();
     std::thread::sleep(Duration::from_secs(1));
@@ -142,14 +150,21 @@ fn main() {
     let _ = std::fs::remove_file(&path);
 }
 
-fn writer(sh: &Shared, f: &File, map: Option<usize>) {
+fn writer(sh: &Shared, f: &File, map: Option<usize>, zero_chunk: u64) {
     let record = vec![7u8; RECORD as usize];
+    let zeros = vec![0u8; zero_chunk as usize];
     while !sh.stop.load(Ordering::Relaxed) {
         let mine = {
             let mut end = sh.end.lock().unwrap();
             let (at, prepared) = *end;
             f.write_all_at(&record, at).unwrap();
             end.0 = at + RECORD;
+            if zero_chunk > 0 && end.1 < end.0 + zero_chunk / 2 && end.1 < FILE {
+                let from = end.1.max(end.0);
+                f.write_all_at(&zeros, from).unwrap();
+                f.sync_data().unwrap();
+                end.1 = from + zero_chunk;
+            }
             if let Some(base) = map {
                 if prepared < end.0 + AHEAD / 4 * 3 {
                     let from = prepared.max(end.0) / PAGE * PAGE;
