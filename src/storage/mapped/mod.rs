@@ -413,10 +413,12 @@ impl MappedFile {
     /// this returns `true`: the caller must then fdatasync the file (and
     /// treat a failure as it treats any failed fdatasync of it). The
     /// reserved space is made of unwritten blocks, and an fdatasync that
-    /// is the first to write one of them also commits the file system's
-    /// journal to mark it written; one fdatasync of a zeroed stretch does
-    /// that for megabytes of appends, and the syncs of the appends in it
-    /// write only their data (as databases zero their write-ahead log
+    /// is the first to write one of them also writes the file's block map
+    /// to mark it written (a journal commit on a journaling ext4, the
+    /// inode's extent blocks written in place on one without a journal,
+    /// as on the development machine); one fdatasync of a zeroed stretch
+    /// does that for megabytes of appends, and the syncs of the appends in
+    /// it write only their data (as databases zero their write-ahead log
     /// files). Measured with `benches/compare`'s `blocks` on ext4: 16
     /// writers of 1 KiB records 61.6-67.8 k records/s with a stretch of
     /// 256 KiB to 2 MiB, as with blocks written before the run (59.5-66.8
