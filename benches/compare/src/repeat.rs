@@ -117,6 +117,19 @@ pub fn machine(dir: &Path) -> String {
         f if f.is_empty() => run("stat", &["-f", "-c", "%T", &dir.display().to_string()]),
         f => f,
     };
+    // Whether ext4 keeps a journal decides what an fdatasync into new
+    // blocks writes besides the data (a journal commit, or the extent
+    // blocks in place): jbd2 lists the devices it journals.
+    let fs = if fs == "ext4" {
+        let source = run("findmnt", &["-n", "-o", "SOURCE", "-T", &dir.display().to_string()]);
+        let dev = source.rsplit('/').next().unwrap_or_default().to_string();
+        let journaled = std::fs::read_dir("/proc/fs/jbd2")
+            .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with(&format!("{dev}-"))))
+            .unwrap_or(false);
+        format!("ext4 ({})", if journaled { "with a journal" } else { "no journal" })
+    } else {
+        fs
+    };
     let mem = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()

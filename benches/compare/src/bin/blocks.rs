@@ -116,7 +116,11 @@ fn main() {
         stop: AtomicBool::new(false),
     });
     let zero_chunk: u64 = if blocks == "zeroed" {
-        std::env::var("ZERO_CHUNK_KIB").ok().and_then(|s| s.parse().ok()).unwrap_or(1024) << 10
+        std::env::var("ZERO_CHUNK_KIB")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1024)
+            << 10
     } else {
         0
     };
