@@ -24,6 +24,47 @@ fn open_faulty(dir: &std::path::Path, opts: LogOptions) -> (Arc<FaultyFs>, Log) 
     (fs, log)
 }
 
+/// Sends `value(i)` to partition 0 of "t" for `i` from `acked` on until a
+/// send fails, checking each acknowledged offset; returns how many were
+/// acknowledged in all, and the error. At most `limit` are sent.
+fn send_until_error(
+    p: &streamlog::Producer,
+    mut acked: u64,
+    value: impl Fn(u64) -> Vec<u8>,
+    limit: u64,
+) -> (u64, Error) {
+    loop {
+        assert!(acked < limit, "{limit} sends and none failed");
+        match p.send_to("t", 0, Record::new(&value(acked)[..])) {
+            Ok(md) => {
+                assert_eq!(md.offset(), acked);
+                acked += 1;
+            }
+            Err(e) => return (acked, e),
+        }
+    }
+}
+
+/// Reads partition 0 of "t" from its start and checks that its first
+/// `acked` records hold `value(0)`, `value(1)`, and so on.
+fn assert_reads_back(log: &Log, acked: u64, value: impl Fn(u64) -> Vec<u8>) {
+    let mut c = log.consumer(
+        ConsumerConfig::new()
+            .auto_offset_reset(OffsetReset::Earliest)
+            .enable_auto_commit(false),
+    );
+    c.assign(&[TopicPartition::new("t", 0)]).unwrap();
+    let mut got = 0u64;
+    while got < acked {
+        let recs = c.poll(std::time::Duration::from_millis(10)).unwrap();
+        assert!(!recs.is_empty(), "acknowledged record {got} lost");
+        for r in recs.iter().take((acked - got) as usize) {
+            assert_eq!(r.value().unwrap(), &value(got)[..]);
+            got += 1;
+        }
+    }
+}
+
 #[test]
 fn a_full_disk_mid_append_poisons_until_reopen() {
     let dir = test_dir("enospc");
@@ -33,17 +74,7 @@ fn a_full_disk_mid_append_poisons_until_reopen() {
         .unwrap();
     let p = log.producer();
     fs.allocs_left.store(2, Ordering::SeqCst);
-    let big = vec![7u8; 200 << 10];
-    let mut acked = 0u64;
-    let err = loop {
-        match p.send("t", Record::new(&big[..])) {
-            Ok(md) => {
-                assert_eq!(md.offset(), acked);
-                acked += 1;
-            }
-            Err(e) => break e,
-        }
-    };
+    let (acked, err) = send_until_error(&p, 0, |_| vec![7u8; 200 << 10], u64::MAX);
     assert!(
         matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull),
         "{err}"
@@ -210,17 +241,7 @@ mod on_the_simulated_fs {
                 .unwrap();
             fs.set_space_left(Some(700 << 10));
             let p = log.producer();
-            let mut acked = 0u64;
-            let err = loop {
-                assert!(acked < 10_000, "the disk never filled up");
-                match p.send("t", Record::new(&value(acked)[..])) {
-                    Ok(md) => {
-                        assert_eq!(md.offset(), acked);
-                        acked += 1;
-                    }
-                    Err(e) => break e,
-                }
-            };
+            let (acked, err) = send_until_error(&p, 0, value, 10_000);
             assert!(
                 matches!(&err, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull),
                 "{err}"
@@ -231,21 +252,7 @@ mod on_the_simulated_fs {
             let log = open(&fs, opts());
             let tp = TopicPartition::new("t", 0);
             assert_eq!(log.partition_info(&tp).unwrap().end_offset, acked);
-            let mut c = log.consumer(
-                ConsumerConfig::new()
-                    .auto_offset_reset(OffsetReset::Earliest)
-                    .enable_auto_commit(false),
-            );
-            c.assign(&[tp]).unwrap();
-            let mut got = 0u64;
-            while got < acked {
-                let recs = c.poll(std::time::Duration::from_millis(10)).unwrap();
-                assert!(!recs.is_empty(), "acknowledged record {got} lost");
-                for r in &recs {
-                    assert_eq!(r.value().unwrap(), &value(got)[..]);
-                    got += 1;
-                }
-            }
+            assert_reads_back(&log, acked, value);
             acked
         };
         let syncing = fill(SyncPolicy::EveryWrite);
@@ -316,17 +323,7 @@ mod on_the_simulated_fs {
             // own, which fails without poisoning anything).
             p.send("t", Record::new(&value(0)[..])).unwrap();
             fs.fail_sync_after(fail_after);
-            let mut acked = 1u64;
-            let err = loop {
-                assert!(acked < 200, "sync {fail_after} failed, and no send said so");
-                match p.send("t", Record::new(&value(acked)[..])) {
-                    Ok(md) => {
-                        assert_eq!(md.offset(), acked);
-                        acked += 1;
-                    }
-                    Err(e) => break e,
-                }
-            };
+            let (acked, err) = send_until_error(&p, 1, value, 200);
             assert!(matches!(err, Error::Io { .. }), "{err}");
             assert!(
                 acked <= fail_after + 1,
@@ -342,23 +339,7 @@ mod on_the_simulated_fs {
             drop(log);
             let rebooted = SimFs::from_image(&image, None, 3);
             let log = open(&rebooted, LogOptions::new().sync(SyncPolicy::EveryWrite));
-            let mut c = log.consumer(
-                ConsumerConfig::new()
-                    .auto_offset_reset(OffsetReset::Earliest)
-                    .enable_auto_commit(false),
-            );
-            c.assign(&[TopicPartition::new("t", 0)]).unwrap();
-            let mut got = 0u64;
-            while got < acked {
-                let recs = c.poll(std::time::Duration::from_millis(10)).unwrap();
-                assert!(!recs.is_empty(), "acknowledged record {got} lost");
-                for r in &recs {
-                    if got < acked {
-                        assert_eq!(r.value().unwrap(), &value(got)[..]);
-                    }
-                    got += 1;
-                }
-            }
+            assert_reads_back(&log, acked, value);
         }
     }
 
