@@ -312,10 +312,11 @@ impl MappedFile {
     /// [`set_small_writes_through_file`](Self::set_small_writes_through_file). Either way the
     /// bytes are in the page cache on return and survive a process crash.
     ///
-    /// The file space and the mapped pages a small write needs are normally
-    /// made ready by [`prepare_ahead`](Self::prepare_ahead) after the
-    /// previous append. A write that outruns it reserves space itself and
-    /// takes ordinary page faults.
+    /// The file space and the mapped pages a small write needs (or, for a
+    /// file written through, the zeroed blocks) are normally made ready by
+    /// [`prepare_ahead`](Self::prepare_ahead) after the previous append. A
+    /// write that outruns it reserves space itself and takes ordinary page
+    /// faults (or writes into unwritten blocks).
     pub fn write_unpublished(&self, data: &[u8]) -> io::Result<u64> {
         let map = self.map.read();
         self.write_into(map.as_deref(), data)

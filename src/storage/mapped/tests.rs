@@ -4,13 +4,19 @@
 use super::*;
 use crate::io::std_fs::StdFs;
 
+/// A fresh directory for one test, named after it and this process.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("streamlog-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// After each small append, the file space and pages ahead of it are
 /// made ready, never past the reserved file space, and the prefaulted
 /// stretch still reads as a zero tail to recovery's check.
 #[test]
 fn small_appends_prefault_ahead_within_the_reservation() {
-    let dir = std::env::temp_dir().join(format!("streamlog-prefault-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("prefault");
     let f = MappedFile::create(&StdFs, &dir.join("f"), 64 << 20).unwrap();
     let mut end = 0;
     for i in 0..5_000u32 {
@@ -49,8 +55,7 @@ fn small_appends_prefault_ahead_within_the_reservation() {
 /// and refuses a file it was not taken from.
 #[test]
 fn an_appender_writes_only_to_its_own_file() {
-    let dir = std::env::temp_dir().join(format!("streamlog-appender-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("appender");
     let a = MappedFile::create(&StdFs, &dir.join("a"), 1 << 20).unwrap();
     let b = MappedFile::create(&StdFs, &dir.join("b"), 1 << 20).unwrap();
     let app = a.appender();
@@ -80,8 +85,7 @@ fn an_appender_writes_only_to_its_own_file() {
 /// through the file or through the mapping, and wherever it lies.
 #[test]
 fn zeros_from_sees_every_written_byte_of_a_preallocated_tail() {
-    let dir = std::env::temp_dir().join(format!("streamlog-zeros-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("zeros");
     let path = dir.join("f");
     let cap = 8 << 20;
     let f = MappedFile::create(&StdFs, &path, cap).unwrap();
@@ -135,8 +139,7 @@ fn all_zero_finds_any_set_byte() {
 /// that overflow, leave every byte as written.
 #[test]
 fn the_append_prefetch_never_touches_what_it_names() {
-    let dir = std::env::temp_dir().join(format!("streamlog-prefetch-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("prefetch");
     let cap = 40_000u64;
     let f = MappedFile::create(&StdFs, &dir.join("f"), cap).unwrap();
     let mut end = 0;
@@ -174,8 +177,7 @@ fn the_append_prefetch_never_touches_what_it_names() {
 /// distance written.
 #[test]
 fn appends_through_the_file_have_zeros_written_ahead() {
-    let dir = std::env::temp_dir().join(format!("streamlog-zero-ahead-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("zero-ahead");
     let capacity = 3 * ZERO_AHEAD;
     let f = MappedFile::create(&StdFs, &dir.join("f"), capacity).unwrap();
     f.set_small_writes_through_file(true);
@@ -188,7 +190,7 @@ fn appends_through_the_file_have_zeros_written_ahead() {
         }
         let zeroed = f.zeroed.load(Ordering::Relaxed);
         assert!(zeroed <= f.allocated.load(Ordering::Relaxed).min(capacity));
-        let want = (end + end.clamp(PAGE, ZERO_AHEAD) / 2).min(capacity);
+        let want = (end + MappedFile::zero_distance(end) / 2).min(capacity);
         assert!(zeroed >= want, "{zeroed} {end}");
         assert!(!f.prepare_due(end, 1_000));
         // Pages are not set up through the mapping.
