@@ -95,7 +95,22 @@ impl Ranges {
     }
 }
 
-/// CPU model, cores, kernel and the file system of `dir`.
+/// Whether this machine is a guest whose virtio balloon reports free pages
+/// to the host (`VIRTIO_BALLOON_F_REPORTING`, feature bit 5): the host
+/// then drops what backs them, and the guest's next use of such a page
+/// waits for the host to fault in and zero a fresh one.
+pub fn free_page_reporting() -> bool {
+    let Ok(devices) = std::fs::read_dir("/sys/bus/virtio/devices") else {
+        return false;
+    };
+    devices.flatten().any(|d| {
+        let read = |f: &str| std::fs::read_to_string(d.path().join(f)).unwrap_or_default();
+        read("device").trim() == "0x0005" && read("features").as_bytes().get(5) == Some(&b'1')
+    })
+}
+
+/// CPU model, cores, kernel and the file system of `dir`, and whether the
+/// guest reports free pages to its host.
 pub fn machine(dir: &Path) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
@@ -136,5 +151,9 @@ pub fn machine(dir: &Path) -> String {
         .next()
         .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
         .map_or(String::new(), |kb| format!(", {:.0} GiB memory", kb as f64 / (1 << 20) as f64));
-    format!("machine: {model}, {cores} CPUs{mem}, {kernel}, temp dir on {fs}")
+    // See `src/bin/pages.rs`: a new page-cache page can then cost ten
+    // times more, at the host's whim, which is most of the write rows'
+    // noise on such a guest.
+    let pages = if free_page_reporting() { "; the guest reports free pages to its host" } else { "" };
+    format!("machine: {model}, {cores} CPUs{mem}, {kernel}, temp dir on {fs}{pages}")
 }
