@@ -5,23 +5,22 @@
 //! deleted), each after a pause, and again, printing the time per page
 //! after each pause.
 //!
-//! On the 2-vCPU development VM (`results/2026-12-06-cold-pages.txt`, two
-//! runs) a page of the file cost anywhere from 0.74 to 9.7 µs, 0.74-6.1
-//! µs even with no pause at all and 3.3-6.1 µs after a pause of 3-5 s;
-//! anonymous memory cost 1.35-1.72 µs throughout. The cause is inferred,
-//! not traced: the VM's virtio balloon reports free memory to the host
-//! (feature bit 5; its module parameters name 2 MiB blocks), the host
-//! drops what backs it, and the kernel builds a large page-cache folio
-//! from such blocks, while 4 KiB anonymous pages mostly come from
+//! On the 2-vCPU development VM (`results/2026-12-06-cold-pages.txt`,
+//! three runs) a page of the file cost anywhere from 0.74 to 10.8 µs,
+//! 0.74-10.8 µs even with no pause at all and 3.5-6.7 µs after a pause of
+//! 3-5 s; anonymous memory cost 1.33-2.54 µs throughout. The cause is
+//! inferred, not traced: the VM's virtio balloon reports free memory to
+//! the host (feature bit 5; its module parameters name 2 MiB blocks), the
+//! host drops what backs it, and the kernel builds a large page-cache
+//! folio from such blocks, while 4 KiB anonymous pages mostly come from
 //! smaller ones. About 35 records of 100 B (118 bytes on disk) fill a
-//! 4 KiB page, so a cold page adds up to ~250 ns to each of them, for
+//! 4 KiB page, so a cold page adds up to ~300 ns to each of them, for
 //! every engine alike: the largest share of the write rows' noise on this
 //! VM. Warming the page cache before each timed pass (a 1.5 GiB file set
 //! up and deleted, or 1.5 GiB of anonymous memory touched and freed) was
 //! tried in the harness and did not make the append-single ratios
-//! steadier (100 B 1.12-1.53 warmed against 1.40-1.47 not, two runs of
-//! two passes each), so the harness does not warm; its machine line says
-//! whether the guest reports free pages.
+//! steadier, so the harness does not warm; its machine line says whether
+//! the guest reports free pages.
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/compare/Cargo.toml --bin pages -- [PAUSES_IN_SECONDS...]
@@ -73,8 +72,8 @@ fn touch(file: bool) -> Duration {
     el / (BYTES / PAGE) as u32
 }
 
-/// Pauses `s` seconds before each of the two touches, so that neither
-/// reuses the pages the other has just freed.
+/// Pauses `s` seconds before each of the two touches (with no pause, each
+/// may reuse the pages freed just before it).
 fn line(s: f64) {
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     std::thread::sleep(Duration::from_secs_f64(s));
