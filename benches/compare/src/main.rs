@@ -405,8 +405,9 @@ fn w_e2e(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool, pa
         for pass in 0..2 {
             // As every timed pass: after sync(2), so that the writeback of
             // what earlier rows wrote does not land in this one (in one
-            // full run without it, p50 12 µs and p99 3.6-3.7 ms against 3
-            // and 10 µs for the row on its own).
+            // full run without it, 100 B with a sleeping producer had a
+            // p50 of 11-13 µs and a p99 of 1.6-3.7 ms, against 3 and 10 µs
+            // for the row run on its own just after).
             settle();
             let d = dirs.fresh(e);
             let log = LogOptions::new().sync(SyncPolicy::OsBuffered).open(&d).unwrap();
