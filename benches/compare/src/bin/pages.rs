@@ -43,7 +43,7 @@ fn touch(file: bool) -> Duration {
         .map_or_else(|| PathBuf::from("."), PathBuf::from)
         .join(format!("pages-{}.tmp", std::process::id()));
     let f = file.then(|| {
-        let f = std::fs::OpenOptions::new().create(true).read(true).write(true).open(&path).expect("create the file");
+        let f = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).expect("create the file");
         // SAFETY: a plain call on an open descriptor.
         assert_eq!(unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, BYTES as i64) }, 0, "fallocate failed");
         f
