@@ -151,9 +151,9 @@ pub fn machine(dir: &Path) -> String {
         .next()
         .and_then(|l| l.split_whitespace().nth(1).and_then(|k| k.parse::<u64>().ok()))
         .map_or(String::new(), |kb| format!(", {:.0} GiB memory", kb as f64 / (1 << 20) as f64));
-    // See `src/bin/pages.rs`: a new page-cache page can then cost ten
-    // times more, at the host's whim, which is most of the write rows'
-    // noise on such a guest.
+    // See `src/bin/pages.rs`: on such a guest a new page-cache page cost
+    // up to ten times more, at the host's whim, most likely the largest
+    // share of the write rows' noise there.
     let pages = if free_page_reporting() { "; the guest reports free pages to its host" } else { "" };
     format!("machine: {model}, {cores} CPUs{mem}, {kernel}, temp dir on {fs}{pages}")
 }
