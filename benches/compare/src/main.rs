@@ -2,6 +2,7 @@
 //! See shared BENCHMARKS.md. Run:
 //!   cargo run --release --manifest-path benches/compare/Cargo.toml -- [--quick] [--json PATH]
 
+mod cost;
 mod engines;
 mod repeat;
 mod server;
@@ -99,6 +100,8 @@ struct Res {
     p50: Option<f64>,
     p99: Option<f64>,
     p999: Option<f64>,
+    /// CPU time and page faults per record, where the row measures them.
+    cost: Option<cost::Cost>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -288,40 +291,43 @@ fn w_batched_and_read(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, po
             settle();
             let d = dirs.fresh(e);
             let mut st = open_store(e, &d, Mode::Buffered, 1);
-            let t = Instant::now();
+            let (t, u) = (Instant::now(), cost::usage());
             append_batches(&mut *st, n, pool);
             let el = t.elapsed().as_secs_f64();
             if pass > 0 {
-                appends.push(el);
+                appends.push((el, cost::Usage::since(u, n)));
             }
             // A warm-up read, then the harness's settings, then the defaults.
             for read in 0..3 {
-                let t = Instant::now();
+                let (t, u) = (Instant::now(), cost::usage());
                 let (got, bytes) = if read == 2 { st.read_all_defaults() } else { st.read_all() };
                 let el = t.elapsed().as_secs_f64();
+                let c = cost::Usage::since(u, n);
                 assert_eq!(got, n, "{e}: read {got} of {n}");
                 match (pass, read) {
                     (0, _) | (_, 0) => {}
-                    (_, 1) => reads.push((el, bytes)),
-                    _ => defaults.push((el, bytes)),
+                    (_, 1) => reads.push((el, bytes, c)),
+                    _ => defaults.push((el, bytes, c)),
                 }
             }
             drop(st);
             rm(&d);
         }
-        appends.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let el = appends[appends.len() / 2];
+        appends.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+        let (el, c) = appends[appends.len() / 2];
         rep.add(&wl, Kind::Rate, e, Some(Res {
             rps: Some(n as f64 / el),
             mbps: Some((n * size as u64) as f64 / el / 1e6),
+            cost: Some(c),
             ..Default::default()
         }));
         for (label, mut v) in [(&rl, reads), (&dl, defaults)] {
             v.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
-            let (el, bytes) = v[v.len() / 2];
+            let (el, bytes, c) = v[v.len() / 2];
             rep.add(label, Kind::Rate, e, Some(Res {
                 rps: Some(n as f64 / el),
                 mbps: Some(bytes as f64 / el / 1e6),
+                cost: Some(c),
                 ..Default::default()
             }));
         }
@@ -349,22 +355,23 @@ fn w_single(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool)
             settle();
             let d = dirs.fresh(e);
             let mut st = open_store(e, &d, Mode::Buffered, 1);
-            let t = Instant::now();
+            let (t, u) = (Instant::now(), cost::usage());
             for i in 0..n {
                 st.append_one(pool.get(i));
             }
             let el = t.elapsed().as_secs_f64();
             if pass > 0 {
-                times.push(el);
+                times.push((el, cost::Usage::since(u, n)));
             }
             drop(st);
             rm(&d);
         }
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let el = times[times.len() / 2];
+        times.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+        let (el, c) = times[times.len() / 2];
         rep.add(&wl, Kind::Rate, e, Some(Res {
             rps: Some(n as f64 / el),
             mbps: Some((n * size as u64) as f64 / el / 1e6),
+            cost: Some(c),
             ..Default::default()
         }));
     }
@@ -545,7 +552,7 @@ fn w_durable(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool
                 let (send, close, syncs) = durable_sender(e, &d);
                 let syncs_before = syncs();
                 let stop = Arc::new(AtomicBool::new(false));
-                let t = Instant::now();
+                let (t, u) = (Instant::now(), cost::usage());
                 let hs: Vec<_> = (0..threads)
                     .map(|ti| {
                         let (send, stop) = (send.clone(), stop.clone());
@@ -570,6 +577,7 @@ fn w_durable(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool
                     lats.extend(h.join().unwrap());
                 }
                 let el = t.elapsed().as_secs_f64();
+                let c = cost::Usage::since(u, lats.len() as u64);
                 let synced = syncs().zip(syncs_before).map(|(a, b)| a - b);
                 drop(send);
                 close();
@@ -582,6 +590,7 @@ fn w_durable(rep: &mut Report, dirs: &Dirs, sc: &Scale, size: usize, pool: &Pool
                     let mut r = lat_res(lats);
                     r.rps = Some(n / el);
                     r.mbps = Some(n * size as f64 / el / 1e6);
+                    r.cost = Some(c);
                     res = Some(r);
                 }
             }
@@ -1098,10 +1107,41 @@ fn print_table(rep: &Report, header: &str) -> String {
     }
     out.push_str("\n(NNx) = this engine's figure / raw's figure in the same row (rates: higher is faster; times, latencies, MiB: lower is better).\n");
     out.push_str("Rate rows: records/s and payload MB/s (durable rows: records/s and p99 send latency). e2e: p50/p99/p99.9 send-to-receive. open/temporary/groups: median time.\n");
+    out.push_str(&cost_table(rep));
     out.push_str("Notes:\n");
     for n in &rep.notes {
         out.push_str(&format!("- {n}\n"));
     }
+    out
+}
+
+/// The rows that measured their cost, each engine's CPU time and page
+/// faults per record.
+fn cost_table(rep: &Report) -> String {
+    let rows: Vec<&Row> = rep.rows.iter().filter(|r| r.cells.iter().any(|c| c.1.is_some_and(|r| r.cost.is_some()))).collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let w0 = rows.iter().map(|r| r.workload.len()).max().unwrap_or(10).max(10);
+    let cw = 26;
+    let mut out = String::from(
+        "\nCost per record: user ns / system ns / minor page faults per 1000 records (getrusage of the whole process over the timed section; threads add up)\n",
+    );
+    out.push_str(&format!("{:<w0$}", "workload"));
+    for e in ENGINES {
+        out.push_str(&format!(" | {:<cw$}", e));
+    }
+    out.push('\n');
+    for row in rows {
+        out.push_str(&format!("{:<w0$}", row.workload));
+        for e in ENGINES {
+            let cell = row.cells.iter().find(|c| c.0 == e).and_then(|c| c.1).and_then(|r| r.cost);
+            let s = cell.map_or("n/a".to_string(), |c| c.cell());
+            out.push_str(&format!(" | {:<cw$}", s));
+        }
+        out.push('\n');
+    }
+    out.push('\n');
     out
 }
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::cost::Cost;
 use crate::{Kind, Report, Res};
 
 /// The measure a row's ratios compare, and whether higher is better.
@@ -62,6 +63,9 @@ fn ratios(rep: &Report) -> Vec<(String, f64)> {
 pub struct Ranges {
     order: Vec<String>,
     seen: BTreeMap<String, Vec<f64>>,
+    /// Each engine's cost per record in each row that measures it.
+    cost_order: Vec<String>,
+    costs: BTreeMap<String, Vec<Cost>>,
     passes: usize,
 }
 
@@ -73,6 +77,17 @@ impl Ranges {
                 self.order.push(k.clone());
             }
             self.seen.entry(k).or_default().push(x);
+        }
+        for row in &rep.rows {
+            for (engine, r) in &row.cells {
+                if let Some(c) = r.and_then(|r| r.cost) {
+                    let k = format!("{} · {engine}", row.workload);
+                    if !self.costs.contains_key(&k) {
+                        self.cost_order.push(k.clone());
+                    }
+                    self.costs.entry(k).or_default().push(c);
+                }
+            }
         }
     }
 
@@ -89,6 +104,24 @@ impl Ranges {
                 v[0],
                 v[v.len() / 2],
                 v[v.len() - 1]
+            ));
+        }
+        out.push_str(&format!(
+            "\nCost per record over {} full passes, min–max: user ns, system ns, minor page faults per 1000 records\n",
+            self.passes
+        ));
+        for k in &self.cost_order {
+            let v = &self.costs[k];
+            let span = |f: fn(&Cost) -> f64, digits: usize| {
+                let lo = v.iter().map(f).fold(f64::INFINITY, f64::min);
+                let hi = v.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+                format!("{lo:.digits$}–{hi:.digits$}")
+            };
+            out.push_str(&format!(
+                "  {k:<80} user {:>11}  sys {:>11}  faults {:>11}\n",
+                span(|c| c.user_ns, 0),
+                span(|c| c.sys_ns, 0),
+                span(|c| c.minor_per_k, 1)
             ));
         }
         out
