@@ -1017,7 +1017,7 @@ fn child_mem(op: &str, e: &str, d: &Path, bytes: u64) {
             stores[k].append_batch(&b);
             p += 1;
             i += per_batch;
-            if p % 100 == 0 {
+            if p.is_multiple_of(100) {
                 sample(&mut peak_anon);
             }
         }
