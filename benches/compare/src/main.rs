@@ -1071,17 +1071,23 @@ fn w_memory(rep: &mut Report, sc: &Scale, dirs: &Dirs) {
 
 // ---------------------------------------------------------------- output
 
+/// A table's first line: the workload column, then one column per engine.
+fn header_line(w0: usize, cw: usize) -> String {
+    let mut out = format!("{:<w0$}", "workload");
+    for e in ENGINES {
+        out.push_str(&format!(" | {:<cw$}", e));
+    }
+    out.push('\n');
+    out
+}
+
 fn print_table(rep: &Report, header: &str) -> String {
     let mut out = String::new();
     out.push_str(header);
     out.push('\n');
     let w0 = rep.rows.iter().map(|r| r.workload.len()).max().unwrap_or(10).max(10);
     let cw = 26;
-    out.push_str(&format!("{:<w0$}", "workload"));
-    for e in ENGINES {
-        out.push_str(&format!(" | {:<cw$}", e));
-    }
-    out.push('\n');
+    out.push_str(&header_line(w0, cw));
     out.push_str(&"-".repeat(w0 + ENGINES.len() * (cw + 3)));
     out.push('\n');
     for row in &rep.rows {
@@ -1127,11 +1133,7 @@ fn cost_table(rep: &Report) -> String {
     let mut out = String::from(
         "\nCost per record: user ns / system ns / minor page faults per 1000 records (getrusage of the whole process over the timed section; threads add up)\n",
     );
-    out.push_str(&format!("{:<w0$}", "workload"));
-    for e in ENGINES {
-        out.push_str(&format!(" | {:<cw$}", e));
-    }
-    out.push('\n');
+    out.push_str(&header_line(w0, cw));
     for row in rows {
         out.push_str(&format!("{:<w0$}", row.workload));
         for e in ENGINES {
